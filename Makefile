@@ -1,0 +1,33 @@
+# `make demo` and `make test` set up everything on a fresh machine (a .venv from PyPI,
+# versions pinned by constraints.txt); nothing is installed by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench bench-merkle venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/evledger demo
+
+# pytest exits 5 when it collected no tests: that means the suite was not found, so fail loudly.
+test: $(STAMP)
+	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); the suite is missing"; exit 1; fi; \
+	exit $$rc
+
+bench: bench-merkle
+
+bench-merkle: $(STAMP)
+	$(PY) -m bench.merkle_bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Anchoring checkpoints to a consortium chain (issue 4)."""

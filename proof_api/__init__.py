@@ -1,0 +1,1 @@
+"""The HTTP service, proof bundles, the offline verifier, and the `evledger` command."""

@@ -121,14 +121,22 @@ def hash_leaves(leaves, alg: str = "sm3") -> np.ndarray:
 
 def hash_nodes(lefts, rights, alg: str = "sm3") -> np.ndarray:
     """RFC 9162 interior hashes H(0x01 || left || right) of pairs of (n x 32) digests."""
+    check_algorithm(alg)
     lefts = as_digest_array(lefts, "lefts")
     rights = as_digest_array(rights, "rights")
     if lefts.shape != rights.shape:
         raise ValueError(f"lefts and rights differ in length: {lefts.shape[0]} != {rights.shape[0]}")
     n = lefts.shape[0]
+    if alg == "sm3":
+        from . import sm3_numba
+
+        out = np.empty((n, DIGEST_SIZE), dtype=np.uint8)
+        if n:
+            sm3_numba.sm3_node_pairs(lefts, rights, out)
+        return out
     data = np.concatenate([lefts, rights], axis=1).reshape(-1)
     offsets = np.arange(n + 1, dtype=np.int64) * (2 * DIGEST_SIZE)
-    return hash_messages((data, offsets), alg, NODE_PREFIX)
+    return _hashlib_batch(alg, data, offsets, NODE_PREFIX)
 
 
 class LogHasher:

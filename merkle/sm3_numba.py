@@ -1,11 +1,14 @@
-"""SM3 batch kernels in numba: multi-buffer (16 interleaved lanes) and a scalar one.
+"""SM3 batch kernels in numba: multi-buffer (64 interleaved lanes) and a scalar one.
 
-The multi-buffer kernel hashes 16 messages at once: every working variable and message word
-is stored as a row of 16 uint32 lanes in one flat scratch array, and every step of the
-GB/T 32905 compression function is a loop over the 16 lanes that LLVM turns into vector
-instructions (one 512-bit register, or two 256-bit ones). Messages of a group that need
+The multi-buffer kernel hashes LANES messages at once: every working variable and message
+word is stored as a row of LANES uint32 values in one flat scratch array, and every step of
+the GB/T 32905 compression function is a loop over the lanes that LLVM turns into vector
+instructions. 64 lanes are four 512-bit registers (eight 256-bit ones) per variable: the
+independent registers hide the latency of SM3's long dependency chain per round. Measured
+on the 2-core AMD EPYC here, per core, 65-byte node messages: 16 lanes 9.2 M/s, 32 lanes
+20 M/s, 64 lanes 26-27 M/s, 128 lanes 31 M/s; 64 keeps the scratch (21.5 KiB) in any L1. Messages of a group that need
 fewer blocks than the longest stop updating their state (a masked xor), so callers should
-group messages of similar length; `sm3_batch` sorts them by block count for that.
+group messages of similar length; `merkle.hashing` sorts them by block count for that.
 
 Messages are given as one concatenated uint8 array plus offsets (message i is
 data[offsets[i]:offsets[i+1]]), optionally with one prefix byte logically prepended (the
@@ -14,7 +17,7 @@ RFC 9162 0x00 leaf / 0x01 node prefix) so callers never copy the data to add it.
 import numpy as np
 from numba import njit, prange
 
-LANES = 16
+LANES = 64
 _IV = np.array([0x7380166F, 0x4914B2B9, 0x172442D7, 0xDA8A0600,
                 0xA96F30BC, 0x163138AA, 0xE38DEE4D, 0xB0FB0E4E], dtype=np.uint32)
 
@@ -115,7 +118,7 @@ def _round_high(a, b, c, d, e, f, g, h, tj, wj, wj4):
 
 @njit(inline="always")
 def _compress_lanes(s):
-    """One compression CF(V, B) on all 16 lanes; the block is already in rows W_0..W_15."""
+    """One compression CF(V, B) on all lanes; the block is already in rows W_0..W_15."""
     L = LANES
     for j in range(16, 68):  # §5.3.2 message expansion
         for l in range(L):
@@ -236,12 +239,12 @@ def _hash_group(data, offsets, order, first, count, prefix, out, s, nblocks):
             out[i, 4 * r + 3] = v & 0xFF
 
 
-_GROUPS_PER_TASK = 64
+_GROUPS_PER_TASK = 16
 
 
 @njit(parallel=True, cache=True)
 def sm3_multibuffer(data, offsets, order, prefix, out):
-    """Hash messages order[0..n) into out[i] (n x 32 uint8), 16 lanes at a time, in parallel."""
+    """Hash messages order[0..n) into out[i] (n x 32 uint8), LANES at a time, in parallel."""
     n = order.size
     ngroups = (n + LANES - 1) // LANES
     ntasks = (ngroups + _GROUPS_PER_TASK - 1) // _GROUPS_PER_TASK
@@ -310,3 +313,73 @@ def sm3_scalar(data, offsets, order, prefix, out):
             out[idx, 4 * r + 1] = (v[r] >> 16) & 0xFF
             out[idx, 4 * r + 2] = (v[r] >> 8) & 0xFF
             out[idx, 4 * r + 3] = v[r] & 0xFF
+
+
+@njit(inline="always")
+def _be_word(row, p):
+    return np.uint32((np.uint32(row[p]) << np.uint32(24)) | (np.uint32(row[p + 1]) << np.uint32(16))
+                     | (np.uint32(row[p + 2]) << np.uint32(8)) | np.uint32(row[p + 3]))
+
+
+@njit(inline="always")
+def _hash_node_group(lefts, rights, first, count, out, s, lw, rw):
+    """SM3(0x01 || left || right) for LANES pairs. The 65-byte message is always two blocks:
+    block 1 is 0x01 and the first 63 digest bytes, block 2 the last byte of `right`, 0x80,
+    zeros and the bit length 520, so every word is two digest words shifted by one byte."""
+    L = LANES
+    for l in range(L):
+        i = first + l if l < count else first  # idle lanes repeat a real pair; not stored
+        for k in range(8):
+            lw[k * L + l] = _be_word(lefts[i], 4 * k)
+            rw[k * L + l] = _be_word(rights[i], 4 * k)
+    for r in range(8):
+        for l in range(L):
+            s[(_V + r) * L + l] = _IV[r]
+    for l in range(L):
+        s[_W * L + l] = np.uint32(0x01000000) | (lw[l] >> np.uint32(8))
+    for k in range(1, 8):
+        for l in range(L):
+            s[(_W + k) * L + l] = np.uint32((lw[(k - 1) * L + l] << np.uint32(24)) | (lw[k * L + l] >> np.uint32(8)))
+    for l in range(L):
+        s[(_W + 8) * L + l] = np.uint32((lw[7 * L + l] << np.uint32(24)) | (rw[l] >> np.uint32(8)))
+    for k in range(1, 8):
+        for l in range(L):
+            s[(_W + 8 + k) * L + l] = np.uint32((rw[(k - 1) * L + l] << np.uint32(24)) | (rw[k * L + l] >> np.uint32(8)))
+    _compress_lanes(s)
+    for r in range(8):
+        for l in range(L):
+            s[(_V + r) * L + l] ^= s[(_R + r) * L + l]
+    for l in range(L):
+        s[_W * L + l] = np.uint32((rw[7 * L + l] << np.uint32(24)) | np.uint32(0x00800000))
+    for k in range(1, 15):
+        for l in range(L):
+            s[(_W + k) * L + l] = 0
+    for l in range(L):
+        s[(_W + 15) * L + l] = 520  # 65 bytes in bits
+    _compress_lanes(s)
+    for r in range(8):
+        for l in range(L):
+            s[(_V + r) * L + l] ^= s[(_R + r) * L + l]
+    for l in range(count):
+        for r in range(8):
+            v = s[(_V + r) * L + l]
+            out[first + l, 4 * r] = (v >> 24) & 0xFF
+            out[first + l, 4 * r + 1] = (v >> 16) & 0xFF
+            out[first + l, 4 * r + 2] = (v >> 8) & 0xFF
+            out[first + l, 4 * r + 3] = v & 0xFF
+
+
+@njit(parallel=True, cache=True)
+def sm3_node_pairs(lefts, rights, out):
+    """RFC 9162 interior hashes SM3(0x01 || lefts[i] || rights[i]) of n pairs of 32-byte digests."""
+    n = lefts.shape[0]
+    ngroups = (n + LANES - 1) // LANES
+    ntasks = (ngroups + _GROUPS_PER_TASK - 1) // _GROUPS_PER_TASK
+    for t in prange(ntasks):
+        s = np.empty(_ROWS * LANES, dtype=np.uint32)
+        lw = np.empty(8 * LANES, dtype=np.uint32)
+        rw = np.empty(8 * LANES, dtype=np.uint32)
+        g_end = min(ngroups, (t + 1) * _GROUPS_PER_TASK)
+        for g in range(t * _GROUPS_PER_TASK, g_end):
+            first = g * LANES
+            _hash_node_group(lefts, rights, first, min(LANES, n - first), out, s, lw, rw)

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; never imported by the service."""

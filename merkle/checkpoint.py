@@ -29,10 +29,24 @@ class CheckpointError(ValueError):
     """A checkpoint or signed note is malformed or its signature does not verify."""
 
 
+_SM2_P = int("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF", 16)
+_SM2_A = _SM2_P - 3
+_SM2_B = int("28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93", 16)
+
+
 def _crypt(private_hex: str, public_hex: str):
     from gmssl import sm2  # only signing and verifying need it
 
-    return sm2.CryptSM2(private_key=private_hex, public_key=public_hex)
+    crypt = sm2.CryptSM2(private_key=private_hex, public_key="")
+    # Set after construction: gmssl's constructor strips a leading "04" with lstrip("04"),
+    # which also eats the key's own leading '0'/'4' digits (1 key in 256 starts with 04).
+    crypt.public_key = public_hex
+    return crypt
+
+
+def _on_curve(public_key: bytes) -> bool:
+    x, y = int.from_bytes(public_key[:32], "big"), int.from_bytes(public_key[32:], "big")
+    return x < _SM2_P and y < _SM2_P and (y * y - (x * x * x + _SM2_A * x + _SM2_B)) % _SM2_P == 0
 
 
 @dataclass(frozen=True)
@@ -66,14 +80,14 @@ class SM2PrivateKey:
 
 
 def sm2_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    if len(public_key) != 64 or len(signature) != 64:
+    if len(public_key) != 64 or len(signature) != 64 or not _on_curve(public_key):
         return False
     r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
     if not (1 <= r < _SM2_N and 1 <= s < _SM2_N):  # GB/T 32918.2 §7.1 B1, B2
         return False
     try:
         return bool(_crypt("00", public_key.hex()).verify_with_sm3(signature.hex(), message))
-    except (ValueError, ZeroDivisionError, binascii.Error):
+    except (ValueError, TypeError, ZeroDivisionError, binascii.Error):
         return False
 
 
@@ -115,9 +129,14 @@ class Checkpoint:
     extensions: tuple[str, ...] = field(default=())
 
     def body(self) -> str:
-        if not self.origin or "\n" in self.origin:
+        if not isinstance(self.origin, str) or not self.origin or "\n" in self.origin:
             raise CheckpointError("origin must be one non-empty line")
-        if len(self.root) != 32:
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise CheckpointError(f"size must be a non-negative integer, got {self.size!r}")
+        for ext in self.extensions:
+            if not isinstance(ext, str) or not ext or "\n" in ext:
+                raise CheckpointError(f"extension {ext!r} must be one non-empty line")
+        if not isinstance(self.root, bytes) or len(self.root) != 32:
             raise CheckpointError(f"root must be 32 bytes, got {len(self.root)}")
         lines = [self.origin, str(self.size), base64.b64encode(self.root).decode(), *self.extensions]
         return "\n".join(lines) + "\n"

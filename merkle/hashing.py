@@ -43,7 +43,7 @@ def pack_messages(messages: Sequence[bytes] | tuple[np.ndarray, np.ndarray]) -> 
     """(data, offsets) for a list of bytes; a (data, offsets) pair passes through checked."""
     if isinstance(messages, tuple) and len(messages) == 2 and isinstance(messages[0], np.ndarray):
         data, offsets = messages
-        data = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
+        data = _writable(np.ascontiguousarray(data, dtype=np.uint8).reshape(-1))
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != data.size \
                 or np.any(np.diff(offsets) < 0):
@@ -60,8 +60,20 @@ def pack_messages(messages: Sequence[bytes] | tuple[np.ndarray, np.ndarray]) -> 
         raise
     offsets = np.zeros(len(messages) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, messages), dtype=np.int64, count=len(messages)), out=offsets[1:])
-    data = np.frombuffer(joined, dtype=np.uint8)
+    data = np.frombuffer(bytearray(joined), dtype=np.uint8)  # writable: see _writable
     return data, offsets
+
+
+def _writable(arr: np.ndarray) -> np.ndarray:
+    # numba compiles a separate (slow to build) specialization for read-only arrays; one
+    # copy keeps every call on the same compiled kernel.
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def check_prefix(prefix: int) -> int:
+    if not isinstance(prefix, (int, np.integer)) or isinstance(prefix, bool) or not -1 <= prefix <= 255:
+        raise ValueError(f"prefix must be a byte value 0..255, or -1 for none; got {prefix!r}")
+    return int(prefix)
 
 
 def as_digest_array(digests, name: str) -> np.ndarray:
@@ -73,10 +85,10 @@ def as_digest_array(digests, name: str) -> np.ndarray:
         for n, d in enumerate(items):
             if not isinstance(d, (bytes, bytearray)) or len(d) != DIGEST_SIZE:
                 raise ValueError(f"{name}[{n}] must be a {DIGEST_SIZE}-byte digest")
-        arr = np.frombuffer(b"".join(items), dtype=np.uint8).reshape(len(items), DIGEST_SIZE)
+        arr = np.frombuffer(bytearray(b"".join(items)), dtype=np.uint8).reshape(len(items), DIGEST_SIZE)
     if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != DIGEST_SIZE:
         raise ValueError(f"{name} must be an (n, {DIGEST_SIZE}) uint8 array, got {arr.dtype} {arr.shape}")
-    return np.ascontiguousarray(arr)
+    return _writable(np.ascontiguousarray(arr))
 
 
 def _sm3_batch(data: np.ndarray, offsets: np.ndarray, prefix: int) -> np.ndarray:
@@ -108,6 +120,7 @@ def _hashlib_batch(alg: str, data: np.ndarray, offsets: np.ndarray, prefix: int)
 def hash_messages(messages, alg: str = "sm3", prefix: int = -1) -> np.ndarray:
     """Digests (n x 32 uint8) of many messages, each optionally preceded by one prefix byte."""
     check_algorithm(alg)
+    prefix = check_prefix(prefix)
     data, offsets = pack_messages(messages)
     if alg == "sm3":
         return _sm3_batch(data, offsets, prefix)
@@ -166,8 +179,12 @@ class LogHasher:
         return hash_leaves(leaves, self.alg)
 
     def hash_nodes(self, lefts, rights) -> np.ndarray:
+        lefts = as_digest_array(lefts, "lefts")
+        rights = as_digest_array(rights, "rights")
+        if lefts.shape != rights.shape:
+            raise ValueError(f"lefts and rights differ in length: {lefts.shape[0]} != {rights.shape[0]}")
         # Small batches go through hashlib: a kernel call costs more than a few hashes.
-        if isinstance(lefts, np.ndarray) and lefts.shape[0] < 64:
+        if lefts.shape[0] < 64:
             return np.array([np.frombuffer(self.hash_children(bytes(a), bytes(b)), np.uint8)
                              for a, b in zip(lefts, rights)], dtype=np.uint8).reshape(-1, DIGEST_SIZE)
         return hash_nodes(lefts, rights, self.alg)

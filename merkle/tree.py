@@ -39,10 +39,9 @@ class MerkleLog:
     # -- writing -----------------------------------------------------------------------
     def append(self, leaves) -> int:
         """Append leaves (a list of bytes, or (data, offsets)); returns the first new index."""
-        if isinstance(leaves, (list, tuple)) and not (len(leaves) == 2 and isinstance(leaves[0], np.ndarray)) \
-                and len(leaves) == 0:
-            raise ValueError("leaves is an empty batch")
         hashes = self.hasher.hash_leaves(leaves)
+        if hashes.shape[0] == 0:
+            raise ValueError("leaves is an empty batch")
         return self.append_leaf_hashes(hashes)
 
     def append_leaf_hashes(self, leaf_hashes) -> int:

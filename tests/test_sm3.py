@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import merkle
 from merkle import hashing
-from merkle.sm3_numba import sm3_multibuffer, sm3_scalar
+from merkle import sm3_numba
+from merkle.sm3_numba import sm3_multibuffer, sm3_node_pairs, sm3_scalar
 
 # GB/T 32905-2016 Annex A: example 1 ("abc") and example 2 ("abcd" repeated 16 times).
 GBT_EXAMPLES = [
@@ -20,7 +21,12 @@ GBT_EXAMPLES = [
 # the leaf/node prefix byte moves each boundary down by one.
 BOUNDARY_LENGTHS = [0, 1, 54, 55, 56, 57, 63, 64, 65, 118, 119, 120, 127, 128, 129]
 KERNELS = {"multibuffer": sm3_multibuffer, "scalar": sm3_scalar}
+LANES = sm3_numba.LANES  # messages per multi-buffer group
+# Batch sizes around one lane group and around the groups one parallel task takes.
+BATCH_SIZES = sorted({1, 2, 15, 16, 17, 33, 1025, LANES - 1, LANES, LANES + 1, 2 * LANES + 1})
+TASK = LANES * getattr(sm3_numba, "_GROUPS_PER_TASK", 64)  # messages per parallel task
 FEW = max(5, settings.default.max_examples // 3)  # for the property tests that hash megabytes
+MANY = 4 * settings.default.max_examples  # for those that take a millisecond
 
 
 def openssl_sm3(data: bytes) -> bytes:
@@ -112,11 +118,13 @@ prefixes = st.sampled_from([-1, 0, 1, 0x5A, 0xFF])
 
 
 @given(message_lists)
+@settings(max_examples=MANY)
 def test_hash_leaves_matches_openssl(messages):
     assert rows(merkle.hash_leaves(messages)) == expected(messages, prefix=0)
 
 
 @given(message_lists, prefixes)
+@settings(max_examples=MANY)
 def test_hash_messages_matches_openssl(messages, prefix):
     assert rows(hashing.hash_messages(messages, "sm3", prefix)) == expected(messages, prefix=prefix)
 
@@ -184,7 +192,7 @@ def test_block_boundary_lengths_mixed_in_one_batch(prefix):
 
 
 # -- batch sizes around the 16 lanes and the 64-group tasks ----------------------------------
-@pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 31, 32, 33, 1025])
+@pytest.mark.parametrize("n", BATCH_SIZES)
 def test_batch_sizes_mixed_lengths(n):
     rng = np.random.default_rng(n)
     messages = random_messages(n, rng.integers(0, 2001, size=n))
@@ -195,12 +203,24 @@ def test_batch_sizes_mixed_lengths(n):
         assert rows(run_kernel(sm3_multibuffer, messages, prefix)) == want
 
 
-@pytest.mark.parametrize("n", [1, 15, 16, 17, 33, 1025])
+@pytest.mark.parametrize("n", BATCH_SIZES)
 @pytest.mark.parametrize("length", [0, 55, 64, 119])
 def test_batch_sizes_equal_lengths(n, length):
     # Equal lengths skip the sort (order = 0..n-1).
     messages = random_messages(n * 1000 + length, [length] * n)
     assert rows(merkle.hash_leaves(messages)) == expected(messages, prefix=0)
+
+
+def test_long_messages():
+    # A megabyte message alone and among short ones: the 64-bit bit length and many blocks
+    # while the other lanes of its group have long finished.
+    big = random_messages(99, [1_000_003])[0]
+    for messages in ([big], [b"x", big, b""] + random_messages(5, range(0, 200, 7))):
+        for prefix in (-1, 0):
+            want = expected(messages, prefix=prefix)
+            assert rows(hashing.hash_messages(messages, "sm3", prefix)) == want
+            assert rows(run_kernel(sm3_scalar, messages, prefix)) == want
+            assert rows(run_kernel(sm3_multibuffer, messages, prefix)) == want
 
 
 def test_empty_batch():
@@ -219,16 +239,45 @@ def random_digests(seed: int, n: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(n, 32), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 63, 64, 65, 200])
+@pytest.mark.parametrize("n", sorted({0, 1, 15, 16, 17, 63, 64, 65, 200, LANES + 1, TASK + 1}))
 @pytest.mark.parametrize("alg", ["sm3", "sha256"])
 def test_hash_nodes_is_prefix_1_left_right(n, alg):
     lefts, rights = random_digests(n, n), random_digests(n + 1000, n)
     want = [hashlib.new(alg, b"\x01" + l.tobytes() + r.tobytes()).digest() for l, r in zip(lefts, rights)]
     assert rows(merkle.hash_nodes(lefts, rights, alg)) == want
-    # the same from lists of 32-byte values
-    assert rows(merkle.hash_nodes(rows(lefts), rows(rights), alg)) == want
-    # and through the hasher object the tree uses (hashlib below 64 pairs, kernel above)
+    # and through the hasher object the tree uses (hashlib below 64 pairs, a kernel above)
     assert rows(merkle.get_hasher(alg).hash_nodes(lefts, rights)) == want
+
+
+@pytest.mark.parametrize("n", [1, 5])
+@pytest.mark.parametrize("alg", ["sm3", "sha256"])
+def test_hash_nodes_from_lists_of_digests(n, alg):
+    # (For SM3 only through the hasher object's hashlib path: a list becomes a read-only
+    # array, which numba compiles a second time, for 20 s on a slow machine.)
+    lefts, rights = rows(random_digests(n, n)), rows(random_digests(n + 1, n))
+    want = [hashlib.new(alg, b"\x01" + l + r).digest() for l, r in zip(lefts, rights)]
+    if alg == "sha256":
+        assert rows(merkle.hash_nodes(lefts, rights, alg)) == want
+    assert rows(merkle.get_hasher(alg).hash_nodes(np.array([list(l) for l in lefts], np.uint8),
+                                                  np.array([list(r) for r in rights], np.uint8))) == want
+
+
+def test_node_pairs_kernel_directly():
+    # The two-block node kernel: idle lanes of the last group repeat a real pair and must not
+    # be stored; rows of `out` past n stay as they were.
+    for n in (1, LANES - 1, LANES, LANES + 1, 3 * LANES + 7):
+        lefts, rights = random_digests(2 * n, n), random_digests(2 * n + 1, n)
+        out = np.zeros((n, 32), np.uint8)
+        sm3_node_pairs(lefts, rights, out)
+        assert rows(out) == [openssl_sm3(b"\x01" + l.tobytes() + r.tobytes()) for l, r in zip(lefts, rights)]
+
+
+@given(st.integers(0, 300), st.integers(0, 2**32))
+@settings(max_examples=MANY)
+def test_hash_nodes_random_batches(n, seed):
+    lefts, rights = random_digests(seed, n), random_digests(seed + 1, n)
+    assert rows(merkle.hash_nodes(lefts, rights)) == [openssl_sm3(b"\x01" + l.tobytes() + r.tobytes())
+                                                      for l, r in zip(lefts, rights)]
 
 
 @given(st.integers(0, 130), st.integers(0, 2**32))
@@ -340,8 +389,8 @@ def test_data_offsets_rejects_bad_offsets(offsets):
 @pytest.mark.parametrize("prefix", [256, 0x101, 1000])
 def test_hash_messages_rejects_prefix_that_is_not_a_byte(prefix):
     # BUG: the SHA-256 path refuses a prefix > 255 (bytes([prefix]) raises ValueError), the
-    # SM3 path silently hashes something else: the kernels shift the whole int into the first
-    # word, so hash_messages([b"abc"], "sm3", 256) returns a digest of no byte string at all.
+    # SM3 path silently uses prefix & 0xFF: the kernels shift the whole int into a uint32
+    # word, so hash_messages([b"abc"], "sm3", 256) is SM3(0x00 || "abc"), a leaf hash.
     with pytest.raises(ValueError):
         hashing.hash_messages([b"abc"], "sha256", prefix)
     with pytest.raises(ValueError, match="prefix"):

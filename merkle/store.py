@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import OrderedDict
 
 DIGEST_SIZE = 32
 
@@ -82,14 +83,16 @@ class RocksDBStore(NodeStore):
     Key: b"n" + level (1 byte) + chunk number (8 bytes, big-endian), so a level's chunks are
     contiguous and ordered. Packing a chunk per key makes an append of B leaves about B/128
     writes instead of 2B, all in one WriteBatch together with the new size (atomic). The
-    partial last chunk of each level is rewritten as it fills. Nothing else is held in memory
-    but the last chunk of each level (at most 64 levels x 8 KiB).
+    partial last chunk of each level is rewritten as it fills. Held in memory: the last chunk
+    of each level (at most 64 levels x 8 KiB) and an LRU of full chunks read for proofs
+    (`cache_chunks`, default 4096 = 32 MiB): full chunks never change, and the upper levels'
+    few chunks are in every proof, so a proof mostly reads only its lowest levels from RocksDB.
     """
 
     CHUNK = 256
     _SIZE_KEY = b"m:size"
 
-    def __init__(self, path: str | os.PathLike, sync: bool = False):
+    def __init__(self, path: str | os.PathLike, sync: bool = False, cache_chunks: int = 4096):
         from rocksdict import Options, Rdict, WriteOptions
 
         os.makedirs(path, exist_ok=True)
@@ -102,6 +105,8 @@ class RocksDBStore(NodeStore):
         raw = self._db.get(self._SIZE_KEY)
         self._size = struct.unpack(">Q", raw)[0] if raw is not None else 0
         self._tail: dict[int, tuple[int, bytes]] = {}  # level -> (chunk number, its bytes)
+        self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._cache_chunks = cache_chunks
 
     @staticmethod
     def _key(level: int, chunk: int) -> bytes:
@@ -114,8 +119,19 @@ class RocksDBStore(NodeStore):
         tail = self._tail.get(level)
         if tail is not None and tail[0] == chunk:
             return tail[1]
+        key = (level, chunk)
+        value = self._cache.get(key)
+        if value is not None:
+            self._cache.move_to_end(key)
+            return value
         value = self._db.get(self._key(level, chunk))
-        return value if value is not None else b""
+        if value is None:
+            return b""
+        if len(value) == self.CHUNK * DIGEST_SIZE and self._cache_chunks > 0:
+            self._cache[key] = value
+            if len(self._cache) > self._cache_chunks:
+                self._cache.popitem(last=False)
+        return value
 
     def read_nodes(self, level: int, start: int, stop: int) -> bytes:
         self._check_range(level, start, stop)

@@ -26,7 +26,7 @@ from bench.machine import machine_info, machine_line
 RESULTS = Path(__file__).parent / "results"
 
 
-def best_rate(fn, items: int, repeat: int = 3) -> float:
+def best_rate(fn, items: int, repeat: int = 5) -> float:
     """Items per second of the fastest of `repeat` runs (the machine is noisy)."""
     best = 0.0
     for _ in range(repeat):
@@ -244,7 +244,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     quick = args.quick
     sizes = [int(float(s)) for s in (args.proof_sizes or ("1000,100000" if quick else "1000,1000000,10000000")).split(",")]
-    n_hash = 1 << (16 if quick else 21)
+    n_hash = 1 << (16 if quick else 22)
     seconds = 1 if quick else 3
     result = {"machine": machine_info(), "quick": quick}
     print("machine:", machine_line(result["machine"]))

@@ -130,7 +130,9 @@ def _compress_lanes(s):
             s[(_R + r) * L + l] = s[(_V + r) * L + l]
     # §5.3.3: 64 rounds, 8 per pass over the lanes; the variables are renamed instead of
     # shifted, so 4 rounds bring them home. (The lane loop must stay innermost to vectorize,
-    # and the two boolean-function regimes get separate loops so no lane loop branches.)
+    # and the two boolean-function regimes get separate loops so no lane loop branches.
+    # The two loops differ only in the round function; folding them into one inline helper
+    # with a literal flag measured ~10% slower here, 26 vs 29 M node hashes/s per core.)
     for j in range(0, 16, 8):
         for l in range(L):
             a = s[(_R + 0) * L + l]

@@ -137,7 +137,8 @@ class Checkpoint:
             if not isinstance(ext, str) or not ext or "\n" in ext:
                 raise CheckpointError(f"extension {ext!r} must be one non-empty line")
         if not isinstance(self.root, bytes) or len(self.root) != 32:
-            raise CheckpointError(f"root must be 32 bytes, got {len(self.root)}")
+            got = f"{len(self.root)} bytes" if isinstance(self.root, bytes) else type(self.root).__name__
+            raise CheckpointError(f"root must be 32 bytes, got {got}")
         lines = [self.origin, str(self.size), base64.b64encode(self.root).decode(), *self.extensions]
         return "\n".join(lines) + "\n"
 

@@ -132,13 +132,19 @@ def hash_leaves(leaves, alg: str = "sm3") -> np.ndarray:
     return hash_messages(leaves, alg, LEAF_PREFIX)
 
 
-def hash_nodes(lefts, rights, alg: str = "sm3") -> np.ndarray:
-    """RFC 9162 interior hashes H(0x01 || left || right) of pairs of (n x 32) digests."""
-    check_algorithm(alg)
+def digest_pairs(lefts, rights) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (n x 32) arrays of the left and right children of n interior nodes."""
     lefts = as_digest_array(lefts, "lefts")
     rights = as_digest_array(rights, "rights")
     if lefts.shape != rights.shape:
         raise ValueError(f"lefts and rights differ in length: {lefts.shape[0]} != {rights.shape[0]}")
+    return lefts, rights
+
+
+def hash_nodes(lefts, rights, alg: str = "sm3") -> np.ndarray:
+    """RFC 9162 interior hashes H(0x01 || left || right) of pairs of (n x 32) digests."""
+    check_algorithm(alg)
+    lefts, rights = digest_pairs(lefts, rights)
     n = lefts.shape[0]
     if alg == "sm3":
         from . import sm3_numba
@@ -179,10 +185,7 @@ class LogHasher:
         return hash_leaves(leaves, self.alg)
 
     def hash_nodes(self, lefts, rights) -> np.ndarray:
-        lefts = as_digest_array(lefts, "lefts")
-        rights = as_digest_array(rights, "rights")
-        if lefts.shape != rights.shape:
-            raise ValueError(f"lefts and rights differ in length: {lefts.shape[0]} != {rights.shape[0]}")
+        lefts, rights = digest_pairs(lefts, rights)
         # Small batches go through hashlib: a kernel call costs more than a few hashes.
         if lefts.shape[0] < 64:
             return np.array([np.frombuffer(self.hash_children(bytes(a), bytes(b)), np.uint8)

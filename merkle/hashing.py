@@ -91,6 +91,11 @@ def as_digest_array(digests, name: str) -> np.ndarray:
     return _writable(np.ascontiguousarray(arr))
 
 
+# Below this many messages one thread hashes them: a batch of a few thousand takes well under a
+# millisecond, and handing it to the pool costs more when the other core is busy.
+PARALLEL_MIN_MESSAGES = 8192
+
+
 def _sm3_batch(data: np.ndarray, offsets: np.ndarray, prefix: int) -> np.ndarray:
     from . import sm3_numba  # imported here so plain verification never loads numba
 
@@ -103,7 +108,10 @@ def _sm3_batch(data: np.ndarray, offsets: np.ndarray, prefix: int) -> np.ndarray
         order = np.arange(n, dtype=np.int64)
     else:  # group messages of equal block count into the same 16 lanes
         order = np.argsort((lengths + 9) // 64, kind="stable").astype(np.int64)
-    sm3_numba.sm3_multibuffer(data, offsets, order, prefix, out)
+    if n < PARALLEL_MIN_MESSAGES:
+        sm3_numba.sm3_multibuffer_serial(data, offsets, order, prefix, out)
+    else:
+        sm3_numba.sm3_multibuffer(data, offsets, order, prefix, out)
     return out
 
 

@@ -267,6 +267,17 @@ def sm3_multibuffer(data, offsets, order, prefix, out):
             _hash_group(data, offsets, order, first, min(LANES, n - first), prefix, out, s, nblocks)
 
 
+@njit(cache=True)
+def sm3_multibuffer_serial(data, offsets, order, prefix, out):
+    """`sm3_multibuffer` on the calling thread only: for small batches, where waking the
+    thread pool costs more than it saves (and a busy second core makes it wait)."""
+    n = order.size
+    s = np.empty(_ROWS * LANES, dtype=np.uint32)
+    nblocks = np.empty(LANES, dtype=np.int64)
+    for first in range(0, n, LANES):
+        _hash_group(data, offsets, order, first, min(LANES, n - first), prefix, out, s, nblocks)
+
+
 @njit(inline="always")
 def _compress_scalar(v, w):
     for j in range(16, 68):

@@ -1,0 +1,45 @@
+"""The events of a ledger's stream and their payloads (docs/events.md).
+
+Position 0 of every ledger's stream is LedgerCreated. EvidenceRecorded carries the leaf bytes
+themselves as its data, so the log holds exactly what the tree commits to; its metadata holds
+the idempotency fingerprint, which is not part of the evidence. The other payloads are JSON.
+"""
+from __future__ import annotations
+
+import orjson
+
+from .log import NewEvent
+
+LEDGER_CREATED = "LedgerCreated"
+EVIDENCE_RECORDED = "EvidenceRecorded"
+CHECKPOINT_SEALED = "CheckpointSealed"
+SIGNING_KEY_ROTATED = "SigningKeyRotated"
+# Written by the anchor worker (issue 4); the sequencer passes over them.
+ANCHOR_SUBMITTED = "AnchorSubmitted"
+ANCHOR_CONFIRMED = "AnchorConfirmed"
+ANCHOR_FAILED = "AnchorFailed"
+
+EVENT_TYPES = (LEDGER_CREATED, EVIDENCE_RECORDED, CHECKPOINT_SEALED, SIGNING_KEY_ROTATED,
+               ANCHOR_SUBMITTED, ANCHOR_CONFIRMED, ANCHOR_FAILED)
+
+
+def json_event(event_type: str, payload: dict) -> NewEvent:
+    return NewEvent(event_type, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
+
+
+_FINGERPRINT_HEAD = b'{"fingerprint":"'
+
+
+def evidence_recorded(leaf: bytes, fingerprint: bytes | None) -> NewEvent:
+    meta = _FINGERPRINT_HEAD + fingerprint + b'"}' if fingerprint else b""
+    return NewEvent(EVIDENCE_RECORDED, leaf, meta)
+
+
+def fingerprint_of(metadata: bytes) -> bytes | None:
+    """The idempotency fingerprint (32 hex digits, as bytes) in an EvidenceRecorded event's
+    metadata: JSON written by `evidence_recorded` in one fixed form, so it is sliced."""
+    if not metadata:
+        return None
+    if len(metadata) == 50 and metadata.startswith(_FINGERPRINT_HEAD):
+        return metadata[16:48]
+    return orjson.loads(metadata)["fingerprint"].encode()

@@ -1,0 +1,74 @@
+"""The leaf: the exact bytes committed to a ledger's Merkle tree for one recorded event.
+
+Version 1 (docs/leaf.md): the UTF-8 JSON object
+
+    {"ledger": ..., "received_at": "YYYY-MM-DDTHH:MM:SS.ffffffZ", "record": {...}, "seq": N, "v": 1}
+
+with keys sorted at every level (all keys are ASCII, so byte order and UTF-16 order agree),
+no whitespace, integers only (records carry no floats), strings as orjson writes them
+(non-ASCII as UTF-8, control characters escaped). `seq` is the leaf's index in the tree. The
+leaf is encoded once, when the record is logged; proofs carry these bytes and a verifier
+decodes them, never re-encodes: `decode_leaf` still checks that they are canonical, so two
+different byte strings can never stand for one event.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+
+LEAF_VERSION = 1
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+class LeafError(ValueError):
+    """Bytes that are not a canonical version-1 leaf."""
+
+
+def format_received_at(micros: int) -> str:
+    """UTC time with exactly six fractional digits: fixed width, so it sorts as text."""
+    seconds, us = divmod(micros, 1_000_000)
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{us:06d}Z"
+
+
+def parse_received_at(text: str) -> int:
+    dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+
+
+def encode_leaf(ledger: str, seq: int, received_at: str, record: dict) -> bytes:
+    return leaf_prefix(ledger, received_at) + record_json(record) + b',"seq":' + str(seq).encode() + LEAF_TAIL
+
+
+# The write path builds leaves from these parts, dumping each record once: the top-level keys
+# in sorted order are ledger < received_at < record < seq < v, so the concatenation is exactly
+# what orjson.dumps(..., OPT_SORT_KEYS) gives for the whole object (a test holds them equal).
+LEAF_TAIL = b',"v":%d}' % LEAF_VERSION
+
+
+def leaf_prefix(ledger: str, received_at: str) -> bytes:
+    return b'{"ledger":' + orjson.dumps(ledger) + b',"received_at":' + orjson.dumps(received_at) + b',"record":'
+
+
+def record_json(record: dict) -> bytes:
+    return orjson.dumps(record, option=_SORTED)
+
+
+def decode_leaf(leaf: bytes) -> dict:
+    """The event a leaf encodes, after checking it is a canonical version-1 leaf."""
+    try:
+        event = orjson.loads(leaf)
+    except orjson.JSONDecodeError as exc:
+        raise LeafError(f"leaf is not JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise LeafError("leaf is not a JSON object")
+    if event.get("v") != LEAF_VERSION:
+        raise LeafError(f"leaf version {event.get('v')!r} is not {LEAF_VERSION}")
+    missing = {"ledger", "received_at", "record", "seq", "v"} ^ event.keys()
+    if missing:
+        raise LeafError(f"leaf keys differ from version 1 in: {', '.join(sorted(missing))}")
+    if not isinstance(event["seq"], int) or event["seq"] < 0:
+        raise LeafError("leaf seq must be a non-negative integer")
+    if orjson.dumps(event, option=_SORTED) != bytes(leaf):
+        raise LeafError("leaf bytes are not canonical (key order, spacing or number form differ)")
+    return event

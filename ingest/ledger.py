@@ -1,0 +1,391 @@
+"""Ledgers: the write path (records -> durable EvidenceRecorded events -> receipts), the
+sequencer that follows each ledger's stream, and `LedgerService`, which holds many ledgers.
+
+Data directory layout:
+    <data dir>/log/                                the RocksDB log (all ledgers; another backend may replace it)
+    <data dir>/ledgers/<ledger>/keys/              SM2 signing keys and the SM4 data key (0600)
+    <data dir>/ledgers/<ledger>/projections/       tree and indexes, rebuildable from the log
+
+One writer per ledger: submissions from any number of threads are group-committed, so records
+arriving together share one log append (and the log's fsync). A receipt is returned only after
+its event is durable.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections import deque
+import time
+import secrets
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import orjson
+
+from merkle import hash_leaves
+from merkle.checkpoint import Checkpoint, sign_checkpoint, verifier_key
+from merkle.hashing import check_algorithm
+
+from . import events as ev
+from .group import GroupCommitter, Request
+from .keys import LedgerKeys, open_sealed, seal_fields
+from .leaf import LEAF_TAIL, decode_leaf, format_received_at, leaf_prefix, record_json
+from .log import LogBackend, NewEvent, WrongExpectedVersion
+from .projections import Projections
+from .records import RecordError, validate_record, validate_records
+from .sequencer import Sequencer, SequencerSettings
+
+log = logging.getLogger("evledger.ledger")
+
+LEDGER_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+class LedgerError(ValueError):
+    """A request about a ledger that cannot be served; `code` is stable for API errors."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def check_ledger_id(ledger_id) -> str:
+    if not isinstance(ledger_id, str) or not LEDGER_ID_RE.fullmatch(ledger_id):
+        raise LedgerError("invalid_ledger_id", f"ledger id {ledger_id!r} must match [a-z0-9][a-z0-9-]{{0,62}}")
+    return ledger_id
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a producer gets back once its record is durable. `duplicate` is true when the
+    evidence id was recorded before with the same content: this is that original receipt."""
+
+    ledger: str
+    seq: int
+    leaf_hash: str
+    received_at: str
+    business_id: str
+    evidence_id: str | None = None
+    duplicate: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _conflict(evidence_id: str, seq: int | None) -> RecordError:
+    where = f" (seq {seq})" if seq is not None else " in this batch"
+    return RecordError("evidence_id", "conflict",
+                       f"evidence_id {evidence_id!r} was already recorded{where} with different content")
+
+
+class Ledger:
+    def __init__(self, ledger_id: str, directory: Path, log_backend: LogBackend, created: dict,
+                 settings: SequencerSettings):
+        self.id = ledger_id
+        self.directory = directory
+        self.log = log_backend
+        self.alg = created["alg"]
+        self.origin = created["origin"]
+        self.created = created
+        self.keys = LedgerKeys(directory / "keys", self.origin)
+        self._fingerprint_key = hashlib.blake2b(self.keys.data_key(), digest_size=32,
+                                                person=b"evl-idempotency").digest()
+        self.projections = Projections(directory / "projections", ledger_id, self.alg)
+        self._version = log_backend.version(ledger_id)
+        self._next_seq = self._count_records()
+        # Evidence ids written but maybe not projected yet: id -> (fingerprint, seq, receipt),
+        # the receipt None while its group is being written; and (seq, id) in seq order.
+        self._recent: dict[str, tuple[bytes, int, Receipt | None]] = {}
+        self._recent_order: deque[tuple[int, str]] = deque()
+        self._recent_lock = threading.Lock()
+        self._writer = GroupCommitter(self._write_group)
+        self.sequencer = Sequencer(ledger_id, log_backend, self.projections, settings, origin=self.origin,
+                                   sign=self._sign, append=self.append_events)
+        self.sequencer.on_projected.append(self._forget_projected)
+
+    def _count_records(self) -> int:
+        """Records in the log: one past the seq of the last EvidenceRecorded, read backwards."""
+        end = self._version
+        while end > 0:
+            start = max(0, end - 256)
+            records = [e for e in self.log.read(self.id, start, end - start) if e.type == ev.EVIDENCE_RECORDED]
+            if records:
+                return orjson.loads(records[-1].data)["seq"] + 1
+            end = start
+        return 0
+
+    # -- the write path -------------------------------------------------------------------
+
+    def submit(self, records: list) -> list[Receipt | RecordError]:
+        """Validate and durably record `records`; one result per item, in order. A bad item
+        gets its RecordError and never holds back the good ones."""
+        results = validate_records(records)
+        good = [(i, r) for i, r in enumerate(results) if not isinstance(r, RecordError)]
+        if good:
+            written = self._writer.submit(("records", [r for _, r in good]))
+            for (i, _), result in zip(good, written):
+                results[i] = result
+        return results
+
+    def submit_one(self, record) -> Receipt:
+        result = self.submit([record])[0]
+        if isinstance(result, RecordError):
+            raise result
+        return result
+
+    def append_events(self, new_events: list[NewEvent]) -> int:
+        """Append non-record events (checkpoints, key rotations, anchors) in the write order."""
+        return self._writer.submit(("events", new_events))
+
+    def _fingerprint(self, record: dict) -> bytes:
+        """Keyed, so the index and log metadata reveal nothing about sealed plaintext."""
+        return hashlib.blake2b(record_json(record), key=self._fingerprint_key, digest_size=16).hexdigest().encode()
+
+    def _write_group(self, group: list[Request]) -> None:
+        """Turn every queued submission into events and append them all at once.
+
+        A record's result is, until the append succeeds: ("new", leaf index, receipt without
+        its leaf hash), ("same", evidence id) for a repeat of a record earlier in this group,
+        a Receipt (a repeat of an earlier durable record) or a RecordError (a conflict)."""
+        new_events: list[NewEvent] = []
+        outcomes: list[list | None] = []
+        leaves: list[bytes] = []
+        new_ids: list[str] = []
+        in_group: set[str] = set()
+        received_at = format_received_at(time.time_ns() // 1000)
+        leaf_head = leaf_prefix(self.id, received_at)
+        stem = None
+        seq = self._next_seq
+        for request in group:
+            kind, items = request.item
+            if kind == "events":
+                new_events.extend(items)
+                outcomes.append(None)
+                continue
+            results = []
+            ids = [r.get("evidence_id") for r in items]
+            # Unprojected ids first, then the index: the sequencer writes the index before it
+            # forgets an id, so an id cannot slip between the two looks.
+            recent = [self._recent.get(i) if i is not None else None for i in ids]
+            stored = iter(self.projections.evidence_many([i for i in ids if i is not None]))
+            for record, evidence_id, earlier in zip(items, ids, recent):
+                fingerprint = None
+                if evidence_id is not None:
+                    fingerprint = self._fingerprint(record)
+                    hit = next(stored)
+                    if evidence_id in in_group:
+                        earlier = self._recent[evidence_id]
+                    if earlier is not None:
+                        if earlier[0] != fingerprint:
+                            results.append(_conflict(evidence_id, earlier[1]))
+                        elif evidence_id in in_group:
+                            results.append(("same", evidence_id))
+                        else:
+                            results.append(replace(earlier[2], duplicate=True))
+                        continue
+                    if hit is not None:
+                        results.append(self._original_receipt(hit[0]) if hit[1] == fingerprint
+                                       else _conflict(evidence_id, hit[0]))
+                        continue
+                if "business_id" not in record:
+                    # Unique without a syscall per record: a random stem per group, then seq.
+                    stem = stem or secrets.token_hex(6)
+                    record = {**record, "business_id": f"bf-{stem}-{seq}"}
+                if "sealed" in record:
+                    record = {**record, "sealed": seal_fields(self.keys.data_key(), self.id, record["sealed"])}
+                leaf = leaf_head + record_json(record) + b',"seq":' + str(seq).encode() + LEAF_TAIL
+                results.append(("new", len(leaves), seq, record["business_id"], evidence_id))
+                leaves.append(leaf)
+                new_events.append(ev.evidence_recorded(leaf, fingerprint))
+                if evidence_id is not None:
+                    with self._recent_lock:
+                        self._recent[evidence_id] = (fingerprint, seq, None)
+                        self._recent_order.append((seq, evidence_id))
+                    new_ids.append(evidence_id)
+                    in_group.add(evidence_id)
+                seq += 1
+            outcomes.append(results)
+        try:
+            if new_events:
+                self._version = self.log.append(self.id, new_events, self._version)
+        except WrongExpectedVersion as exc:
+            self._drop_recent(new_ids)
+            self._version = exc.actual
+            self._next_seq = self._count_records()
+            raise LedgerError("concurrent_writer", f"ledger {self.id!r} has another writer (its stream "
+                              f"moved to version {exc.actual}); nothing of this group was recorded") from None
+        except BaseException:
+            self._drop_recent(new_ids)
+            raise
+        self._next_seq = seq
+        digests = hash_leaves(leaves, self.alg) if leaves else None
+        final: dict[str, Receipt] = {}
+        for results in outcomes:
+            for i, r in enumerate(results or ()):
+                if isinstance(r, tuple) and r[0] == "new":
+                    _, index, seq, business_id, evidence_id = r
+                    results[i] = Receipt(self.id, seq, digests[index].tobytes().hex(), received_at,
+                                         business_id, evidence_id)
+                    if evidence_id is not None:
+                        final[evidence_id] = results[i]
+        with self._recent_lock:
+            for evidence_id, receipt in final.items():
+                entry = self._recent.get(evidence_id)
+                if entry is not None:  # else the sequencer projected it already
+                    self._recent[evidence_id] = (entry[0], entry[1], receipt)
+        for request, results in zip(group, outcomes):
+            if results is None:
+                request.result = self._version
+            else:
+                request.result = [replace(final[r[1]], duplicate=True) if isinstance(r, tuple) else r
+                                  for r in results]
+
+    def _drop_recent(self, evidence_ids: list[str]) -> None:
+        with self._recent_lock:
+            for evidence_id in evidence_ids:
+                self._recent.pop(evidence_id, None)
+
+    def _forget_projected(self, record_count: int) -> None:
+        """The index now answers for every record below `record_count`."""
+        with self._recent_lock:
+            order = self._recent_order
+            while order and order[0][0] < record_count:
+                seq, evidence_id = order.popleft()
+                entry = self._recent.get(evidence_id)
+                if entry is not None and entry[1] == seq:  # not a later retry of a failed write
+                    del self._recent[evidence_id]
+
+    def _original_receipt(self, seq: int) -> Receipt:
+        event = self.record(seq)
+        record = event["record"]
+        return Receipt(self.id, seq, self.projections.tree.leaf_hash(seq).hex(), event["received_at"],
+                       record["business_id"], record.get("evidence_id"), duplicate=True)
+
+    # -- signing ----------------------------------------------------------------------
+
+    def _sign(self, checkpoint: Checkpoint, kid_hex: str) -> str:
+        return sign_checkpoint(checkpoint, self.origin, self.keys.signing_key(kid_hex))
+
+    def rotate_signing_key(self) -> str:
+        """Make a new SM2 key current; earlier checkpoints keep verifying with their key id."""
+        key = self.keys.new_signing_key()
+        kid = self.keys.key_id_hex(key.public_key)
+        self.append_events([ev.json_event(ev.SIGNING_KEY_ROTATED, {
+            "key_id": kid, "verifier_key": verifier_key(self.origin, key.public_key),
+            "rotated_at": format_received_at(time.time_ns() // 1000)})])
+        return kid
+
+    # -- reading ------------------------------------------------------------------------
+
+    def record(self, seq: int) -> dict:
+        """The decoded leaf of record `seq` (it must be projected)."""
+        position = self.projections.position_of(seq)
+        if position is None:
+            raise LedgerError("not_found", f"ledger {self.id!r} has no projected record {seq}")
+        event = next(iter(self.log.read(self.id, position, 1)))
+        return decode_leaf(event.data)
+
+    def leaf(self, seq: int) -> bytes:
+        position = self.projections.position_of(seq)
+        if position is None:
+            raise LedgerError("not_found", f"ledger {self.id!r} has no projected record {seq}")
+        return next(iter(self.log.read(self.id, position, 1))).data
+
+    def open_sealed(self, record: dict) -> dict | None:
+        sealed = record.get("sealed")
+        return None if sealed is None else open_sealed(self.keys.data_key(), self.id, sealed)
+
+    def verifier_keys(self) -> dict[str, str]:
+        """Key id (hex) -> verifier key, for every signing key the ledger ever used."""
+        return {k["key_id"]: k["verifier_key"] for k in self.projections.signing_keys()}
+
+    def wait_for_checkpoint(self, size: int, timeout: float = 30.0) -> dict | None:
+        """The first logged checkpoint covering `size` records, waiting for it to be sealed."""
+        if self.sequencer.wait(lambda: self.sequencer.sealed_size >= size
+                               and self.projections.latest_checkpoint() is not None
+                               and self.projections.latest_checkpoint()["size"] >= size, timeout):
+            return self.projections.checkpoints(after_size=size - 1, limit=1)[0]
+        return None
+
+    @property
+    def record_count(self) -> int:
+        return self._next_seq
+
+    def close(self) -> None:
+        self.sequencer.stop()
+        self.sequencer.flush()
+        self.projections.close()
+
+
+class LedgerService:
+    """Every ledger in one data directory, over one log backend."""
+
+    def __init__(self, data_dir: str | os.PathLike, log_backend: LogBackend | None = None,
+                 settings: SequencerSettings = SequencerSettings(), start: bool = True):
+        self.data_dir = Path(data_dir)
+        if log_backend is None:
+            from .log_rocksdb import RocksDBLog
+            log_backend = RocksDBLog(self.data_dir / "log")
+        self.log = log_backend
+        self.settings = settings
+        self._start = start
+        self._ledgers: dict[str, Ledger] = {}
+        self._lock = threading.Lock()
+        for stream in self.log.streams():
+            if LEDGER_ID_RE.fullmatch(stream):
+                self._open(stream)
+
+    def _open(self, ledger_id: str) -> Ledger:
+        first = next(iter(self.log.read(ledger_id, 0, 1)), None)
+        if first is None or first.type != ev.LEDGER_CREATED:
+            raise LedgerError("not_found", f"no ledger {ledger_id!r}")
+        ledger = Ledger(ledger_id, self.data_dir / "ledgers" / ledger_id, self.log, orjson.loads(first.data),
+                        self.settings)
+        self._ledgers[ledger_id] = ledger
+        if self._start:
+            ledger.sequencer.start()
+        return ledger
+
+    def create_ledger(self, ledger_id: str, alg: str = "sm3", origin: str | None = None) -> Ledger:
+        check_ledger_id(ledger_id)
+        check_algorithm(alg)
+        origin = origin or f"evledger/{ledger_id}"
+        with self._lock:
+            if ledger_id in self._ledgers or self.log.version(ledger_id):
+                raise LedgerError("ledger_exists", f"ledger {ledger_id!r} already exists")
+            keys = LedgerKeys(self.data_dir / "ledgers" / ledger_id / "keys", origin)
+            key = keys.new_signing_key()
+            if not keys._data_path.exists():
+                keys.create_data_key()
+            created = {"ledger": ledger_id, "alg": alg, "origin": origin,
+                       "key_id": keys.key_id_hex(key.public_key),
+                       "verifier_key": verifier_key(origin, key.public_key),
+                       "created_at": format_received_at(time.time_ns() // 1000)}
+            try:
+                self.log.append(ledger_id, [ev.json_event(ev.LEDGER_CREATED, created)], 0)
+            except WrongExpectedVersion:
+                raise LedgerError("ledger_exists", f"ledger {ledger_id!r} already exists") from None
+            return self._open(ledger_id)
+
+    def ledger(self, ledger_id: str) -> Ledger:
+        ledger = self._ledgers.get(ledger_id)
+        if ledger is None:
+            raise LedgerError("unknown_ledger", f"no ledger {ledger_id!r}")
+        return ledger
+
+    def ledgers(self) -> list[str]:
+        return sorted(self._ledgers)
+
+    def close(self) -> None:
+        for ledger in self._ledgers.values():
+            ledger.close()
+        self._ledgers.clear()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

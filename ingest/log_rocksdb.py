@@ -1,0 +1,234 @@
+"""The embedded log backend: every ledger's stream in one RocksDB database, group-committed.
+
+Appends from any number of threads are merged by a leader into one WriteBatch written with
+sync=True, so a group of appends costs one fsync and `append` returns only after its events
+are on disk. Layout (raw keys, all integers big-endian):
+
+    b"e" + len(stream) (1 byte) + stream + position (8)  ->  event
+    b"h" + stream                                        ->  version (8): number of events
+    b"g"                                                 ->  last group: commit number (8) + appends in it (8)
+
+An event value is crc32 (4, of what follows) + len(type) (1) + type + len(metadata) (4) +
+metadata + data. Heads and the group record travel in the same WriteBatch as the events, so
+RocksDB's WAL makes a group all-or-nothing; `_check_tail` still verifies on open that the
+events agree with the heads and the last group, because a torn tail is what a crash mid-write
+or a damaged disk leaves, and unacknowledged events past a head must never be served.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import zlib
+from typing import Iterator, Sequence
+
+from .group import GroupCommitter, Request
+from .log import LogBackend, LogError, NewEvent, RecordedEvent, WrongExpectedVersion, check_new_events
+
+log = logging.getLogger("evledger.log")
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_GROUP_KEY = b"g"
+
+
+def _stream_prefix(stream: str) -> bytes:
+    name = stream.encode("ascii")
+    return b"e" + bytes((len(name),)) + name
+
+
+def _event_key(prefix: bytes, position: int) -> bytes:
+    return prefix + _U64.pack(position)
+
+
+def encode_event(ev: NewEvent) -> bytes:
+    t = ev.type.encode("ascii")
+    body = bytes((len(t),)) + t + _U32.pack(len(ev.metadata)) + bytes(ev.metadata) + bytes(ev.data)
+    return _U32.pack(zlib.crc32(body)) + body
+
+
+def decode_event(stream: str, position: int, value: bytes) -> RecordedEvent:
+    if len(value) < 9 or zlib.crc32(memoryview(value)[4:]) != _U32.unpack_from(value)[0]:
+        raise LogError(f"stream {stream!r} position {position}: event fails its checksum (corrupt log)")
+    tlen = value[4]
+    t_end = 5 + tlen
+    mlen = _U32.unpack_from(value, t_end)[0]
+    m_end = t_end + 4 + mlen
+    return RecordedEvent(stream, position, value[5:t_end].decode("ascii"), value[m_end:], value[t_end + 4:m_end])
+
+
+class RocksDBLog(LogBackend):
+    def __init__(self, path: str | os.PathLike, sync: bool = True):
+        from rocksdict import DBRecoveryMode, Options, Rdict, WriteOptions
+
+        os.makedirs(path, exist_ok=True)
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        opts.set_max_background_jobs(2)
+        # Replay the WAL up to the last intact record and stop there: a torn final write is
+        # dropped whole instead of failing the open (RocksDB's kPointInTimeRecovery).
+        opts.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
+        self.path = str(path)
+        self._db = Rdict(self.path, opts)
+        self._sync_opts = WriteOptions()
+        self._sync_opts.sync = sync
+        self._lock = threading.Lock()
+        self._appended = threading.Condition(self._lock)
+        self._committer = GroupCommitter(self._write_group)
+        self._versions: dict[str, int] = {}
+        self._group = 0
+        self.groups_written = 0  # group commits (one fsync each), for benchmarks and tests
+        self._load_heads()
+        self._check_tail()
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _load_heads(self) -> None:
+        for key, value in self._db.items(from_key=b"h"):
+            if not key.startswith(b"h"):
+                break
+            self._versions[key[1:].decode("ascii")] = _U64.unpack(value)[0]
+        raw = self._db.get(_GROUP_KEY)
+        if raw is not None:
+            self._group = _U64.unpack_from(raw)[0]
+
+    def _check_tail(self) -> None:
+        """Make the stored events agree with the heads, loudly.
+
+        Events past a stream's head were never acknowledged (the head is written in the same
+        batch as its events, and `append` returns after that batch is synced): they are a torn
+        batch and are deleted. A head past the stored events means acknowledged events are
+        gone, which no repair can undo, so opening fails."""
+        torn: list[tuple[str, int, int]] = []
+        for stream, version in self._versions.items():
+            prefix = _stream_prefix(stream)
+            if version and self._db.get(_event_key(prefix, version - 1)) is None:
+                raise LogError(f"{self.path}: stream {stream!r} should have {version} events but event "
+                               f"{version - 1} is missing: acknowledged events were lost (damaged disk?)")
+            if version:
+                decode_event(stream, version - 1, self._db.get(_event_key(prefix, version - 1)))
+            extra = []
+            for key, _ in self._db.items(from_key=_event_key(prefix, version)):
+                if not key.startswith(prefix):
+                    break
+                extra.append(key)
+            if extra:
+                torn.append((stream, version, len(extra)))
+                from rocksdict import WriteBatch
+                batch = WriteBatch(raw_mode=True)
+                for key in extra:
+                    batch.delete(key)
+                self._db.write(batch, self._sync_opts)
+        # Streams with events but no head at all: every one of their events is torn. Visit one
+        # key per stream (seeking past each), not every event.
+        from_key = b"e"
+        while True:
+            key = next(iter(self._db.keys(from_key=from_key)), None)
+            if key is None or not key.startswith(b"e"):
+                break
+            stream = key[2:2 + key[1]].decode("ascii")
+            if stream not in self._versions:
+                self._discard_stream(stream, torn)
+            from_key = _stream_prefix(stream) + b"\xff" * 9
+        for stream, version, count in torn:
+            log.warning("log %s: discarded a torn batch at the end of stream %r: %d unacknowledged "
+                        "event(s) after position %d; every acknowledged event is intact",
+                        self.path, stream, count, version - 1)
+        self.torn_batches_discarded = torn
+
+    def _discard_stream(self, stream: str, torn: list) -> None:
+        from rocksdict import WriteBatch
+        prefix = _stream_prefix(stream)
+        batch = WriteBatch(raw_mode=True)
+        n = 0
+        for key, _ in self._db.items(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            batch.delete(key)
+            n += 1
+        self._db.write(batch, self._sync_opts)
+        torn.append((stream, 0, n))
+
+    # -- appending ----------------------------------------------------------------------
+
+    def append(self, stream: str, events: Sequence[NewEvent], expected_version: int) -> int:
+        check_new_events(stream, events)
+        if self._db is None:
+            raise LogError("log is closed")
+        return self._committer.submit((stream, events, expected_version))
+
+    def _write_group(self, group: list[Request]) -> None:
+        """Write every queued append that names the right version as one synced WriteBatch."""
+        from rocksdict import WriteBatch
+
+        versions: dict[str, int] = {}
+        batch = WriteBatch(raw_mode=True)
+        accepted = []
+        for req in group:
+            stream, events, expected = req.item
+            current = versions.get(stream)
+            if current is None:
+                current = self._versions.get(stream, 0)
+            if expected != current:
+                req.error = WrongExpectedVersion(stream, expected, current)
+                continue
+            prefix = _stream_prefix(stream)
+            for i, ev in enumerate(events):
+                batch.put(_event_key(prefix, current + i), encode_event(ev))
+            req.result = versions[stream] = current + len(events)
+            accepted.append(req)
+        if not accepted:
+            return
+        for stream, version in versions.items():
+            batch.put(b"h" + stream.encode("ascii"), _U64.pack(version))
+        self._group += 1
+        batch.put(_GROUP_KEY, _U64.pack(self._group) + _U64.pack(len(accepted)))
+        try:
+            self._db.write(batch, self._sync_opts)
+        except Exception as exc:  # nothing of this group is acknowledged
+            self._group -= 1
+            for req in accepted:
+                req.result, req.error = None, LogError(f"log write failed: {exc}")
+            return
+        with self._lock:
+            self._versions.update(versions)
+            self.groups_written += 1
+            self._appended.notify_all()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def read(self, stream: str, from_position: int = 0, limit: int | None = None) -> Iterator[RecordedEvent]:
+        if self._db is None:
+            raise LogError("log is closed")
+        if from_position < 0:
+            raise LogError(f"from_position must be >= 0, got {from_position}")
+        end = self.version(stream)  # never serve past the acknowledged head
+        if limit is not None:
+            end = min(end, from_position + limit)
+        if from_position >= end:
+            return
+        prefix = _stream_prefix(stream)
+        position = from_position
+        for key, value in self._db.items(from_key=_event_key(prefix, from_position)):
+            if position >= end or not key.startswith(prefix):
+                break
+            yield decode_event(stream, position, value)
+            position += 1
+
+    def version(self, stream: str) -> int:
+        return self._versions.get(stream, 0)
+
+    def streams(self) -> list[str]:
+        with self._lock:
+            return sorted(s for s, v in self._versions.items() if v)
+
+    def wait_for_append(self, stream: str, version: int, timeout: float) -> bool:
+        with self._appended:
+            return self._appended.wait_for(lambda: self._versions.get(stream, 0) > version, timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()

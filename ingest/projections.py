@@ -1,0 +1,205 @@
+"""A ledger's projections: everything derived from its log, kept where reads are cheap.
+
+Two RocksDB databases under <data dir>/ledgers/<ledger>/projections/: `tree` (the Merkle
+log's nodes, merkle.RocksDBStore) and `index` (raw keys, integers big-endian):
+
+    b"e" + evidence_id                      ->  seq (8) + fingerprint (32 hex digits)
+    b"b" + business_id + 0x00 + seq (8)     ->  b""
+    b"c" + content hash (32) + seq (8)      ->  b""
+    b"p" + first seq (8)                    ->  log positions of that run of records (8 each)
+    b"k" + tree size (8)                    ->  the CheckpointSealed payload (JSON)
+    b"K" + key id (4)                       ->  key id, verifier key, log position of its event (JSON)
+    b"P"                                    ->  next log position to project (8)
+
+Applying is idempotent: a record whose seq is below the tree size is already in the tree and
+only its (identical) index entries are written again. So a crash between the tree's write and
+the index's write only means replaying a little, and everything here can be deleted and
+rebuilt from the log (`ingest.rebuild`).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import orjson
+
+from merkle import MerkleLog, RocksDBStore
+
+_U64 = struct.Struct(">Q")
+_POSITION_KEY = b"P"
+
+
+class CheckpointMismatch(RuntimeError):
+    """A logged checkpoint's root differs from the root the projection computes: the log and
+    the tree disagree, and nothing built on this ledger can be trusted until it is explained."""
+
+    def __init__(self, ledger: str, size: int, logged: bytes, computed: bytes):
+        super().__init__(f"ledger {ledger!r}: checkpoint at size {size} does not reproduce: logged root "
+                         f"{logged.hex()}, rebuilt root {computed.hex()}")
+        self.size = size
+        self.logged = logged
+        self.computed = computed
+
+
+class Projections:
+    def __init__(self, directory: str | os.PathLike, ledger: str, alg: str):
+        from rocksdict import Options, Rdict
+
+        self.directory = Path(directory)
+        self.ledger = ledger
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.store = RocksDBStore(self.directory / "tree")
+        self.tree = MerkleLog(self.store, alg)
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        self.index = Rdict(str(self.directory / "index"), opts)
+        raw = self.index.get(_POSITION_KEY)
+        self.position = _U64.unpack(raw)[0] if raw is not None else 0
+
+    @staticmethod
+    def destroy(directory: str | os.PathLike) -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+    def close(self) -> None:
+        self.store.close()
+        self.index.close()
+
+    # -- applying events ------------------------------------------------------------------
+
+    def apply_records(self, leaves: list[bytes], records: list[tuple[int, int, dict, bytes | None]],
+                      next_position: int) -> None:
+        """Add a run of EvidenceRecorded events: `leaves` in seq order and, for each,
+        (log position, seq, record, fingerprint). Only leaves with seq >= the tree size are
+        appended to the tree; the index entries are (re)written for all."""
+        from rocksdict import WriteBatch
+
+        first_seq = records[0][1]
+        skip = max(0, self.tree.size - first_seq)
+        if skip < len(leaves):
+            self.tree.append(leaves[skip:])
+        batch = WriteBatch(raw_mode=True)
+        positions = bytearray()
+        for position, seq, record, fingerprint in records:
+            seq_bytes = _U64.pack(seq)
+            positions += _U64.pack(position)
+            evidence_id = record.get("evidence_id")
+            if evidence_id is not None:
+                batch.put(b"e" + evidence_id.encode(), seq_bytes + (fingerprint or b""))
+            batch.put(b"b" + record["business_id"].encode() + b"\0" + seq_bytes, b"")
+            batch.put(b"c" + bytes.fromhex(record["content_hash"]) + seq_bytes, b"")
+        batch.put(b"p" + _U64.pack(first_seq), bytes(positions))
+        batch.put(_POSITION_KEY, _U64.pack(next_position))
+        self.index.write(batch)
+        self.position = next_position
+
+    def apply_checkpoint(self, payload: dict, next_position: int) -> None:
+        size = payload["size"]
+        logged = bytes.fromhex(payload["root"])
+        if size > self.tree.size:
+            raise CheckpointMismatch(self.ledger, size, logged, b"")
+        computed = self.tree.root(size)
+        if computed != logged:
+            raise CheckpointMismatch(self.ledger, size, logged, computed)
+        self._put(b"k" + _U64.pack(size), orjson.dumps(payload), next_position)
+
+    def apply_signing_key(self, payload: dict, next_position: int) -> None:
+        """LedgerCreated or SigningKeyRotated: its key id, verifier key and log position."""
+        entry = {"key_id": payload["key_id"], "verifier_key": payload["verifier_key"],
+                 "position": next_position - 1}
+        self._put(b"K" + bytes.fromhex(payload["key_id"]), orjson.dumps(entry), next_position)
+
+    def advance(self, next_position: int) -> None:
+        self._put(None, None, next_position)
+
+    def _put(self, key: bytes | None, value: bytes | None, next_position: int) -> None:
+        from rocksdict import WriteBatch
+
+        batch = WriteBatch(raw_mode=True)
+        if key is not None:
+            batch.put(key, value)
+        batch.put(_POSITION_KEY, _U64.pack(next_position))
+        self.index.write(batch)
+        self.position = next_position
+
+    # -- reading ------------------------------------------------------------------------
+
+    @property
+    def record_count(self) -> int:
+        return self.tree.size
+
+    def evidence(self, evidence_id: str) -> tuple[int, bytes] | None:
+        """(seq, fingerprint) of the record with this evidence id, if projected."""
+        raw = self.index.get(b"e" + evidence_id.encode())
+        return None if raw is None else (_U64.unpack_from(raw)[0], raw[8:])
+
+    def evidence_many(self, evidence_ids: list[str]) -> list[tuple[int, bytes] | None]:
+        if not evidence_ids:
+            return []
+        raws = self.index.get([b"e" + e.encode() for e in evidence_ids])
+        return [None if r is None else (_U64.unpack_from(r)[0], r[8:]) for r in raws]
+
+    def _seqs_with_prefix(self, prefix: bytes, limit: int | None) -> list[int]:
+        seqs = []
+        for key in self.index.keys(from_key=prefix):
+            if not key.startswith(prefix) or len(key) != len(prefix) + 8:
+                if not key.startswith(prefix):
+                    break
+                continue
+            seqs.append(_U64.unpack_from(key, len(prefix))[0])
+            if limit is not None and len(seqs) >= limit:
+                break
+        return seqs
+
+    def seqs_by_business_id(self, business_id: str, limit: int | None = None) -> list[int]:
+        return self._seqs_with_prefix(b"b" + business_id.encode() + b"\0", limit)
+
+    def seqs_by_content_hash(self, content_hash: str, limit: int | None = None) -> list[int]:
+        return self._seqs_with_prefix(b"c" + bytes.fromhex(content_hash), limit)
+
+    def position_of(self, seq: int) -> int | None:
+        """The log position of record `seq`, if projected."""
+        if seq >= self.tree.size:
+            return None
+        for key, value in self.index.items(backwards=True, from_key=b"p" + _U64.pack(seq)):
+            if not key.startswith(b"p"):
+                return None
+            first = _U64.unpack_from(key, 1)[0]
+            i = seq - first
+            if 0 <= i < len(value) // 8:
+                return _U64.unpack_from(value, i * 8)[0]
+            return None
+        return None
+
+    def checkpoint(self, size: int) -> dict | None:
+        raw = self.index.get(b"k" + _U64.pack(size))
+        return None if raw is None else orjson.loads(raw)
+
+    def checkpoints(self, after_size: int = -1, limit: int | None = None) -> list[dict]:
+        out = []
+        for key, value in self.index.items(from_key=b"k" + _U64.pack(after_size + 1)):
+            if not key.startswith(b"k"):
+                break
+            out.append(orjson.loads(value))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def latest_checkpoint(self) -> dict | None:
+        for key, value in self.index.items(backwards=True, from_key=b"k" + b"\xff" * 8):
+            return orjson.loads(value) if key.startswith(b"k") else None
+        return None
+
+    def current_key_id(self) -> str | None:
+        """The key id named by the last key event projected."""
+        keys = self.signing_keys()
+        return max(keys, key=lambda k: k["position"])["key_id"] if keys else None
+
+    def signing_keys(self) -> list[dict]:
+        out = []
+        for key, value in self.index.items(from_key=b"K"):
+            if not key.startswith(b"K"):
+                break
+            out.append(orjson.loads(value))
+        return out

@@ -1,0 +1,209 @@
+"""The sequencer: follows a ledger's log, folds recorded events into its projections in batches
+and seals each batch with a signed checkpoint.
+
+A batch is sealed when `batch_max_items` records are waiting or the oldest has waited
+`batch_max_delay`, whichever comes first: the leaves go through the numba hasher into the
+Merkle log, the index entries are written, the root is signed with the ledger's current SM2
+key and `CheckpointSealed` is appended to the log. Sealing happens only when the sequencer has
+read the log to its end, so checkpoints in the log are in increasing size order; while it
+replays (after a restart, or in `ingest.rebuild`), every logged checkpoint is instead checked
+against the tree it rebuilt.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import orjson
+
+from merkle.checkpoint import Checkpoint, sign_checkpoint
+
+from . import events as ev
+from .leaf import format_received_at
+from .log import LogBackend, RecordedEvent
+from .projections import Projections
+
+log = logging.getLogger("evledger.sequencer")
+
+
+@dataclass(frozen=True)
+class SequencerSettings:
+    batch_max_items: int = 65536
+    batch_max_delay: float = 1.0  # seconds
+
+    def __post_init__(self):
+        if not isinstance(self.batch_max_items, int) or self.batch_max_items < 1:
+            raise ValueError(f"batch_max_items must be a positive integer, got {self.batch_max_items!r}")
+        if not self.batch_max_delay > 0:
+            raise ValueError(f"batch_max_delay must be > 0 seconds, got {self.batch_max_delay!r}")
+
+
+class LogCorruption(RuntimeError):
+    """The log breaks a rule that every append keeps (dense record sequence, known events)."""
+
+
+class Sequencer:
+    READ_BATCH = 8192
+
+    def __init__(self, ledger_id: str, log_backend: LogBackend, projections: Projections,
+                 settings: SequencerSettings = SequencerSettings(), origin: str = "",
+                 sign: Callable[[Checkpoint, str], str] | None = None,
+                 append: Callable[[list], int] | None = None):
+        """`sign(checkpoint, key_id) -> note` and `append(new_events) -> version` are the
+        ledger's; without them the sequencer only replays (a rebuild never seals)."""
+        self.ledger_id = ledger_id
+        self.origin = origin  # the checkpoint's origin line
+        self.log = log_backend
+        self.projections = projections
+        self.settings = settings
+        self._sign = sign
+        self._append = append
+        self.position = projections.position
+        self._leaves: list[bytes] = []
+        self._records: list[tuple[int, int, dict, bytes | None]] = []
+        # Seq of the next record to read; unknown when resuming mid-log until one is read.
+        self.next_seq: int | None = 0 if projections.position == 0 else None
+        self.current_key_id: str | None = projections.current_key_id()
+        latest = projections.latest_checkpoint()
+        # Largest checkpoint size in the log (read, or appended by us); -1 before the first.
+        self.sealed_size = latest["size"] if latest else -1
+        self.unsealed_since: float | None = None
+        self.failure: BaseException | None = None
+        self.on_sealed: list[Callable[[dict], None]] = []  # observers of each logged checkpoint
+        self.on_projected: list[Callable[[int], None]] = []  # called with the new record count
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- replaying the log ----------------------------------------------------------------
+
+    def apply(self, events: list[RecordedEvent]) -> None:
+        for event in events:
+            if event.position != self.position:
+                raise LogCorruption(f"ledger {self.ledger_id!r}: expected log position {self.position}, "
+                                    f"read {event.position}")
+            self.position = event.position + 1
+            if event.type == ev.EVIDENCE_RECORDED:
+                self._add_record(event)
+                continue
+            # Other events are projected at once, so the waiting records go first: the stored
+            # position must never pass a record that is not in the projections yet.
+            self.flush()
+            if event.type == ev.CHECKPOINT_SEALED:
+                payload = orjson.loads(event.data)
+                self.projections.apply_checkpoint(payload, self.position)
+                self.sealed_size = max(self.sealed_size, payload["size"])
+                if self.sealed_size >= self.record_count:
+                    self.unsealed_since = None
+                for observer in self.on_sealed:
+                    observer(payload)
+            elif event.type in (ev.LEDGER_CREATED, ev.SIGNING_KEY_ROTATED):
+                payload = orjson.loads(event.data)
+                self.projections.apply_signing_key(payload, self.position)
+                self.current_key_id = payload["key_id"]
+            elif event.type not in ev.EVENT_TYPES:
+                raise LogCorruption(f"ledger {self.ledger_id!r}: unknown event type {event.type!r} "
+                                    f"at position {event.position}")
+        with self._changed:
+            self._changed.notify_all()
+
+    def _add_record(self, event: RecordedEvent) -> None:
+        leaf = event.data
+        body = orjson.loads(leaf)
+        seq = body["seq"]
+        if self.next_seq is None:  # resuming mid-log: trust the first record's own seq
+            self.next_seq = seq
+        if seq != self.next_seq:
+            raise LogCorruption(f"ledger {self.ledger_id!r}: record at log position {event.position} has seq "
+                                f"{seq}, want {self.next_seq} (records must be dense)")
+        self.next_seq += 1
+        self._leaves.append(leaf)
+        self._records.append((event.position, seq, body["record"], ev.fingerprint_of(event.metadata)))
+        if self.unsealed_since is None:
+            self.unsealed_since = time.monotonic()
+        if len(self._leaves) >= self.settings.batch_max_items:
+            self.flush()
+
+    @property
+    def record_count(self) -> int:
+        """Records read from the log so far (projected or waiting to be)."""
+        return self.next_seq if self.next_seq is not None else self.projections.record_count
+
+    def flush(self) -> None:
+        """Write the waiting records into the tree and the index."""
+        if not self._records:
+            return
+        self.projections.apply_records(self._leaves, self._records, self._records[-1][0] + 1)
+        self._leaves, self._records = [], []
+        for observer in self.on_projected:
+            observer(self.projections.record_count)
+
+    # -- sealing --------------------------------------------------------------------------
+
+    def due(self, now: float | None = None) -> bool:
+        unsealed = self.record_count - max(self.sealed_size, 0)
+        if unsealed <= 0 or self.sealed_size >= self.record_count:
+            return False
+        if unsealed >= self.settings.batch_max_items:
+            return True
+        now = time.monotonic() if now is None else now
+        return self.unsealed_since is not None and now - self.unsealed_since >= self.settings.batch_max_delay
+
+    def seal(self) -> dict:
+        """Flush and append a signed checkpoint over every record read so far."""
+        self.flush()
+        size = self.projections.record_count
+        root = self.projections.tree.root(size)
+        note = self._sign(Checkpoint(self.origin, size, root), self.current_key_id)
+        payload = {"size": size, "root": root.hex(), "note": note, "key_id": self.current_key_id,
+                   "sealed_at": format_received_at(time.time_ns() // 1000)}
+        self._append([ev.json_event(ev.CHECKPOINT_SEALED, payload)])
+        self.sealed_size = size
+        self.unsealed_since = None
+        return payload
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"sequencer-{self.ledger_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        poll = min(0.05, self.settings.batch_max_delay / 4)
+        try:
+            for events in self.log.follow(self.ledger_id, self.position, self._stop, poll, self.READ_BATCH):
+                if events:
+                    self.apply(events)
+                if len(events) < self.READ_BATCH and self.position >= self.log.version(self.ledger_id):
+                    if self.due():
+                        self.seal()
+                    elif self._records and not events:
+                        self.flush()  # idle: make what was read visible to readers
+        except BaseException as exc:
+            self.failure = exc
+            log.critical("ledger %r: sequencer stopped: %s", self.ledger_id, exc)
+            with self._changed:
+                self._changed.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate()` holds (checked after every applied read) or time runs out;
+        raises the sequencer's failure if it stopped."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                if self.failure is not None:
+                    raise self.failure
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.1))
+        return True

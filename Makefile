@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-merkle venv clean
+.PHONY: demo test bench bench-merkle bench-ingest soak venv clean
 
 venv: $(STAMP)
 
@@ -24,10 +24,18 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); the suite is missing"; exit 1; fi; \
 	exit $$rc
 
-bench: bench-merkle
+bench: bench-merkle bench-ingest
 
 bench-merkle: $(STAMP)
 	$(PY) -m bench.merkle_bench
+
+bench-ingest: $(STAMP)
+	$(PY) -m bench.ingest_bench
+
+# The crash-safety test with many more SIGKILLs than `make test` runs (EVLEDGER_CRASH_TRIALS).
+SOAK_TRIALS ?= 200
+soak: $(STAMP)
+	EVLEDGER_CRASH_TRIALS=$(SOAK_TRIALS) EVLEDGER_CRASH_SEED=$$(date +%s) $(PY) -m pytest -q tests/test_crash.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

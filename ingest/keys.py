@@ -135,10 +135,17 @@ def open_sealed(data_key: bytes, ledger: str, sealed: dict) -> dict[str, str]:
     """Decrypt what `seal_fields` produced; raises KeyFileError if it was altered or the key is wrong."""
     from cryptography.exceptions import InvalidTag
 
+    if not isinstance(sealed, dict):
+        raise KeyFileError(f"sealed fields are not {SEALED_ALG} ciphertext")
     if sealed.get("alg") != SEALED_ALG:
         raise KeyFileError(f"sealed fields use {sealed.get('alg')!r}, not {SEALED_ALG}")
-    nonce = base64.b64decode(sealed["nonce"])
-    ct = base64.b64decode(sealed["ciphertext"])
+    try:
+        nonce = base64.b64decode(sealed["nonce"], validate=True)
+        ct = base64.b64decode(sealed["ciphertext"], validate=True)
+    except (KeyError, TypeError, ValueError):
+        raise KeyFileError("sealed fields are malformed: nonce and ciphertext must be base64") from None
+    if len(nonce) != 12 or len(ct) < 16:
+        raise KeyFileError("sealed fields are malformed: want a 12-byte nonce and a ciphertext with its 16-byte tag")
     dec = _sm4_gcm(data_key, nonce, ct[-16:])
     dec.authenticate_additional_data(ledger.encode())
     try:

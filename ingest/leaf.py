@@ -13,7 +13,7 @@ different byte strings can never stand for one event.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import orjson
 
@@ -31,9 +31,13 @@ def format_received_at(micros: int) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{us:06d}Z"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def parse_received_at(text: str) -> int:
+    """Microseconds since the epoch, in integers (a float timestamp loses microseconds)."""
     dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+    return (dt - _EPOCH) // timedelta(microseconds=1)
 
 
 def encode_leaf(ledger: str, seq: int, received_at: str, record: dict) -> bytes:
@@ -62,12 +66,12 @@ def decode_leaf(leaf: bytes) -> dict:
         raise LeafError(f"leaf is not JSON: {exc}") from None
     if not isinstance(event, dict):
         raise LeafError("leaf is not a JSON object")
-    if event.get("v") != LEAF_VERSION:
+    if type(event.get("v")) is not int or event["v"] != LEAF_VERSION:  # not true, not 1.0
         raise LeafError(f"leaf version {event.get('v')!r} is not {LEAF_VERSION}")
     missing = {"ledger", "received_at", "record", "seq", "v"} ^ event.keys()
     if missing:
         raise LeafError(f"leaf keys differ from version 1 in: {', '.join(sorted(missing))}")
-    if not isinstance(event["seq"], int) or event["seq"] < 0:
+    if type(event["seq"]) is not int or event["seq"] < 0:
         raise LeafError("leaf seq must be a non-negative integer")
     if orjson.dumps(event, option=_SORTED) != bytes(leaf):
         raise LeafError("leaf bytes are not canonical (key order, spacing or number form differ)")

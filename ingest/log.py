@@ -8,12 +8,12 @@ says what the event types mean and `ingest.sequencer` builds projections from th
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
+# Named tuples rather than dataclasses: hundreds of thousands are made per second on the
+# write path and in a rebuild, and a tuple is built several times faster.
+class NewEvent(NamedTuple):
     """An event to append. `type` is a short ASCII name such as "EvidenceRecorded"."""
 
     type: str
@@ -21,8 +21,7 @@ class NewEvent:
     metadata: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
+class RecordedEvent(NamedTuple):
     """An event as stored: its stream and its position (0-based, dense) in that stream."""
 
     stream: str

@@ -5,8 +5,9 @@ new dict, or raises one `RecordError` naming the field and the rule that failed.
 shape is documented in docs/records.md; a change to it is a new record version, never an edit.
 
 The hot path runs for every ingested record (well over 200K/s per core), so each field is
-checked by one precompiled regex `fullmatch` (or a type and range test) inline; anything
-unusual goes to a slow path that works out which rule failed and says so.
+checked inline by one precompiled regex `fullmatch`, a set lookup (strings producers repeat,
+see _remember) or a type and range test; anything unusual goes to a slow path that works out
+which rule failed and says so.
 """
 from __future__ import annotations
 
@@ -185,7 +186,8 @@ def _worst_case_bytes(n_attributes: int) -> int:
         entry(len("signer_id"), text(_L["signature_signer_id_max_length"], 4)),
         entry(len("value"), text(_L["signature_value_max_length"])),
     ])
-    attribute = entry(_L["key_max_length"], max(text(_L["attribute_value_max_length"], 4), len(str(-_L["attribute_int_max_abs"]))))
+    longest_int = len(str(-_L["attribute_int_max_abs"]))
+    attribute = entry(_L["key_max_length"], max(text(_L["attribute_value_max_length"], 4), longest_int))
     return obj([
         entry(len("content_hash"), text(_L["content_hash_length"])),
         entry(len("business_type"), text(_L["business_type_max_length"])),
@@ -232,10 +234,16 @@ def _type_name(value: Any) -> str:
 
 
 def _safe_name(key: Any) -> str:
-    """A key as it may appear in an error: itself if it is a plain short name, else escaped."""
-    if type(key) is str and _KEY(key) is not None:
-        return key
-    text = ascii(key)
+    """A key as it may appear in an error: itself if it is a plain short name, else escaped
+    (ASCII, so the error always encodes as JSON) and cut short."""
+    if type(key) is str:
+        if _KEY(key) is not None:
+            return key
+        key = key[:72]  # before escaping: the key may be megabytes long
+    try:
+        text = ascii(key)
+    except Exception:  # a huge int (str conversion limit), or a key type with a broken repr
+        text = f"<{type(key).__name__}>"
     return text if len(text) <= 72 else text[:69] + "..."
 
 
@@ -246,9 +254,11 @@ def _string(value: Any, field: str, what: str = "") -> str:
     value = str.__str__(value)  # a subclass becomes a plain str (its methods are not called)
     if not value.isascii():
         if _SURROGATE(value) is not None:
-            raise RecordError(field, "encoding", f"{what}is not valid Unicode (lone surrogate), cannot be encoded as UTF-8")
+            raise RecordError(field, "encoding", f"{what}holds a lone surrogate, which UTF-8 cannot encode")
     if _CONTROL(value) is not None:
-        raise RecordError(field, "control_character", f"{what}must not contain control characters (U+0000-U+001F, U+007F)")
+        raise RecordError(
+            field, "control_character", f"{what}must not contain control characters (U+0000-U+001F, U+007F)"
+        )
     return value
 
 
@@ -311,7 +321,9 @@ def _occurred_at(value: Any) -> str:
     if n > _MAX_OCCURRED:
         raise RecordError(field, "max_length", f"must be at most {_MAX_OCCURRED} characters, got {n}")
     if _DATETIME(value) is None:
-        raise RecordError(field, "format", "must be an RFC 3339 date-time with a time zone, e.g. 2024-05-01T09:30:00+08:00")
+        raise RecordError(
+            field, "format", "must be an RFC 3339 date-time with a time zone, e.g. 2024-05-01T09:30:00+08:00"
+        )
     return _check_instant(value)
 
 
@@ -370,7 +382,9 @@ def _attribute_value(value: Any, field: str):
             raise RecordError(field, "max_length", f"must be at most {_MAX_ATTR_STR} characters, got {len(value)}")
         return value
     if isinstance(value, float):
-        raise RecordError(field, "type", "must be a string, integer or boolean, got float (floats have no single canonical encoding)")
+        raise RecordError(
+            field, "type", "must be a string, integer or boolean, got float (floats have no single canonical encoding)"
+        )
     raise RecordError(field, "type", f"must be a string, integer or boolean, got {_type_name(value)}")
 
 
@@ -401,7 +415,10 @@ def _signature(sig: Any) -> dict:
             raise RecordError("signature.signer_id", "required", "is required")
         signer_id = _sized(signer_id, "signature.signer_id", _MAX_SIGNER)
         if not signer_id.isprintable():
-            raise RecordError("signature.signer_id", "printable", "must be printable characters (no separators other than space, no format or unassigned characters)")
+            raise RecordError(
+                "signature.signer_id", "printable",
+                "must be printable characters (no separators but the space, no format or unassigned characters)",
+            )
     if type(value) is not str or not 0 < len(value) <= _MAX_SIG_VALUE or len(value) & 3 or _BASE64(value) is None:
         if value is None:
             raise RecordError("signature.value", "required", "is required")
@@ -425,7 +442,9 @@ def _attributes(attrs: Any) -> dict:
         t = type(value)
         if t is str:
             # Printable ASCII cannot hold a control character or a surrogate: two C calls.
-            if len(value) <= _MAX_ATTR_STR and (value.isascii() and value.isprintable() or _FREE_TEXT(value) is not None):
+            if len(value) <= _MAX_ATTR_STR and (
+                value.isascii() and value.isprintable() or _FREE_TEXT(value) is not None
+            ):
                 continue
         elif t is int:
             if -_MAX_INT <= value <= _MAX_INT:
@@ -455,15 +474,21 @@ def _sealed(sealed: Any) -> dict:
     for key, value in sealed.items():
         if type(key) is not str or key not in _KEYS_SEEN:
             key = _key(key, "sealed")
-        if type(value) is not str or len(value) > _MAX_SEALED_STR or not (value.isascii() and value.isprintable() or _FREE_TEXT(value) is not None):
+        if type(value) is not str or len(value) > _MAX_SEALED_STR or not (
+            value.isascii() and value.isprintable() or _FREE_TEXT(value) is not None
+        ):
             field = "sealed." + key
             value = _string(value, field)
             if len(value) > _MAX_SEALED_STR:
-                raise RecordError(field, "max_length", f"must be at most {_MAX_SEALED_STR} characters, got {len(value)}")
+                raise RecordError(
+                    field, "max_length", f"must be at most {_MAX_SEALED_STR} characters, got {len(value)}"
+                )
         total += len(value) if value.isascii() else len(value.encode("utf-8"))
         out[key] = value
     if total > _MAX_SEALED_BYTES:
-        raise RecordError("sealed", "max_sealed_bytes", f"values must total at most {_MAX_SEALED_BYTES} UTF-8 bytes, got {total}")
+        raise RecordError(
+            "sealed", "max_sealed_bytes", f"values must total at most {_MAX_SEALED_BYTES} UTF-8 bytes, got {total}"
+        )
     return out
 
 
@@ -528,7 +553,9 @@ def validate_record(obj: Any) -> dict:
     if measure:
         size = len(_dumps(out))
         if size > _MAX_RECORD_BYTES:
-            raise RecordError(RECORD_FIELD, "max_record_bytes", f"encodes to {size} bytes, at most {_MAX_RECORD_BYTES} allowed")
+            raise RecordError(
+                RECORD_FIELD, "max_record_bytes", f"encodes to {size} bytes, at most {_MAX_RECORD_BYTES} allowed"
+            )
     return out
 
 

@@ -15,7 +15,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections import deque
+from typing import Callable, NamedTuple
 
 import orjson
 
@@ -41,12 +42,26 @@ class SequencerSettings:
             raise ValueError(f"batch_max_delay must be > 0 seconds, got {self.batch_max_delay!r}")
 
 
+class PreparedRecord(NamedTuple):
+    """A record the write path just appended, handed over as it already has it, so the
+    sequencer need not read and parse it back: the leaf, its seq, the record as encoded in
+    the leaf, and the idempotency fingerprint."""
+
+    leaf: bytes
+    seq: int
+    record: dict
+    fingerprint: bytes | None
+
+
 class LogCorruption(RuntimeError):
     """The log breaks a rule that every append keeps (dense record sequence, known events)."""
 
 
 class Sequencer:
     READ_BATCH = 8192
+    # Records the write path may hand over in memory before the sequencer catches up; past
+    # this, hand-overs are dropped and it reads the log instead (bounded memory under overload).
+    OFFER_LIMIT = 262144
 
     def __init__(self, ledger_id: str, log_backend: LogBackend, projections: Projections,
                  settings: SequencerSettings = SequencerSettings(), origin: str = "",
@@ -70,11 +85,15 @@ class Sequencer:
         latest = projections.latest_checkpoint()
         # Largest checkpoint size in the log (read, or appended by us); -1 before the first.
         self.sealed_size = latest["size"] if latest else -1
-        self.unsealed_since: float | None = None
+        # Records projected before a restart but never sealed start their wait now.
+        self.unsealed_since: float | None = (time.monotonic() if projections.record_count > max(self.sealed_size, 0)
+                                             else None)
         self.failure: BaseException | None = None
         self.on_sealed: list[Callable[[dict], None]] = []  # observers of each logged checkpoint
         self.on_projected: list[Callable[[int], None]] = []  # called with the new record count
         self._changed = threading.Condition()
+        self._offered: deque[tuple[int, list]] = deque()  # (first log position, items)
+        self._offered_count = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -177,17 +196,81 @@ class Sequencer:
             self._thread.join(timeout)
             self._thread = None
 
+    def offer(self, first_position: int, items: list) -> None:
+        """The write path's hand-over of what it appended at `first_position`: for each event
+        in order a PreparedRecord or the NewEvent. The log stays the source of truth: anything
+        not handed over (or dropped here) is read from it."""
+        with self._changed:
+            if self._offered_count + len(items) <= self.OFFER_LIMIT:
+                self._offered.append((first_position, items))
+                self._offered_count += len(items)
+            self._changed.notify_all()
+
+    def _take_offered(self) -> list | None:
+        """Handed-over items from exactly `self.position` on, or None if there is a gap."""
+        with self._changed:
+            while self._offered:
+                first, items = self._offered[0]
+                if first + len(items) <= self.position:  # already read from the log
+                    self._offered.popleft()
+                    self._offered_count -= len(items)
+                    continue
+                if first > self.position:
+                    return None
+                self._offered.popleft()
+                self._offered_count -= len(items)
+                return [(first + i, item) for i, item in enumerate(items)][self.position - first:]
+        return None
+
+    def apply_prepared(self, items: list[tuple[int, object]]) -> None:
+        records = self._records
+        for position, item in items:
+            if type(item) is PreparedRecord:
+                if position != self.position:
+                    raise LogCorruption(f"ledger {self.ledger_id!r}: expected log position {self.position}, "
+                                        f"got {position}")
+                if self.next_seq is None:
+                    self.next_seq = item.seq
+                if item.seq != self.next_seq:
+                    raise LogCorruption(f"ledger {self.ledger_id!r}: record at log position {position} has seq "
+                                        f"{item.seq}, want {self.next_seq}")
+                self.position = position + 1
+                self.next_seq += 1
+                self._leaves.append(item.leaf)
+                records.append((position, item.seq, item.record, item.fingerprint))
+                if self.unsealed_since is None:
+                    self.unsealed_since = time.monotonic()
+                if len(records) >= self.settings.batch_max_items:
+                    self.flush()
+                    records = self._records
+            else:
+                self.apply([RecordedEvent(self.ledger_id, position, item.type, item.data, item.metadata)])
+                records = self._records
+        with self._changed:
+            self._changed.notify_all()
+
     def _run(self) -> None:
         poll = min(0.05, self.settings.batch_max_delay / 4)
         try:
-            for events in self.log.follow(self.ledger_id, self.position, self._stop, poll, self.READ_BATCH):
-                if events:
-                    self.apply(events)
-                if len(events) < self.READ_BATCH and self.position >= self.log.version(self.ledger_id):
-                    if self.due():
-                        self.seal()
-                    elif self._records and not events:
+            while not self._stop.is_set():
+                offered = self._take_offered()
+                if offered:
+                    self.apply_prepared(offered)
+                    read = len(offered)
+                else:
+                    events = list(self.log.read(self.ledger_id, self.position, self.READ_BATCH))
+                    if events:
+                        self.apply(events)
+                    read = len(events)
+                caught_up = read < self.READ_BATCH and self.position >= self.log.version(self.ledger_id)
+                if caught_up and self.due():
+                    self.seal()
+                elif caught_up and not read:
+                    if self._records:
                         self.flush()  # idle: make what was read visible to readers
+                    with self._changed:
+                        if not self._offered:
+                            self._changed.wait(poll)
         except BaseException as exc:
             self.failure = exc
             log.critical("ledger %r: sequencer stopped: %s", self.ledger_id, exc)

@@ -2,8 +2,39 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+
+import orjson
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"EVLEDGER_{name}", default)
+
+
+def _settings(args: argparse.Namespace):
+    from ingest.sequencer import SequencerSettings
+
+    return SequencerSettings(batch_max_items=args.batch_max_items, batch_max_delay=args.batch_max_delay)
+
+
+def open_log(args: argparse.Namespace):
+    """The log backend the flags and environment name: RocksDB under the data directory, or
+    a KurrentDB server."""
+    if args.log == "kurrentdb":
+        if not args.kurrentdb_uri:
+            raise ValueError("--log kurrentdb needs --kurrentdb-uri or EVLEDGER_KURRENTDB_URI")
+        from ingest.log_kurrentdb import KurrentDBLog
+        return KurrentDBLog(args.kurrentdb_uri)
+    from ingest.log_rocksdb import RocksDBLog
+    return RocksDBLog(os.path.join(args.data_dir, "log"))
+
+
+def open_service(args: argparse.Namespace, start: bool = True):
+    from ingest.ledger import LedgerService
+
+    return LedgerService(args.data_dir, open_log(args), _settings(args), start=start)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -12,29 +43,165 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(records=args.records, batch=args.batch, alg=args.alg)
 
 
+def _cmd_ledger_create(args: argparse.Namespace) -> int:
+    with open_service(args, start=False) as service:
+        ledger = service.create_ledger(args.ledger, alg=args.alg)
+        key_id = ledger.created["key_id"]
+        print(f"created ledger {ledger.id} ({ledger.alg}, checkpoint origin {ledger.origin}, signing key {key_id})")
+        print(f"verifier key: {ledger.created['verifier_key']}")
+    return 0
+
+
+def _cmd_ledger_list(args: argparse.Namespace) -> int:
+    with open_service(args, start=False) as service:
+        for ledger_id in service.ledgers():
+            ledger = service.ledger(ledger_id)
+            latest = ledger.projections.latest_checkpoint()
+            sealed = latest["size"] if latest else 0
+            print(f"{ledger_id}\t{ledger.alg}\trecords {ledger.record_count}\tcheckpointed {sealed}")
+    return 0
+
+
+def _cmd_ledger_rotate_key(args: argparse.Namespace) -> int:
+    with open_service(args, start=False) as service:
+        ledger = service.ledger(args.ledger)
+        key_id, vkey = ledger.rotate_signing_key()
+        print(f"ledger {ledger.id}: new signing key {key_id}; checkpoints signed before keep verifying "
+              f"with their own key id")
+        print(f"verifier key: {vkey}")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    """Record NDJSON records; print one receipt or error per line, in order."""
+    from ingest.records import RECORD_FIELD, RecordError
+
+    stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
+    failed = 0
+    with stream, open_service(args) as service:
+        ledger = service.ledger(args.ledger)
+        batch: list = []
+
+        def flush() -> int:
+            bad = 0
+            records = [r for r in batch if not isinstance(r, RecordError)]
+            submitted = iter(ledger.submit(records))
+            for item in batch:
+                result = item if isinstance(item, RecordError) else next(submitted)
+                if isinstance(result, RecordError):
+                    bad += 1
+                    out = {"error": result.as_dict()}
+                else:
+                    out = result.as_dict()
+                sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
+            sys.stdout.buffer.flush()
+            batch.clear()
+            return bad
+
+        for lineno, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                batch.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                batch.append(RecordError(RECORD_FIELD, "json", f"line {lineno} is not JSON: {exc}"))
+            if len(batch) >= args.batch:
+                failed += flush()
+        if batch:
+            failed += flush()
+        if args.wait:
+            checkpoint = ledger.wait_for_checkpoint(ledger.record_count, timeout=args.batch_max_delay + 30)
+            if checkpoint:
+                print(f"checkpoint at size {checkpoint['size']}, root {checkpoint['root']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_rebuild(args: argparse.Namespace) -> int:
+    from ingest.rebuild import rebuild_ledger
+
+    log_backend = open_log(args)
+    try:
+        report = rebuild_ledger(args.data_dir, args.ledger, log_backend, progress=not args.quiet)
+    finally:
+        log_backend.close()
+    if not report.ok:
+        print(f"REBUILD FAILED for ledger {report.ledger}: {report.mismatch}", file=sys.stderr)
+        print(f"first bad checkpoint size: {report.mismatch.size}; the old projections were kept", file=sys.stderr)
+        return 3
+    print(f"rebuilt ledger {report.ledger}: {report.events:,} events, {report.records:,} records, "
+          f"{report.checkpoints_verified} checkpoint roots reproduced bit for bit, "
+          f"{report.seconds:.1f} s ({report.events_per_second:,.0f} events/s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evledger", description=__doc__)
-    parser.add_argument("--data-dir", default=os.environ.get("EVLEDGER_DATA_DIR", "./data"),
+    from ingest.sequencer import SequencerSettings
+
+    defaults = SequencerSettings()
+    # No abbreviations: "--batch" of a subcommand must not read as a prefix of --batch-max-items.
+    parser = argparse.ArgumentParser(prog="evledger", description=__doc__, allow_abbrev=False)
+    parser.add_argument("--data-dir", default=_env("DATA_DIR", "./data"),
                         help="data directory (env EVLEDGER_DATA_DIR; default ./data)")
+    parser.add_argument("--log", choices=("rocksdb", "kurrentdb"), default=_env("LOG", "rocksdb"),
+                        help="event log backend (env EVLEDGER_LOG; default rocksdb, in the data directory)")
+    parser.add_argument("--kurrentdb-uri", default=_env("KURRENTDB_URI", ""),
+                        help="KurrentDB/EventStoreDB URI for --log kurrentdb (env EVLEDGER_KURRENTDB_URI)")
+    parser.add_argument("--batch-max-items", type=int, default=int(_env("BATCH_MAX_ITEMS", str(defaults.batch_max_items))),
+                        help=f"seal a checkpoint after this many records (env EVLEDGER_BATCH_MAX_ITEMS; "
+                             f"default {defaults.batch_max_items})")
+    parser.add_argument("--batch-max-delay", type=float, default=float(_env("BATCH_MAX_DELAY", str(defaults.batch_max_delay))),
+                        help=f"or after the oldest unsealed record waited this many seconds "
+                             f"(env EVLEDGER_BATCH_MAX_DELAY; default {defaults.batch_max_delay})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     demo = sub.add_parser("demo", help="build an SM3 Merkle log over generated evidence records and prove things about it")
-    demo.add_argument("--records", type=int, default=int(os.environ.get("EVLEDGER_DEMO_RECORDS", "5000")),
+    demo.add_argument("--records", type=int, default=int(_env("DEMO_RECORDS", "5000")),
                       help="how many evidence-like records to generate (default 5000)")
     demo.add_argument("--batch", type=int, default=512, help="records per append batch (default 512)")
     demo.add_argument("--alg", choices=("sm3", "sha256"), default="sm3", help="tree hash (default sm3)")
     demo.set_defaults(func=_cmd_demo)
+
+    ledger = sub.add_parser("ledger", help="create, list and manage ledgers")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="ACTION")
+    create = ledger_sub.add_parser("create", help="create a ledger with new SM2 and SM4 keys")
+    create.add_argument("ledger", help="ledger id: [a-z0-9][a-z0-9-]{0,62}")
+    create.add_argument("--alg", choices=("sm3", "sha256"), default="sm3", help="tree hash (default sm3)")
+    create.set_defaults(func=_cmd_ledger_create)
+    ledger_sub.add_parser("list", help="the ledgers and their sizes").set_defaults(func=_cmd_ledger_list)
+    rotate = ledger_sub.add_parser("rotate-key", help="make a new SM2 signing key current (an event in the log)")
+    rotate.add_argument("ledger")
+    rotate.set_defaults(func=_cmd_ledger_rotate_key)
+
+    ingest = sub.add_parser("ingest", help="record NDJSON evidence records from a file (or - for stdin); "
+                                           "prints a receipt or an error per record")
+    ingest.add_argument("ledger")
+    ingest.add_argument("file")
+    ingest.add_argument("--batch", type=int, default=1000, help="records per submission (default 1000)")
+    ingest.add_argument("--wait", action="store_true", help="wait for the checkpoint that covers them")
+    ingest.set_defaults(func=_cmd_ingest)
+
+    rebuild = sub.add_parser("rebuild", help="replay a ledger's log into fresh projections and check that every "
+                                             "logged checkpoint root is reproduced")
+    rebuild.add_argument("ledger")
+    rebuild.add_argument("--quiet", action="store_true", help="no progress bar")
+    rebuild.set_defaults(func=_cmd_rebuild)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ingest.keys import KeyFileError
+    from ingest.ledger import LedgerError
+    from ingest.log import LogError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, LogError, LedgerError, KeyFileError) as exc:
         print(f"evledger {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

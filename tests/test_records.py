@@ -5,6 +5,7 @@ import pathlib
 import pickle
 import re
 import timeit
+from datetime import datetime
 
 import orjson
 import pytest
@@ -305,7 +306,9 @@ def test_errors_come_in_field_order():
 def test_unprintable_keys_are_escaped_in_errors():
     err = fails(rec(**{"\ud800\x00": 1}), ascii("\ud800\x00"), "unknown_field")
     orjson.dumps(err.as_dict())
-    err = fails(rec(**{"x" * 500: 1}), ascii("x" * 500)[:69] + "...", "unknown_field")
+    err = fails(rec(**{"x" * 500: 1}), ascii("x" * 72)[:69] + "...", "unknown_field")
+    fails({**MINIMAL, 10**5000: 1}, "<int>", "unknown_field")  # past Python's int-to-str limit
+    fails(rec(attributes={10**5000: 1}), "attributes", "key_type")
     err = fails(rec(attributes={"bad key\ud800": 1}), "attributes", "encoding")
     assert "\ud800" not in err.message
 
@@ -507,7 +510,11 @@ _field_names = st.sampled_from(sorted(records._FIELD_SET) + ["extra", ""])
 _near_valid = st.builds(
     lambda base, changes: {**base, **changes},
     st.sampled_from([MINIMAL, FULL]),
-    st.dictionaries(_field_names, _json | st.dictionaries(st.sampled_from(["algorithm", "signer_id", "value", "k", "x.y"]), _json), max_size=3),
+    st.dictionaries(
+        _field_names,
+        _json | st.dictionaries(st.sampled_from(["algorithm", "signer_id", "value", "k", "x.y"]), _json),
+        max_size=3,
+    ),
 )
 
 
@@ -536,7 +543,8 @@ def test_every_accepted_attribute_string_is_clean_utf8(value):
         assert not re.search("[\x00-\x1f\x7f]", s)
 
 
-@given(st.text(st.sampled_from("AB+/=xy-_ \n"), max_size=12) | st.binary(max_size=12).map(lambda b: base64.b64encode(b).decode()))
+@given(st.text(st.sampled_from("AB+/=xy-_ \n"), max_size=12)
+       | st.binary(max_size=12).map(lambda b: base64.b64encode(b).decode()))
 def test_accepted_signature_values_decode_strictly(value):
     try:
         validate_record(rec(signature=sig(value=value)))
@@ -546,6 +554,147 @@ def test_accepted_signature_values_decode_strictly(value):
             assert len(value) % 4 or not re.fullmatch("[A-Za-z0-9+/]*={0,2}", value)
     else:
         base64.b64decode(value, validate=True)  # accepted: decodes strictly
+
+
+# A differential test: the spec written out plainly and slowly, against the tuned validator.
+
+def _clean(s):
+    return type(s) is str and not any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in s)
+
+
+def _token_ok(s, longest, pattern):
+    return _clean(s) and 1 <= len(s) <= longest and re.fullmatch(pattern, s) is not None
+
+
+def _entries_ok(obj, most, value_ok):
+    key = "[A-Za-z0-9_][A-Za-z0-9_.-]*"
+    return type(obj) is dict and len(obj) <= most and all(
+        _token_ok(k, LIMITS["key_max_length"], key) and value_ok(v) for k, v in obj.items())
+
+
+def _reference(obj):
+    """The normalized record as docs/records.md describes it, or None where it is refused."""
+    names = list(records._FIELDS)
+    if type(obj) is not dict or set(obj) - set(names):
+        return None
+    o = {k: obj[k] for k in names if obj.get(k) is not None}
+    if not {"content_hash", "business_type", "occurred_at"} <= set(o):
+        return None
+    if not (_clean(o["content_hash"]) and re.fullmatch("[0-9a-fA-F]{64}", o["content_hash"])):
+        return None
+    o["content_hash"] = o["content_hash"].lower()
+    if not _token_ok(o["business_type"], 64, "[A-Za-z0-9][A-Za-z0-9_.:-]*"):
+        return None
+    when = o["occurred_at"]
+    if not (_clean(when) and len(when) <= 40 and re.fullmatch(
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})", when)):
+        return None
+    try:
+        if not 1970 <= datetime.fromisoformat(when.upper()).year <= 9999:
+            return None
+    except ValueError:
+        return None
+    for name in ("evidence_id", "business_id"):
+        if name in o and not _token_ok(o[name], 128, "[A-Za-z0-9][A-Za-z0-9_.:/-]*"):
+            return None
+    if "signature" in o:
+        sg = o["signature"]
+        if type(sg) is not dict or set(sg) != {"algorithm", "signer_id", "value"} or None in sg.values():
+            return None
+        if not (_token_ok(sg["algorithm"], 32, "[A-Za-z0-9][A-Za-z0-9_.-]*")
+                and _clean(sg["signer_id"]) and 1 <= len(sg["signer_id"]) <= 128 and sg["signer_id"].isprintable()
+                and _token_ok(sg["value"], 2048, "[A-Za-z0-9+/=]+") and len(sg["value"]) % 4 == 0):
+            return None
+        try:
+            base64.b64decode(sg["value"], validate=True)
+        except ValueError:
+            return None
+        if "=" in sg["value"].rstrip("="):
+            return None
+        o["signature"] = {k: sg[k] for k in ("algorithm", "signer_id", "value")}
+    if "attributes" in o and not _entries_ok(o["attributes"], 32, lambda v: type(v) is bool or (
+            type(v) is int and abs(v) <= 2**53 - 1) or (_clean(v) and len(v) <= 256)):
+        return None
+    if "sealed" in o and not (_entries_ok(o["sealed"], 16, lambda v: _clean(v) and len(v) <= 4096)
+                              and sum(len(v.encode()) for v in o["sealed"].values()) <= 8192):
+        return None
+    for name in ("attributes", "sealed"):
+        if name in o:
+            o[name] = dict(o[name])
+    if len(orjson.dumps(o)) > 16384:
+        return None
+    return o
+
+
+_sizes = st.sampled_from([0, 1, 2, 3, 4, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 2048, 2049, 4096, 4097])
+_probe = st.one_of(
+    st.text(st.sampled_from("aZ09_.:-/+= \"\x00\x1f\x7f\ud800é中😀\u200b"), max_size=6),
+    st.builds(lambda head, c, n: head + c * n, st.sampled_from(["", "a", "_", "A", "0"]),
+              st.sampled_from(["a", "A", "é", "😀", '"', "=", "\x00"]), _sizes),
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.just([]),
+)
+def _mostly(good, bad):
+    """Usually a valid value, sometimes a probe: most records get deep into the checks."""
+    return st.sampled_from([good] * 7 + [bad]).flatmap(lambda strategy: strategy)
+
+
+_hash = _mostly(st.one_of(st.sampled_from([HASH, HASH.upper()]), st.text("0123456789abcdefABCDEF", min_size=64, max_size=64)),
+                st.one_of(st.sampled_from([HASH[:-1], HASH + "a", "g" * 64, "٠" * 64]), _probe))
+_token = _mostly(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,8}", fullmatch=True), _probe)
+_when = _mostly(
+    st.builds(lambda y, mo, d, h, mi, sec, frac, zone: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}{frac}{zone}",
+              st.integers(1970, 9999), st.integers(1, 12), st.integers(1, 28), st.integers(0, 23), st.integers(0, 59),
+              st.integers(0, 59), st.sampled_from(["", ".5", ".123456"]), st.sampled_from(["Z", "z", "+08:00", "-00:00"])),
+    st.one_of(st.builds(
+        lambda y, mo, d, sep, h, mi, sec, frac, zone: f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{sec:02d}{frac}{zone}",
+        st.sampled_from([0, 1969, 1970, 2024, 9999]), st.integers(0, 13), st.integers(0, 32), st.sampled_from("Tt "),
+        st.integers(0, 24), st.integers(0, 60), st.integers(0, 60),
+        st.sampled_from(["", ".", ".5", ".123456", "." + "1" * 14, "." + "1" * 15]),
+        st.sampled_from(["Z", "z", "+08:00", "-00:00", "+23:59", "+24:00", "+0800", ""])), _probe),
+)
+_attr_value = _mostly(st.one_of(st.text(max_size=8), st.integers(-(2**53 - 1), 2**53 - 1), st.booleans()),
+                      st.one_of(_probe, st.sampled_from([2**53, -(2**53), 1.0, "x" * 257, "é" * 256])))
+_key = _mostly(st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,6}", fullmatch=True),
+               st.one_of(st.sampled_from(["k:v", ".k", "k" * 64, "k" * 65, "", "中"]),
+                         _probe.filter(lambda k: isinstance(k, str))))
+_sealed_value = _mostly(st.text(max_size=8), st.one_of(_probe, st.sampled_from(["中" * 1400, "x" * 4096, "x" * 4097])))
+_signature = _mostly(
+    st.fixed_dictionaries({"algorithm": st.just("SM2-SM3"), "signer_id": st.text(min_size=1, max_size=8),
+                           "value": st.binary(min_size=1, max_size=9).map(lambda b: base64.b64encode(b).decode())}),
+    st.one_of(
+        st.fixed_dictionaries({"algorithm": _mostly(st.just("SM2-SM3"), _probe),
+                               "signer_id": _mostly(st.just("CN=x"), _probe),
+                               "value": _mostly(st.sampled_from(["AAAA", "AA==", "AAA="]),
+                                                st.one_of(st.sampled_from(["A===", "AA=A", "AAAAA", "AAAA===="]), _probe))}),
+        st.fixed_dictionaries({"algorithm": st.just("SM2")}, optional={"extra": st.just(1)}),
+        _probe),
+)
+_record = st.builds(
+    lambda fields, unknown: {**fields, **unknown},
+    st.fixed_dictionaries(
+        {"content_hash": _hash, "business_type": _token, "occurred_at": _when},
+        optional={
+            "evidence_id": _token, "business_id": _token, "signature": _signature,
+            "attributes": _mostly(st.dictionaries(_key, _attr_value, max_size=6),
+                                  st.one_of(st.dictionaries(_key, _attr_value, min_size=30, max_size=34), _probe)),
+            "sealed": _mostly(st.dictionaries(_key, _sealed_value, max_size=6),
+                              st.one_of(st.dictionaries(_key, _sealed_value, min_size=15, max_size=18), _probe)),
+        },
+    ),
+    st.sampled_from([{}] * 9 + [{"unknown": 1}]),
+)
+
+
+@given(_record)
+def test_validator_agrees_with_the_plain_reference(obj):
+    want = _reference(obj)
+    try:
+        got = validate_record(obj)
+    except RecordError as err:
+        assert want is None, (err.as_dict(), want)
+    else:
+        assert got == want
+        assert list(got) == list(want)
 
 
 def test_memo_stays_bounded():

@@ -27,12 +27,9 @@ def json_event(event_type: str, payload: dict) -> NewEvent:
     return NewEvent(event_type, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
 
 
-_FINGERPRINT_HEAD = b'{"fingerprint":"'
-
-
-def evidence_recorded(leaf: bytes, fingerprint: bytes | None) -> NewEvent:
-    meta = _FINGERPRINT_HEAD + fingerprint + b'"}' if fingerprint else b""
-    return NewEvent(EVIDENCE_RECORDED, leaf, meta)
+# EvidenceRecorded's metadata, when the record has an evidence id, is exactly
+# FINGERPRINT_HEAD + 32 hex digits + b'"}' (the write path builds it inline).
+FINGERPRINT_HEAD = b'{"fingerprint":"'
 
 
 def fingerprint_of(metadata: bytes) -> bytes | None:
@@ -40,6 +37,6 @@ def fingerprint_of(metadata: bytes) -> bytes | None:
     metadata: JSON written by `evidence_recorded` in one fixed form, so it is sliced."""
     if not metadata:
         return None
-    if len(metadata) == 50 and metadata.startswith(_FINGERPRINT_HEAD):
+    if len(metadata) == 50 and metadata.startswith(FINGERPRINT_HEAD):
         return metadata[16:48]
     return orjson.loads(metadata)["fingerprint"].encode()

@@ -187,7 +187,11 @@ class Ledger:
         outcomes: list[list | None] = []
         leaves: list[bytes] = []
         new_ids: list[str] = []
-        in_group: set[str] = set()
+        in_group: dict[str, tuple] = {}  # evidence ids first written by this group -> (fingerprint, seq)
+        recent_get = self._recent.get
+        fingerprint_of_record = self._fingerprint
+        evidence_event = ev.EVIDENCE_RECORDED
+        fingerprint_head = ev.FINGERPRINT_HEAD
         received_at = format_received_at(time.time_ns() // 1000)
         leaf_head = leaf_prefix(self.id, received_at)
         stem = None
@@ -203,15 +207,15 @@ class Ledger:
             ids = [r.get("evidence_id") for r in items]
             # Unprojected ids first, then the index: the sequencer writes the index before it
             # forgets an id, so an id cannot slip between the two looks.
-            recent = [self._recent.get(i) if i is not None else None for i in ids]
+            recent = [recent_get(i) if i is not None else None for i in ids]
             stored = iter(self.projections.evidence_many([i for i in ids if i is not None]))
             for record, evidence_id, earlier in zip(items, ids, recent):
                 fingerprint = None
                 if evidence_id is not None:
-                    fingerprint = self._fingerprint(record)
+                    fingerprint = fingerprint_of_record(record)
                     hit = next(stored)
                     if evidence_id in in_group:
-                        earlier = self._recent[evidence_id]
+                        earlier = in_group[evidence_id]
                     if earlier is not None:
                         if earlier[0] != fingerprint:
                             results.append(_conflict(evidence_id, earlier[1]))
@@ -235,16 +239,18 @@ class Ledger:
                 leaf = leaf_head + record_json(record) + b',"seq":' + str(seq).encode() + LEAF_TAIL
                 results.append(_New(len(leaves), seq, record["business_id"], evidence_id))
                 leaves.append(leaf)
-                new_events.append(ev.evidence_recorded(leaf, fingerprint))
+                new_events.append(NewEvent(evidence_event, leaf, fingerprint_head + fingerprint + b'"}')
+                                  if fingerprint else NewEvent(evidence_event, leaf))
                 prepared.append(PreparedRecord(leaf, seq, record, fingerprint))
                 if evidence_id is not None:
-                    with self._recent_lock:
-                        self._recent[evidence_id] = (fingerprint, seq, None)
-                        self._recent_order.append((seq, evidence_id))
                     new_ids.append(evidence_id)
-                    in_group.add(evidence_id)
+                    in_group[evidence_id] = (fingerprint, seq, None)
                 seq += 1
             outcomes.append(results)
+        if in_group:  # visible to the next groups before the append: a failed append takes them back
+            with self._recent_lock:
+                self._recent.update(in_group)
+                self._recent_order.extend((entry[1], evidence_id) for evidence_id, entry in in_group.items())
         first_position = self._version
         try:
             if new_events:

@@ -28,8 +28,15 @@ def json_event(event_type: str, payload: dict) -> NewEvent:
 
 
 # EvidenceRecorded's metadata, when the record has an evidence id, is exactly
-# FINGERPRINT_HEAD + 32 hex digits + b'"}' (the write path builds it inline).
+# FINGERPRINT_HEAD + 32 hex digits + b'"}'.
 FINGERPRINT_HEAD = b'{"fingerprint":"'
+
+
+def evidence_recorded(leaf: bytes, fingerprint: bytes | None) -> NewEvent:
+    if fingerprint is None:
+        return NewEvent(EVIDENCE_RECORDED, leaf)
+    return NewEvent(EVIDENCE_RECORDED, leaf, FINGERPRINT_HEAD + fingerprint + b'"}')
+
 
 
 def fingerprint_of(metadata: bytes) -> bytes | None:

@@ -104,8 +104,6 @@ class Ledger:
         self._fingerprint_key = hashlib.blake2b(self.keys.data_key(), digest_size=32,
                                                 person=b"evl-idempotency").digest()
         self.projections = Projections(directory / "projections", ledger_id, self.alg)
-        self._version = log_backend.version(ledger_id)
-        self._next_seq = self._count_records()
         # Evidence ids written but maybe not projected yet: id -> (fingerprint, seq, receipt),
         # the receipt None while its group is being written; and (seq, id) in seq order.
         self._recent: dict[str, tuple[bytes, int, Receipt | None]] = {}
@@ -115,45 +113,46 @@ class Ledger:
         self.sequencer = Sequencer(ledger_id, log_backend, self.projections, settings, origin=self.origin,
                                    sign=self._sign, append=self.append_events)
         self.sequencer.on_projected.append(self._forget_projected)
+        # Project whatever a crash or stop left unprojected before taking writes, so the index
+        # answers idempotency checks for everything in the log (in bounded memory).
+        self.sequencer.catch_up()
         self.current_key_id = self.projections.current_key_id()
-        self._load_unprojected_tail()
+        self._version = log_backend.version(ledger_id)
+        self._next_seq = self.sequencer.record_count
 
-    def _load_unprojected_tail(self) -> None:
-        """Read the events the projections have not reached (a crash or stop can leave some):
-        their evidence ids must answer idempotency checks before the sequencer indexes them,
-        and a key rotation among them is the current key."""
-        tail = [e for e in self.log.read(self.id, self.projections.position)]
-        records = [e for e in tail if e.type == ev.EVIDENCE_RECORDED and e.metadata]
+    def _absorb_log_from(self, position: int) -> None:
+        """After an append whose outcome is unknown: take the log's word for what is in it
+        from `position` on. Records found there answer retries as duplicates."""
+        tail = list(self.log.read(self.id, position))
+        self._version = position + len(tail)
+        records = [e for e in tail if e.type == ev.EVIDENCE_RECORDED]
         for e in tail:
             if e.type in (ev.LEDGER_CREATED, ev.SIGNING_KEY_ROTATED):
                 self.current_key_id = orjson.loads(e.data)["key_id"]
         if not records:
             return
         digests = hash_leaves([e.data for e in records], self.alg)
-        for e, digest in zip(records, digests):
-            body = orjson.loads(e.data)
-            record = body["record"]
-            receipt = Receipt(self.id, body["seq"], digest.tobytes().hex(), body["received_at"],
-                              record["business_id"], record["evidence_id"])
-            self._recent[record["evidence_id"]] = (ev.fingerprint_of(e.metadata), body["seq"], receipt)
-            self._recent_order.append((body["seq"], record["evidence_id"]))
-
-    def _count_records(self) -> int:
-        """Records in the log: one past the seq of the last EvidenceRecorded, read backwards."""
-        end = self._version
-        while end > 0:
-            start = max(0, end - 256)
-            records = [e for e in self.log.read(self.id, start, end - start) if e.type == ev.EVIDENCE_RECORDED]
-            if records:
-                return orjson.loads(records[-1].data)["seq"] + 1
-            end = start
-        return 0
+        with self._recent_lock:
+            for e, digest in zip(records, digests):
+                body = orjson.loads(e.data)
+                record = body["record"]
+                self._next_seq = body["seq"] + 1
+                if e.metadata:
+                    receipt = Receipt(self.id, body["seq"], digest.tobytes().hex(), body["received_at"],
+                                      record["business_id"], record["evidence_id"])
+                    self._recent[record["evidence_id"]] = (ev.fingerprint_of(e.metadata), body["seq"], receipt)
+                    self._recent_order.append((body["seq"], record["evidence_id"]))
 
     # -- the write path -------------------------------------------------------------------
 
     def submit(self, records: list) -> list[Receipt | RecordError]:
         """Validate and durably record `records`; one result per item, in order. A bad item
         gets its RecordError and never holds back the good ones."""
+        if not isinstance(records, (list, tuple)):
+            raise LedgerError("invalid_request", f"submit takes a list of records, got {type(records).__name__}")
+        if self.sequencer.failure is not None:
+            raise LedgerError("ledger_halted", f"ledger {self.id!r} stopped sealing checkpoints "
+                              f"({self.sequencer.failure}); run `evledger rebuild {self.id}`")
         results = validate_records(records)
         good = [(i, r) for i, r in enumerate(results) if not isinstance(r, RecordError)]
         if good:
@@ -190,17 +189,27 @@ class Ledger:
         in_group: dict[str, tuple] = {}  # evidence ids first written by this group -> (fingerprint, seq)
         recent_get = self._recent.get
         fingerprint_of_record = self._fingerprint
-        evidence_event = ev.EVIDENCE_RECORDED
-        fingerprint_head = ev.FINGERPRINT_HEAD
+        evidence_recorded = ev.evidence_recorded
         received_at = format_received_at(time.time_ns() // 1000)
         leaf_head = leaf_prefix(self.id, received_at)
         stem = None
+        pending_key_id = None
         seq = self._next_seq
         for request in group:
             kind, items = request.item
             if kind == "events":
+                stale = [e for e in items if e.type == ev.CHECKPOINT_SEALED
+                         and orjson.loads(e.data)["key_id"] != self.current_key_id]
+                if stale:  # signed just before a key rotation landed: the sequencer signs again
+                    request.error = LedgerError("stale_signing_key", "checkpoint signed with a key that was "
+                                                f"rotated out (current {self.current_key_id})")
+                    outcomes.append(None)
+                    continue
                 new_events.extend(items)
                 prepared.extend(items)
+                for e in items:
+                    if e.type == ev.SIGNING_KEY_ROTATED:
+                        pending_key_id = orjson.loads(e.data)["key_id"]
                 outcomes.append(None)
                 continue
             results = []
@@ -239,35 +248,44 @@ class Ledger:
                 leaf = leaf_head + record_json(record) + b',"seq":' + str(seq).encode() + LEAF_TAIL
                 results.append(_New(len(leaves), seq, record["business_id"], evidence_id))
                 leaves.append(leaf)
-                new_events.append(NewEvent(evidence_event, leaf, fingerprint_head + fingerprint + b'"}')
-                                  if fingerprint else NewEvent(evidence_event, leaf))
+                new_events.append(evidence_recorded(leaf, fingerprint))
                 prepared.append(PreparedRecord(leaf, seq, record, fingerprint))
                 if evidence_id is not None:
                     new_ids.append(evidence_id)
                     in_group[evidence_id] = (fingerprint, seq, None)
                 seq += 1
             outcomes.append(results)
-        if in_group:  # visible to the next groups before the append: a failed append takes them back
-            with self._recent_lock:
-                self._recent.update(in_group)
-                self._recent_order.extend((entry[1], evidence_id) for evidence_id, entry in in_group.items())
+        # Everything that can fail happens before the append: after it, the group is durable
+        # and must be acknowledged.
+        digests = hash_leaves(leaves, self.alg) if leaves else None
         first_position = self._version
         try:
+            if in_group:  # visible to the next groups before the append; a failure takes them back
+                with self._recent_lock:
+                    self._recent.update(in_group)
+                    self._recent_order.extend((entry[1], evidence_id) for evidence_id, entry in in_group.items())
             if new_events:
                 self._version = self.log.append(self.id, new_events, self._version)
         except WrongExpectedVersion as exc:
             self._drop_recent(new_ids)
-            self._version = exc.actual
-            self._next_seq = self._count_records()
+            self._absorb_log_from(first_position)
             raise LedgerError("concurrent_writer", f"ledger {self.id!r} has another writer (its stream "
                               f"moved to version {exc.actual}); nothing of this group was recorded") from None
-        except BaseException:
+        except BaseException as exc:
+            # The append may or may not have reached the log (a timeout after the server
+            # committed): believe the log, so a retry finds what did get in as duplicates.
             self._drop_recent(new_ids)
-            raise
+            try:
+                self._absorb_log_from(first_position)
+            except Exception:
+                pass
+            raise LedgerError("log_unavailable", f"ledger {self.id!r}: appending to the log failed ({exc}); "
+                              f"retry: records that did reach the log come back as duplicates") from None
         self._next_seq = seq
+        if pending_key_id is not None:
+            self.current_key_id = pending_key_id
         if new_events:
             self.sequencer.offer(first_position, prepared)
-        digests = hash_leaves(leaves, self.alg) if leaves else None
         final: dict[str, Receipt] = {}
         for results in outcomes:
             for i, r in enumerate(results or ()):
@@ -284,7 +302,8 @@ class Ledger:
                     self._recent[evidence_id] = (entry[0], entry[1], receipt)
         for request, results in zip(group, outcomes):
             if results is None:
-                request.result = self._version
+                if request.error is None:
+                    request.result = self._version
             else:
                 request.result = [final[r.evidence_id]._replace(duplicate=True) if type(r) is _Same else r
                                   for r in results]
@@ -324,24 +343,35 @@ class Ledger:
         self.append_events([ev.json_event(ev.SIGNING_KEY_ROTATED, {
             "key_id": kid, "verifier_key": vkey, "previous_key_id": self.current_key_id,
             "rotated_at": format_received_at(time.time_ns() // 1000)})])
-        self.current_key_id = kid
         return kid, vkey
 
     # -- reading ------------------------------------------------------------------------
 
+    def _check_seq(self, seq) -> None:
+        if type(seq) is not int or seq < 0:
+            raise LedgerError("invalid_request", f"a record's seq is a non-negative integer, got {seq!r}")
+
     def record(self, seq: int) -> dict:
         """The decoded leaf of record `seq` (it must be projected)."""
+        self._check_seq(seq)
         position = self.projections.position_of(seq)
         if position is None:
             raise LedgerError("not_found", f"ledger {self.id!r} has no projected record {seq}")
-        event = next(iter(self.log.read(self.id, position, 1)))
-        return decode_leaf(event.data)
+        return decode_leaf(self._read_leaf(seq, position))
+
+    def _read_leaf(self, seq: int, position: int) -> bytes:
+        event = next(iter(self.log.read(self.id, position, 1)), None)
+        if event is None or event.type != ev.EVIDENCE_RECORDED:
+            raise LedgerError("not_found", f"ledger {self.id!r}: record {seq} is not at log position {position}; "
+                              f"the projections are stale (run `evledger rebuild {self.id}`)")
+        return event.data
 
     def leaf(self, seq: int) -> bytes:
+        self._check_seq(seq)
         position = self.projections.position_of(seq)
         if position is None:
             raise LedgerError("not_found", f"ledger {self.id!r} has no projected record {seq}")
-        return next(iter(self.log.read(self.id, position, 1))).data
+        return self._read_leaf(seq, position)
 
     def open_sealed(self, record: dict) -> dict | None:
         sealed = record.get("sealed")
@@ -365,8 +395,13 @@ class Ledger:
 
     def close(self) -> None:
         self.sequencer.stop()
-        self.sequencer.flush()
-        self.projections.close()
+        if self.sequencer._thread is not None:  # did not stop in time: it still uses them
+            log.error("ledger %r: sequencer did not stop; its projections are left open", self.id)
+            return
+        try:
+            self.sequencer.flush()
+        finally:
+            self.projections.close()
 
 
 def tune_gc() -> None:
@@ -396,9 +431,13 @@ class LedgerService:
         self._start = start
         self._ledgers: dict[str, Ledger] = {}
         self._lock = threading.Lock()
-        for stream in self.log.streams():
-            if LEDGER_ID_RE.fullmatch(stream):
-                self._open(stream)
+        try:
+            for stream in self.log.streams():
+                if LEDGER_ID_RE.fullmatch(stream):
+                    self._open(stream)
+        except BaseException:
+            self.close()
+            raise
 
     def _open(self, ledger_id: str) -> Ledger:
         first = next(iter(self.log.read(ledger_id, 0, 1)), None)
@@ -418,6 +457,10 @@ class LedgerService:
         with self._lock:
             if ledger_id in self._ledgers or self.log.version(ledger_id):
                 raise LedgerError("ledger_exists", f"ledger {ledger_id!r} already exists")
+            stale = self.data_dir / "ledgers" / ledger_id / "projections"
+            if stale.exists():  # left from a log that no longer has this ledger: not ours
+                log.warning("ledger %r: removing projections left from an earlier log at %s", ledger_id, stale)
+                Projections.destroy(stale)
             keys = LedgerKeys(self.data_dir / "ledgers" / ledger_id / "keys", origin)
             key = keys.new_signing_key()
             if not keys._data_path.exists():
@@ -442,10 +485,15 @@ class LedgerService:
         return sorted(self._ledgers)
 
     def close(self) -> None:
-        for ledger in self._ledgers.values():
-            ledger.close()
-        self._ledgers.clear()
-        self.log.close()
+        try:
+            for ledger in list(self._ledgers.values()):
+                try:
+                    ledger.close()
+                except Exception as exc:
+                    log.error("ledger %r did not close cleanly: %s", ledger.id, exc)
+        finally:
+            self._ledgers.clear()
+            self.log.close()
 
     def __enter__(self):
         return self

@@ -42,6 +42,18 @@ def _event_key(prefix: bytes, position: int) -> bytes:
     return prefix + _U64.pack(position)
 
 
+def open_rocksdb(path: str, opts, what: str):
+    """Open a RocksDB database, turning its bare exceptions (most often: another process has
+    it open) into a LogError that says so."""
+    from rocksdict import Rdict
+
+    try:
+        return Rdict(path, opts)
+    except Exception as exc:  # rocksdict raises plain Exception
+        hint = " (is another evledger process using this data directory?)" if "lock" in str(exc).lower() else ""
+        raise LogError(f"cannot open {what} at {path}: {exc}{hint}") from None
+
+
 _TYPE_HEADERS: dict[str, bytes] = {}
 
 
@@ -68,7 +80,7 @@ def decode_event(stream: str, position: int, value: bytes) -> RecordedEvent:
 
 class RocksDBLog(LogBackend):
     def __init__(self, path: str | os.PathLike, sync: bool = True):
-        from rocksdict import DBRecoveryMode, Options, Rdict, WriteOptions
+        from rocksdict import DBRecoveryMode, Options, WriteOptions
 
         os.makedirs(path, exist_ok=True)
         opts = Options(raw_mode=True)
@@ -78,7 +90,7 @@ class RocksDBLog(LogBackend):
         # dropped whole instead of failing the open (RocksDB's kPointInTimeRecovery).
         opts.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
         self.path = str(path)
-        self._db = Rdict(self.path, opts)
+        self._db = open_rocksdb(self.path, opts, "the event log")
         self._sync_opts = WriteOptions()
         self._sync_opts.sync = sync
         self._lock = threading.Lock()
@@ -176,7 +188,7 @@ class RocksDBLog(LogBackend):
 
         versions: dict[str, int] = {}
         batch = WriteBatch(raw_mode=True)
-        accepted = []
+        accepted = []  # (request, its new version): results are set only once the write is done
         for req in group:
             stream, events, expected = req.item
             current = versions.get(stream)
@@ -188,8 +200,8 @@ class RocksDBLog(LogBackend):
             prefix = _stream_prefix(stream)
             for i, ev in enumerate(events):
                 batch.put(_event_key(prefix, current + i), encode_event(ev))
-            req.result = versions[stream] = current + len(events)
-            accepted.append(req)
+            versions[stream] = current + len(events)
+            accepted.append((req, versions[stream]))
         if not accepted:
             return
         for stream, version in versions.items():
@@ -200,9 +212,11 @@ class RocksDBLog(LogBackend):
             self._db.write(batch, self._sync_opts)
         except Exception as exc:  # nothing of this group is acknowledged
             self._group -= 1
-            for req in accepted:
-                req.result, req.error = None, LogError(f"log write failed: {exc}")
+            for req, _ in accepted:
+                req.error = LogError(f"log write failed: {exc}")
             return
+        for req, version in accepted:
+            req.result = version
         with self._lock:
             self._versions.update(versions)
             self.groups_written += 1

@@ -18,6 +18,7 @@ rebuilt from the log (`ingest.rebuild`).
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import struct
@@ -26,18 +27,26 @@ from pathlib import Path
 import orjson
 
 from merkle import MerkleLog, RocksDBStore
+from merkle.checkpoint import CheckpointError, verify_checkpoint
 
+from .log import LogError
+from .log_rocksdb import open_rocksdb
+
+log = logging.getLogger("evledger.projections")
 _U64 = struct.Struct(">Q")
 _POSITION_KEY = b"P"
 
 
 class CheckpointMismatch(RuntimeError):
-    """A logged checkpoint's root differs from the root the projection computes: the log and
-    the tree disagree, and nothing built on this ledger can be trusted until it is explained."""
+    """A logged checkpoint does not hold against the projections (its root differs from the
+    rebuilt tree's, its signature fails, its size goes backwards), or the projections have a
+    gap: the log and the tree disagree, and nothing built on this ledger can be trusted until
+    it is explained."""
 
-    def __init__(self, ledger: str, size: int, logged: bytes, computed: bytes):
-        super().__init__(f"ledger {ledger!r}: checkpoint at size {size} does not reproduce: logged root "
-                         f"{logged.hex()}, rebuilt root {computed.hex()}")
+    def __init__(self, ledger: str, size: int, logged: bytes, computed: bytes, why: str = ""):
+        why = why or (f"logged root {logged.hex()}, rebuilt root {computed.hex()}" if logged
+                      else "the tree is missing records before it")
+        super().__init__(f"ledger {ledger!r}: checkpoint at size {size} does not reproduce: {why}")
         self.size = size
         self.logged = logged
         self.computed = computed
@@ -45,18 +54,40 @@ class CheckpointMismatch(RuntimeError):
 
 class Projections:
     def __init__(self, directory: str | os.PathLike, ledger: str, alg: str):
-        from rocksdict import Options, Rdict
+        from rocksdict import Options
 
         self.directory = Path(directory)
         self.ledger = ledger
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.store = RocksDBStore(self.directory / "tree")
+        try:
+            self.store = RocksDBStore(self.directory / "tree")
+        except Exception as exc:  # rocksdict raises plain Exception (most often: the LOCK is held)
+            raise LogError(f"cannot open ledger {ledger!r}'s tree at {self.directory / 'tree'}: {exc} "
+                           f"(is another evledger process using this data directory?)") from None
         self.tree = MerkleLog(self.store, alg)
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
-        self.index = Rdict(str(self.directory / "index"), opts)
+        self.index = open_rocksdb(str(self.directory / "index"), opts, f"ledger {ledger!r}'s index")
         raw = self.index.get(_POSITION_KEY)
         self.position = _U64.unpack(raw)[0] if raw is not None else 0
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """The tree and the index are two databases written one after the other without fsync:
+        an OS crash can leave the index's position past records the tree lost. Then rewind
+        the position to the tree's first missing record, so replaying fills the tree first."""
+        last = next(iter(self.index.items(backwards=True, from_key=b"p" + b"\xff" * 8)), None)
+        if last is None or not last[0].startswith(b"p"):
+            return
+        indexed = _U64.unpack_from(last[0], 1)[0] + len(last[1]) // 8
+        if self.tree.size >= indexed:
+            return
+        position = self._position_in_runs(self.tree.size)
+        if position is None:
+            raise CheckpointMismatch(self.ledger, self.tree.size, b"", b"")
+        log.warning("ledger %r: the tree holds %d records but the index %d; replaying from log position %d",
+                    self.ledger, self.tree.size, indexed, position)
+        self._put(None, None, position)
 
     @staticmethod
     def destroy(directory: str | os.PathLike) -> None:
@@ -76,7 +107,10 @@ class Projections:
         from rocksdict import WriteBatch
 
         first_seq = records[0][1]
-        skip = max(0, self.tree.size - first_seq)
+        if first_seq > self.tree.size:
+            raise CheckpointMismatch(self.ledger, first_seq, b"", b"",
+                                     f"record {first_seq} would follow a tree of {self.tree.size}: records are missing")
+        skip = self.tree.size - first_seq
         if skip < len(leaves):
             self.tree.append(leaves[skip:])
         batch = WriteBatch(raw_mode=True)
@@ -95,13 +129,35 @@ class Projections:
         self.position = next_position
 
     def apply_checkpoint(self, payload: dict, next_position: int) -> None:
+        """Check a logged checkpoint against the tree and its signed note, then store it.
+        Sizes must increase (re-applying the same checkpoint after a crash is fine)."""
         size = payload["size"]
         logged = bytes.fromhex(payload["root"])
         if size > self.tree.size:
-            raise CheckpointMismatch(self.ledger, size, logged, b"")
+            raise CheckpointMismatch(self.ledger, size, logged, b"", f"the tree has only {self.tree.size} records")
         computed = self.tree.root(size)
         if computed != logged:
             raise CheckpointMismatch(self.ledger, size, logged, computed)
+        stored = self.checkpoint(size)
+        if stored is not None:  # replaying after a rewind: the very same checkpoint, or a forgery
+            if stored != payload:
+                raise CheckpointMismatch(self.ledger, size, logged, computed,
+                                         "a different checkpoint at this size was logged earlier")
+        else:
+            latest = self.latest_checkpoint()
+            if latest is not None and size < latest["size"]:
+                raise CheckpointMismatch(self.ledger, size, logged, computed,
+                                         f"it follows a checkpoint at size {latest['size']}: sizes must increase")
+        key = self.index.get(b"K" + bytes.fromhex(payload["key_id"]))
+        if key is None:
+            raise CheckpointMismatch(self.ledger, size, logged, computed, f"signing key {payload['key_id']} is unknown")
+        try:
+            signed = verify_checkpoint(payload["note"], orjson.loads(key)["verifier_key"])
+        except CheckpointError as exc:
+            raise CheckpointMismatch(self.ledger, size, logged, computed, f"its note does not verify: {exc}") from None
+        if (signed.size, signed.root) != (size, logged):
+            raise CheckpointMismatch(self.ledger, size, logged, computed,
+                                     f"its signed note says size {signed.size}, root {signed.root.hex()}")
         self._put(b"k" + _U64.pack(size), orjson.dumps(payload), next_position)
 
     def apply_signing_key(self, payload: dict, next_position: int) -> None:
@@ -162,6 +218,9 @@ class Projections:
         """The log position of record `seq`, if projected."""
         if seq >= self.tree.size:
             return None
+        return self._position_in_runs(seq)
+
+    def _position_in_runs(self, seq: int) -> int | None:
         for key, value in self.index.items(backwards=True, from_key=b"p" + _U64.pack(seq)):
             if not key.startswith(b"p"):
                 return None

@@ -61,15 +61,7 @@ def rebuild_ledger(data_dir: str | os.PathLike, ledger_id: str, log_backend: Log
     mismatch = None
     try:
         with tqdm(total=total, unit="ev", desc=f"rebuilding {ledger_id}", disable=not progress) as bar:
-            position = 0
-            while position < total:
-                events = list(log_backend.read(ledger_id, position, min(Sequencer.READ_BATCH, total - position)))
-                if not events:
-                    break
-                sequencer.apply(events)
-                position = events[-1].position + 1
-                bar.update(len(events))
-            sequencer.flush()
+            sequencer.catch_up(progress=bar.update)
     except CheckpointMismatch as exc:
         mismatch = exc
     finally:

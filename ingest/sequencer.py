@@ -25,7 +25,7 @@ from merkle.checkpoint import Checkpoint, sign_checkpoint
 from . import events as ev
 from .leaf import format_received_at
 from .log import LogBackend, RecordedEvent
-from .projections import Projections
+from .projections import CheckpointMismatch, Projections
 
 log = logging.getLogger("evledger.sequencer")
 
@@ -88,7 +88,8 @@ class Sequencer:
         # Records projected before a restart but never sealed start their wait now.
         self.unsealed_since: float | None = (time.monotonic() if projections.record_count > max(self.sealed_size, 0)
                                              else None)
-        self.failure: BaseException | None = None
+        self.failure: BaseException | None = None  # set when it stopped for good
+        self.errors = 0  # transient failures retried
         self.on_sealed: list[Callable[[dict], None]] = []  # observers of each logged checkpoint
         self.on_projected: list[Callable[[int], None]] = []  # called with the new record count
         self._changed = threading.Condition()
@@ -100,20 +101,22 @@ class Sequencer:
     # -- replaying the log ----------------------------------------------------------------
 
     def apply(self, events: list[RecordedEvent]) -> None:
+        """Project events read from the log. If it raises, `position` names the first event
+        not (fully) applied, so a retry applies it again: every step here is idempotent."""
         for event in events:
             if event.position != self.position:
                 raise LogCorruption(f"ledger {self.ledger_id!r}: expected log position {self.position}, "
                                     f"read {event.position}")
-            self.position = event.position + 1
             if event.type == ev.EVIDENCE_RECORDED:
                 self._add_record(event)
                 continue
             # Other events are projected at once, so the waiting records go first: the stored
             # position must never pass a record that is not in the projections yet.
             self.flush()
+            next_position = event.position + 1
             if event.type == ev.CHECKPOINT_SEALED:
                 payload = orjson.loads(event.data)
-                self.projections.apply_checkpoint(payload, self.position)
+                self.projections.apply_checkpoint(payload, next_position)
                 self.sealed_size = max(self.sealed_size, payload["size"])
                 if self.sealed_size >= self.record_count:
                     self.unsealed_since = None
@@ -121,13 +124,26 @@ class Sequencer:
                     observer(payload)
             elif event.type in (ev.LEDGER_CREATED, ev.SIGNING_KEY_ROTATED):
                 payload = orjson.loads(event.data)
-                self.projections.apply_signing_key(payload, self.position)
+                self.projections.apply_signing_key(payload, next_position)
                 self.current_key_id = payload["key_id"]
             elif event.type not in ev.EVENT_TYPES:
                 raise LogCorruption(f"ledger {self.ledger_id!r}: unknown event type {event.type!r} "
                                     f"at position {event.position}")
+            self.position = next_position
         with self._changed:
             self._changed.notify_all()
+
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> None:
+        """Apply the log to its end and flush, without sealing: what a ledger does on open
+        (so its indexes answer for everything logged) and what a rebuild does."""
+        while True:
+            events = list(self.log.read(self.ledger_id, self.position, self.READ_BATCH))
+            if not events:
+                break
+            self.apply(events)
+            if progress is not None:
+                progress(len(events))
+        self.flush()
 
     def _add_record(self, event: RecordedEvent) -> None:
         leaf = event.data
@@ -141,6 +157,7 @@ class Sequencer:
         self.next_seq += 1
         self._leaves.append(leaf)
         self._records.append((event.position, seq, body["record"], ev.fingerprint_of(event.metadata)))
+        self.position = event.position + 1
         if self.unsealed_since is None:
             self.unsealed_since = time.monotonic()
         if len(self._leaves) >= self.settings.batch_max_items:
@@ -155,10 +172,11 @@ class Sequencer:
         """Write the waiting records into the tree and the index."""
         if not self._records:
             return
+        projected = self._records[-1][1] + 1  # records below this seq are now in the index
         self.projections.apply_records(self._leaves, self._records, self._records[-1][0] + 1)
         self._leaves, self._records = [], []
         for observer in self.on_projected:
-            observer(self.projections.record_count)
+            observer(projected)
 
     # -- sealing --------------------------------------------------------------------------
 
@@ -175,6 +193,9 @@ class Sequencer:
         """Flush and append a signed checkpoint over every record read so far."""
         self.flush()
         size = self.projections.record_count
+        if size != self.record_count or size <= self.sealed_size:
+            raise LogCorruption(f"ledger {self.ledger_id!r}: refusing to seal size {size}: {self.record_count} "
+                                f"records read, last checkpoint at {self.sealed_size}")
         root = self.projections.tree.root(size)
         note = self._sign(Checkpoint(self.origin, size, root), self.current_key_id)
         payload = {"size": size, "root": root.hex(), "note": note, "key_id": self.current_key_id,
@@ -194,7 +215,8 @@ class Sequencer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            if not self._thread.is_alive():
+                self._thread = None
 
     def offer(self, first_position: int, items: list) -> None:
         """The write path's hand-over of what it appended at `first_position`: for each event
@@ -251,31 +273,44 @@ class Sequencer:
 
     def _run(self) -> None:
         poll = min(0.05, self.settings.batch_max_delay / 4)
-        try:
-            while not self._stop.is_set():
-                offered = self._take_offered()
-                if offered:
-                    self.apply_prepared(offered)
-                    read = len(offered)
-                else:
-                    events = list(self.log.read(self.ledger_id, self.position, self.READ_BATCH))
-                    if events:
-                        self.apply(events)
-                    read = len(events)
-                caught_up = read < self.READ_BATCH and self.position >= self.log.version(self.ledger_id)
-                if caught_up and self.due():
-                    self.seal()
-                elif caught_up and not read:
-                    if self._records:
-                        self.flush()  # idle: make what was read visible to readers
-                    with self._changed:
-                        if not self._offered:
-                            self._changed.wait(poll)
-        except BaseException as exc:
-            self.failure = exc
-            log.critical("ledger %r: sequencer stopped: %s", self.ledger_id, exc)
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                self._step(poll)
+                backoff = 0.1
+            except (LogCorruption, CheckpointMismatch) as exc:
+                # The log and the projections disagree: sealing on would sign a wrong root.
+                self.failure = exc
+                log.critical("ledger %r: sequencer stopped: %s (run `evledger rebuild %s`)",
+                             self.ledger_id, exc, self.ledger_id)
+                with self._changed:
+                    self._changed.notify_all()
+                return
+            except Exception as exc:  # a log or disk hiccup: state is consistent, try again
+                self.errors += 1
+                log.error("ledger %r: sequencer step failed, retrying in %.1f s: %s", self.ledger_id, backoff, exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _step(self, poll: float) -> None:
+        offered = self._take_offered()
+        if offered:
+            self.apply_prepared(offered)
+            read = len(offered)
+        else:
+            events = list(self.log.read(self.ledger_id, self.position, self.READ_BATCH))
+            if events:
+                self.apply(events)
+            read = len(events)
+        caught_up = read < self.READ_BATCH and self.position >= self.log.version(self.ledger_id)
+        if caught_up and self.due():
+            self.seal()
+        elif caught_up and not read:
+            if self._records:
+                self.flush()  # idle: make what was read visible to readers
             with self._changed:
-                self._changed.notify_all()
+                if not self._offered:
+                    self._changed.wait(poll)
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until `predicate()` holds (checked after every applied read) or time runs out;

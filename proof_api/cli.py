@@ -13,6 +13,17 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"EVLEDGER_{name}", default)
 
 
+def _env_number(name: str, default, kind):
+    """A number from EVLEDGER_<name>, or a clear error naming the variable."""
+    raw = os.environ.get(f"EVLEDGER_{name}")
+    if raw is None:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SystemExit(f"evledger: error: EVLEDGER_{name}={raw!r} is not a valid {kind.__name__}") from None
+
+
 def _settings(args: argparse.Namespace):
     from ingest.sequencer import SequencerSettings
 
@@ -146,16 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="event log backend (env EVLEDGER_LOG; default rocksdb, in the data directory)")
     parser.add_argument("--kurrentdb-uri", default=_env("KURRENTDB_URI", ""),
                         help="KurrentDB/EventStoreDB URI for --log kurrentdb (env EVLEDGER_KURRENTDB_URI)")
-    parser.add_argument("--batch-max-items", type=int, default=int(_env("BATCH_MAX_ITEMS", str(defaults.batch_max_items))),
+    parser.add_argument("--batch-max-items", type=int, default=_env_number("BATCH_MAX_ITEMS", defaults.batch_max_items, int),
                         help=f"seal a checkpoint after this many records (env EVLEDGER_BATCH_MAX_ITEMS; "
                              f"default {defaults.batch_max_items})")
-    parser.add_argument("--batch-max-delay", type=float, default=float(_env("BATCH_MAX_DELAY", str(defaults.batch_max_delay))),
+    parser.add_argument("--batch-max-delay", type=float, default=_env_number("BATCH_MAX_DELAY", defaults.batch_max_delay, float),
                         help=f"or after the oldest unsealed record waited this many seconds "
                              f"(env EVLEDGER_BATCH_MAX_DELAY; default {defaults.batch_max_delay})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="build an SM3 Merkle log over generated evidence records and prove things about it")
-    demo.add_argument("--records", type=int, default=int(_env("DEMO_RECORDS", "5000")),
+    demo.add_argument("--records", type=int, default=_env_number("DEMO_RECORDS", 5000, int),
                       help="how many evidence-like records to generate (default 5000)")
     demo.add_argument("--batch", type=int, default=512, help="records per append batch (default 512)")
     demo.add_argument("--alg", choices=("sm3", "sha256"), default="sm3", help="tree hash (default sm3)")
@@ -192,9 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     from ingest.keys import KeyFileError
     from ingest.ledger import LedgerError
     from ingest.log import LogError
+    from ingest.projections import CheckpointMismatch
+    from ingest.sequencer import LogCorruption
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.log not in ("rocksdb", "kurrentdb"):  # argparse does not check a default from the environment
+        parser.error(f"EVLEDGER_LOG={args.log!r}: choose rocksdb or kurrentdb")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -204,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, LogError, LedgerError, KeyFileError) as exc:
         print(f"evledger {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except (LogCorruption, CheckpointMismatch) as exc:
+        print(f"evledger {args.command}: error: {exc}; run `evledger rebuild LEDGER`", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

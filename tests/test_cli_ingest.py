@@ -15,14 +15,7 @@ from merkle.checkpoint import verify_checkpoint
 from proof_api.cli import main
 
 
-def chash(i) -> str:
-    return hashlib.sha256(f"content-{i}".encode()).hexdigest()
-
-
-def rec(i, **fields) -> dict:
-    out = {"content_hash": chash(i), "business_type": "contract.signed", "occurred_at": "2024-05-01T09:30:00Z"}
-    out.update(fields)
-    return out
+from tests.sample_records import chash, rec
 
 
 def line(obj) -> bytes:

@@ -24,14 +24,12 @@ SLOW = SequencerSettings(batch_max_items=100000, batch_max_delay=30.0)  # never 
 RECEIVED_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
-def chash(i) -> str:
-    return hashlib.sha256(f"content-{i}".encode()).hexdigest()
+from tests.sample_records import chash
+from tests.sample_records import rec as _rec
 
 
 def rec(i, **fields) -> dict:
-    out = {"content_hash": chash(i), "business_type": "contract.signed", "occurred_at": "2024-05-01T09:30:00+08:00"}
-    out.update(fields)
-    return out
+    return _rec(i, **{"occurred_at": "2024-05-01T09:30:00+08:00", **fields})
 
 
 def sm3_leaf_hash(leaf: bytes) -> str:

@@ -19,14 +19,7 @@ from proof_api.cli import main
 FAST = SequencerSettings(batch_max_items=1000, batch_max_delay=0.05)
 
 
-def chash(i) -> str:
-    return hashlib.sha256(f"content-{i}".encode()).hexdigest()
-
-
-def rec(i, **fields) -> dict:
-    out = {"content_hash": chash(i), "business_type": "contract.signed", "occurred_at": "2024-05-01T09:30:00Z"}
-    out.update(fields)
-    return out
+from tests.sample_records import chash, rec
 
 
 QUERIES_BID = ["flow-a", "flow-b", "flow-c", "flow-none"]

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-merkle bench-ingest soak venv clean
+.PHONY: demo test bench bench-merkle bench-ingest soak venv clean contract contract-check npm-tools
 
 venv: $(STAMP)
 
@@ -15,11 +15,28 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench,kurrentdb]'
 	touch $(STAMP)
 
+# npm tools pinned by anchor/contracts/package-lock.json: solc-js (the contract's build) and
+# anvil/cast (the JSON-RPC chain the anchoring tests start on 127.0.0.1).
+NPM_STAMP := anchor/contracts/node_modules/.installed
+
+npm-tools: $(NPM_STAMP)
+
+$(NPM_STAMP): anchor/contracts/package.json anchor/contracts/package-lock.json
+	cd anchor/contracts && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+# Rebuild the anchor contract's artifact (committed) with the pinned solc-js; reproducible.
+contract: $(NPM_STAMP)
+	cd anchor/contracts && node build.mjs
+
+contract-check: $(NPM_STAMP)
+	cd anchor/contracts && node build.mjs --check
+
 demo: $(STAMP)
 	$(VENV)/bin/evledger demo
 
 # pytest exits 5 when it collected no tests: that means the suite was not found, so fail loudly.
-test: $(STAMP)
+test: $(STAMP) $(NPM_STAMP)
 	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); the suite is missing"; exit 1; fi; \
 	exit $$rc

@@ -14,7 +14,7 @@ LEDGER_CREATED = "LedgerCreated"
 EVIDENCE_RECORDED = "EvidenceRecorded"
 CHECKPOINT_SEALED = "CheckpointSealed"
 SIGNING_KEY_ROTATED = "SigningKeyRotated"
-# Written by the anchor worker (issue 4); the sequencer passes over them.
+# Written by the anchor worker (anchor/worker.py); projected as each checkpoint's anchor state.
 ANCHOR_SUBMITTED = "AnchorSubmitted"
 ANCHOR_CONFIRMED = "AnchorConfirmed"
 ANCHOR_FAILED = "AnchorFailed"

@@ -9,6 +9,7 @@ log's nodes, merkle.RocksDBStore) and `index` (raw keys, integers big-endian):
     b"p" + first seq (8)                    ->  log positions of that run of records (8 each)
     b"k" + tree size (8)                    ->  the CheckpointSealed payload (JSON)
     b"K" + key id (4)                       ->  key id, verifier key, log position of its event (JSON)
+    b"a" + tree size (8)                    ->  the anchor of that checkpoint: its latest event's payload + status (JSON)
     b"P"                                    ->  next log position to project (8)
 
 Applying is idempotent: a record whose seq is below the tree size is already in the tree and
@@ -248,6 +249,37 @@ class Projections:
     def latest_checkpoint(self) -> dict | None:
         for key, value in self.index.items(backwards=True, from_key=b"k" + b"\xff" * 8):
             return orjson.loads(value) if key.startswith(b"k") else None
+        return None
+
+    def apply_anchor(self, event_type: str, payload: dict, next_position: int) -> None:
+        """AnchorSubmitted / AnchorConfirmed / AnchorFailed: the anchor of a checkpoint size, as
+        its latest event says (a re-anchor after a failure overwrites the failure)."""
+        status = {"AnchorSubmitted": "submitted", "AnchorConfirmed": "confirmed", "AnchorFailed": "failed"}[event_type]
+        key = b"a" + _U64.pack(payload["size"])
+        previous = self.index.get(key)
+        entry = {**(orjson.loads(previous) if previous else {}), **payload, "status": status}
+        self._put(key, orjson.dumps(entry), next_position)
+
+    def anchor(self, size: int) -> dict | None:
+        raw = self.index.get(b"a" + _U64.pack(size))
+        return None if raw is None else orjson.loads(raw)
+
+    def anchors(self) -> list[dict]:
+        out = []
+        for key, value in self.index.items(from_key=b"a"):
+            if not key.startswith(b"a"):
+                break
+            out.append(orjson.loads(value))
+        return out
+
+    def latest_anchor(self, status: str | None = None) -> dict | None:
+        """The anchor of the largest size (with that status, if given)."""
+        for key, value in self.index.items(backwards=True, from_key=b"a" + b"\xff" * 8):
+            if not key.startswith(b"a"):
+                return None
+            entry = orjson.loads(value)
+            if status is None or entry["status"] == status:
+                return entry
         return None
 
     def current_key_id(self) -> str | None:

@@ -126,6 +126,8 @@ class Sequencer:
                 payload = orjson.loads(event.data)
                 self.projections.apply_signing_key(payload, next_position)
                 self.current_key_id = payload["key_id"]
+            elif event.type in (ev.ANCHOR_SUBMITTED, ev.ANCHOR_CONFIRMED, ev.ANCHOR_FAILED):
+                self.projections.apply_anchor(event.type, orjson.loads(event.data), next_position)
             elif event.type not in ev.EVENT_TYPES:
                 raise LogCorruption(f"ledger {self.ledger_id!r}: unknown event type {event.type!r} "
                                     f"at position {event.position}")

@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 
 import orjson
 
@@ -145,6 +146,109 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def open_chain(args: argparse.Namespace):
+    """The chain the flags and environment name: a JSON-RPC endpoint, or the in-process one."""
+    from anchor.chain import Web3Chain, anchoring_key_from_env
+
+    if not args.rpc:
+        return Web3Chain.in_process()
+    if not args.contract:
+        raise ValueError("--rpc needs --contract ADDRESS (env EVLEDGER_CONTRACT); `evledger anchor deploy` makes one")
+    key = anchoring_key_from_env()
+    if not key:
+        raise ValueError("anchoring to --rpc needs the anchoring account's key: EVLEDGER_ANCHOR_KEY_FILE "
+                         "(a 0600 file with the hex key) or EVLEDGER_ANCHOR_KEY")
+    return Web3Chain.from_rpc(args.rpc, args.contract, key, chain_id=args.chain_id)
+
+
+def _anchor_settings(args: argparse.Namespace):
+    from anchor.worker import AnchorSettings
+
+    return AnchorSettings(min_interval=args.anchor_min_interval, confirmations=args.confirmations)
+
+
+def _cmd_anchor_now(args: argparse.Namespace) -> int:
+    from anchor.worker import AnchorWorker
+
+    chain = open_chain(args)
+    with open_service(args) as service:
+        ledger = service.ledger(args.ledger)
+        checkpoint = ledger.projections.latest_checkpoint()
+        if checkpoint is None:
+            raise ValueError(f"ledger {args.ledger!r} has no checkpoint to anchor yet")
+        worker = AnchorWorker(service, chain, _anchor_settings(args))
+        worker.anchor_now(args.ledger)
+        anchor = worker.wait_confirmed(args.ledger, checkpoint["size"], timeout=args.timeout)
+        if anchor is None:
+            print(f"evledger anchor now: not confirmed within {args.timeout:.0f} s "
+                  f"({worker.metrics.last_error or 'still pending'})", file=sys.stderr)
+            return 1
+        print(f"ledger {ledger.id}: size {anchor['size']} root {anchor['root']} anchored on chain {anchor['chain_id']} "
+              f"contract {anchor['contract']} in tx {anchor['tx_hash']}, block {anchor['block_number']} "
+              f"({anchor['block_hash']}), {anchor['confirmations']} confirmation(s)")
+    return 0
+
+
+def _cmd_anchor_status(args: argparse.Namespace) -> int:
+    with open_service(args, start=False) as service:
+        ledger = service.ledger(args.ledger)
+        anchors = ledger.projections.anchors()
+        if not anchors:
+            print(f"ledger {ledger.id}: no anchors yet")
+        for a in anchors:
+            where = f"block {a['block_number']}" if a.get("block_number") else f"tx {a.get('tx_hash')}"
+            extra = f" ({a['reason']})" if a["status"] == "failed" else ""
+            print(f"{a['size']}\t{a['status']}\t{where}{extra}")
+    return 0
+
+
+def _cmd_anchor_verify(args: argparse.Namespace) -> int:
+    """Read the anchor straight from the chain: needs no data directory and no service."""
+    from web3 import HTTPProvider, Web3
+
+    from anchor.chain import ledger_key, load_artifact
+
+    origin = args.origin or f"evledger/{args.ledger}"
+    try:
+        root = bytes.fromhex(args.root)
+    except ValueError:
+        raise ValueError(f"ROOT must be 64 hex digits, got {args.root!r}") from None
+    if len(root) != 32 or args.size < 1:
+        raise ValueError("ROOT must be 32 bytes (64 hex digits) and SIZE at least 1")
+    w3 = Web3(HTTPProvider(args.rpc, request_kwargs={"timeout": 10}))
+    contract = w3.eth.contract(address=Web3.to_checksum_address(args.contract), abi=load_artifact()["abi"])
+    try:
+        on_root, block, timestamp = contract.functions.getAnchor(ledger_key(origin), args.size).call()
+    except Exception as exc:
+        raise OSError(f"cannot read the anchor from {args.rpc}: {exc}") from None
+    print(f"chain {args.rpc}, contract {args.contract}, ledger origin {origin!r} (key 0x{ledger_key(origin).hex()})")
+    if block == 0:
+        print(f"NOT ANCHORED: the contract holds no anchor for size {args.size}")
+        return 1
+    if bytes(on_root) != root:
+        print(f"MISMATCH: the contract holds root {bytes(on_root).hex()} for size {args.size}, not {root.hex()}")
+        return 1
+    print(f"VERIFIED: size {args.size} root {root.hex()} anchored in block {block} at "
+          f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(timestamp))}")
+    return 0
+
+
+def _cmd_anchor_deploy(args: argparse.Namespace) -> int:
+    from eth_account import Account
+    from web3 import HTTPProvider, Web3
+
+    from anchor.chain import anchoring_key_from_env, deploy_registry
+
+    key = anchoring_key_from_env()
+    if not key:
+        raise ValueError("deploying needs the admin account's key: EVLEDGER_ANCHOR_KEY_FILE or EVLEDGER_ANCHOR_KEY")
+    w3 = Web3(HTTPProvider(args.rpc, request_kwargs={"timeout": 30}))
+    account = Account.from_key(key)
+    address = deploy_registry(w3, account=account)
+    print(f"AnchorRegistry deployed at {address} on chain {w3.eth.chain_id}; admin and first anchorer {account.address}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ingest.sequencer import SequencerSettings
 
@@ -191,6 +295,35 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--wait", action="store_true", help="wait for the checkpoint that covers them")
     ingest.set_defaults(func=_cmd_ingest)
 
+    anchor = sub.add_parser("anchor", help="anchor checkpoints on the chain, and check anchors")
+    anchor.add_argument("--rpc", default=_env("CHAIN_RPC", ""),
+                        help="EVM JSON-RPC endpoint (env EVLEDGER_CHAIN_RPC); without it, the in-process chain, "
+                             "which lives only as long as the process")
+    anchor.add_argument("--chain-id", type=int, default=_env_number("CHAIN_ID", None, int),
+                        help="refuse an endpoint serving another chain id (env EVLEDGER_CHAIN_ID)")
+    anchor.add_argument("--contract", default=_env("CONTRACT", ""), help="AnchorRegistry address (env EVLEDGER_CONTRACT)")
+    anchor.add_argument("--confirmations", type=int, default=_env_number("CONFIRMATIONS", 1, int),
+                        help="blocks deep, counting the anchoring block, before an anchor is confirmed "
+                             "(env EVLEDGER_CONFIRMATIONS; default 1: enough on PBFT chains such as FISCO BCOS)")
+    anchor.add_argument("--anchor-min-interval", type=float, default=_env_number("ANCHOR_MIN_INTERVAL", 10.0, float),
+                        help="seconds between anchors of one ledger (env EVLEDGER_ANCHOR_MIN_INTERVAL; default 10)")
+    anchor_sub = anchor.add_subparsers(dest="anchor_command", metavar="ACTION")
+    now = anchor_sub.add_parser("now", help="anchor a ledger's latest checkpoint now and wait for its confirmation")
+    now.add_argument("ledger")
+    now.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for confirmation (default 120)")
+    now.set_defaults(func=_cmd_anchor_now)
+    status = anchor_sub.add_parser("status", help="a ledger's anchors and their states")
+    status.add_argument("ledger")
+    status.set_defaults(func=_cmd_anchor_status)
+    verify = anchor_sub.add_parser("verify", help="check an anchor straight on the chain (no data directory needed)")
+    verify.add_argument("ledger")
+    verify.add_argument("size", type=int)
+    verify.add_argument("root", help="the checkpoint root, hex")
+    verify.add_argument("--origin", help="the ledger's checkpoint origin (default evledger/LEDGER)")
+    verify.set_defaults(func=_cmd_anchor_verify, needs=("rpc", "contract"))
+    deploy = anchor_sub.add_parser("deploy", help="deploy the AnchorRegistry contract to --rpc with the anchoring key")
+    deploy.set_defaults(func=_cmd_anchor_deploy, needs=("rpc",))
+
     rebuild = sub.add_parser("rebuild", help="replay a ledger's log into fresh projections and check that every "
                                              "logged checkpoint root is reproduced")
     rebuild.add_argument("ledger")
@@ -200,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from anchor.chain import ChainError
     from ingest.keys import KeyFileError
     from ingest.ledger import LedgerError
     from ingest.log import LogError
@@ -213,10 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    missing = [f"--{name}" for name in getattr(args, "needs", ()) if not getattr(args, name)]
+    if missing:
+        parser.error(f"{args.command}: needs {' and '.join(missing)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         return args.func(args)
-    except (ValueError, OSError, LogError, LedgerError, KeyFileError) as exc:
+    except (ValueError, OSError, LogError, LedgerError, KeyFileError, ChainError) as exc:
         print(f"evledger {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except (LogCorruption, CheckpointMismatch) as exc:

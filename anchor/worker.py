@@ -50,6 +50,7 @@ class AnchorSettings:
 @dataclass
 class _LedgerState:
     pending: dict | None = None  # the AnchorSubmitted payload being followed
+    confirmed: dict | None = None  # the last AnchorConfirmed payload (the projection may lag it)
     mined_at: tuple[int, str] | None = None  # (block number, hash) where it was last seen mined
     last_submit: float = float("-inf")
     next_try: float = 0.0
@@ -92,6 +93,7 @@ class AnchorWorker:
             latest = ledger.projections.latest_anchor()
             if latest is not None and latest["status"] == "submitted":
                 state.pending = latest
+            state.confirmed = ledger.projections.latest_anchor(status="confirmed")
             self._states[ledger.id] = state
             ledger.sequencer.on_sealed.append(
                 lambda payload, lid=ledger.id: self._sealed_at.setdefault((lid, payload["size"]), time.monotonic()))
@@ -139,7 +141,7 @@ class AnchorWorker:
         checkpoint = ledger.projections.latest_checkpoint()
         if checkpoint is None:
             return
-        confirmed = ledger.projections.latest_anchor(status="confirmed")
+        confirmed = state.confirmed
         if confirmed is not None and confirmed["size"] >= checkpoint["size"]:
             state.forced = False
             return
@@ -239,6 +241,7 @@ class AnchorWorker:
         payload.update({"tx_hash": tx_hash, "block_number": status.block_number, "block_hash": status.block_hash,
                         "block_time": canonical[1], "confirmations": depth, "confirmed_at": _now()})
         self._log_event(ledger, ev.ANCHOR_CONFIRMED, payload)
+        state.confirmed = payload
         sealed = self._sealed_at.pop((ledger.id, size), None)
         if sealed is not None:
             self.metrics.confirm_latency.append(time.monotonic() - sealed)
@@ -287,7 +290,8 @@ class AnchorWorker:
         ledger = self.service.ledger(ledger_id)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            confirmed = ledger.projections.latest_anchor(status="confirmed")
+            with self._lock:
+                confirmed = self._state(ledger).confirmed
             if confirmed is not None and confirmed["size"] >= size:
                 return confirmed
             if self._thread is None:

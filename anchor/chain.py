@@ -128,7 +128,19 @@ class Web3Chain(ChainBackend):
         self.sender = account.address if account is not None else Web3.to_checksum_address(sender)
         self.gas_limit = gas_limit  # a fixed limit (tests force out-of-gas with it); else estimated
         self.description = description
-        self.chain_id = self._call(lambda: w3.eth.chain_id)
+        self.expected_chain_id: int | None = None
+        self._chain_id: int | None = None
+
+    @property
+    def chain_id(self) -> int:
+        """Asked of the node on first use, so a worker can be built while its node is down."""
+        if self._chain_id is None:
+            chain_id = self._call(lambda: self.w3.eth.chain_id)
+            if self.expected_chain_id is not None and chain_id != self.expected_chain_id:
+                raise ChainError(f"{self.description} serves chain id {chain_id}, not the configured "
+                                 f"{self.expected_chain_id}")
+            self._chain_id = chain_id
+        return self._chain_id
 
     # -- construction -------------------------------------------------------------------
 
@@ -150,11 +162,12 @@ class Web3Chain(ChainBackend):
         from eth_account import Account
         from web3 import HTTPProvider, Web3
 
-        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        # No retries inside web3: the worker has its own backoff, and web3's (5 retries with
+        # growing sleeps) turned one call to a hung node into a minute with the worker blocked.
+        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None))
         account = Account.from_key(private_key)
         chain = cls(w3, contract_address, account=account, description=f"JSON-RPC {url}")
-        if chain_id is not None and chain.chain_id != chain_id:
-            raise ChainError(f"{url} serves chain id {chain.chain_id}, not the configured {chain_id}")
+        chain.expected_chain_id = chain_id
         return chain
 
     # -- plumbing -----------------------------------------------------------------------

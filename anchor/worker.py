@@ -81,8 +81,7 @@ class AnchorWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sealed_at: dict[tuple[str, int], float] = {}  # (ledger, size) -> monotonic time sealed
-        log.info("anchoring to %s, contract %s, chain id %s", chain.description, chain.contract_address,
-                 chain.chain_id)
+        log.info("anchoring to %s, contract %s", chain.description, chain.contract_address)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -127,9 +126,9 @@ class AnchorWorker:
                 try:
                     if state.pending is not None:
                         self._follow(ledger, state)
-                    if state.pending is None:
+                    # A failure just now set its own backoff (a drop or reorg sets none): honour it.
+                    if state.pending is None and time.monotonic() >= state.next_try:
                         self._maybe_submit(ledger, state)
-                    state.backoff = 0.0
                 except ChainError as exc:  # the endpoint is down or slow: ingest goes on, retry later
                     self.metrics.chain_errors += 1
                     self.metrics.last_error = str(exc)
@@ -242,6 +241,7 @@ class AnchorWorker:
                         "block_time": canonical[1], "confirmations": depth, "confirmed_at": _now()})
         self._log_event(ledger, ev.ANCHOR_CONFIRMED, payload)
         state.confirmed = payload
+        state.backoff = 0.0  # only a confirmation ends a run of failures
         sealed = self._sealed_at.pop((ledger.id, size), None)
         if sealed is not None:
             self.metrics.confirm_latency.append(time.monotonic() - sealed)

@@ -296,32 +296,37 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=_cmd_ingest)
 
     anchor = sub.add_parser("anchor", help="anchor checkpoints on the chain, and check anchors")
-    anchor.add_argument("--rpc", default=_env("CHAIN_RPC", ""),
-                        help="EVM JSON-RPC endpoint (env EVLEDGER_CHAIN_RPC); without it, the in-process chain, "
-                             "which lives only as long as the process")
-    anchor.add_argument("--chain-id", type=int, default=_env_number("CHAIN_ID", None, int),
-                        help="refuse an endpoint serving another chain id (env EVLEDGER_CHAIN_ID)")
-    anchor.add_argument("--contract", default=_env("CONTRACT", ""), help="AnchorRegistry address (env EVLEDGER_CONTRACT)")
-    anchor.add_argument("--confirmations", type=int, default=_env_number("CONFIRMATIONS", 1, int),
-                        help="blocks deep, counting the anchoring block, before an anchor is confirmed "
-                             "(env EVLEDGER_CONFIRMATIONS; default 1: enough on PBFT chains such as FISCO BCOS)")
-    anchor.add_argument("--anchor-min-interval", type=float, default=_env_number("ANCHOR_MIN_INTERVAL", 10.0, float),
-                        help="seconds between anchors of one ledger (env EVLEDGER_ANCHOR_MIN_INTERVAL; default 10)")
+    # The chain options belong to each action, so they read naturally after it:
+    # `evledger anchor verify LEDGER SIZE ROOT --rpc URL --contract ADDR`.
+    chain_opts = argparse.ArgumentParser(add_help=False)
+    chain_opts.add_argument("--rpc", default=_env("CHAIN_RPC", ""),
+                            help="EVM JSON-RPC endpoint (env EVLEDGER_CHAIN_RPC); without it, the in-process chain, "
+                                 "which lives only as long as the process")
+    chain_opts.add_argument("--chain-id", type=int, default=_env_number("CHAIN_ID", None, int),
+                            help="refuse an endpoint serving another chain id (env EVLEDGER_CHAIN_ID)")
+    chain_opts.add_argument("--contract", default=_env("CONTRACT", ""),
+                            help="AnchorRegistry address (env EVLEDGER_CONTRACT)")
+    chain_opts.add_argument("--confirmations", type=int, default=_env_number("CONFIRMATIONS", 1, int),
+                            help="blocks deep, counting the anchoring block, before an anchor is confirmed "
+                                 "(env EVLEDGER_CONFIRMATIONS; default 1: enough on PBFT chains such as FISCO BCOS)")
+    chain_opts.add_argument("--anchor-min-interval", type=float,
+                            default=_env_number("ANCHOR_MIN_INTERVAL", 10.0, float),
+                            help="seconds between anchors of one ledger (env EVLEDGER_ANCHOR_MIN_INTERVAL; default 10)")
     anchor_sub = anchor.add_subparsers(dest="anchor_command", metavar="ACTION")
-    now = anchor_sub.add_parser("now", help="anchor a ledger's latest checkpoint now and wait for its confirmation")
+    now = anchor_sub.add_parser("now", parents=[chain_opts], help="anchor a ledger's latest checkpoint now and wait for its confirmation")
     now.add_argument("ledger")
     now.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for confirmation (default 120)")
     now.set_defaults(func=_cmd_anchor_now)
-    status = anchor_sub.add_parser("status", help="a ledger's anchors and their states")
+    status = anchor_sub.add_parser("status", parents=[chain_opts], help="a ledger's anchors and their states")
     status.add_argument("ledger")
     status.set_defaults(func=_cmd_anchor_status)
-    verify = anchor_sub.add_parser("verify", help="check an anchor straight on the chain (no data directory needed)")
+    verify = anchor_sub.add_parser("verify", parents=[chain_opts], help="check an anchor straight on the chain (no data directory needed)")
     verify.add_argument("ledger")
     verify.add_argument("size", type=int)
     verify.add_argument("root", help="the checkpoint root, hex")
     verify.add_argument("--origin", help="the ledger's checkpoint origin (default evledger/LEDGER)")
     verify.set_defaults(func=_cmd_anchor_verify, needs=("rpc", "contract"))
-    deploy = anchor_sub.add_parser("deploy", help="deploy the AnchorRegistry contract to --rpc with the anchoring key")
+    deploy = anchor_sub.add_parser("deploy", parents=[chain_opts], help="deploy the AnchorRegistry contract to --rpc with the anchoring key")
     deploy.set_defaults(func=_cmd_anchor_deploy, needs=("rpc",))
 
     rebuild = sub.add_parser("rebuild", help="replay a ledger's log into fresh projections and check that every "

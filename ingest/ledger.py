@@ -36,7 +36,7 @@ from .keys import LedgerKeys, open_sealed, seal_fields
 from .leaf import LEAF_TAIL, decode_leaf, format_received_at, leaf_prefix, record_json
 from .log import LogBackend, NewEvent, WrongExpectedVersion
 from .projections import Projections
-from .records import RecordError, validate_record, validate_records
+from .records import RecordError, validate_records
 from .sequencer import PreparedRecord, Sequencer, SequencerSettings
 
 log = logging.getLogger("evledger.ledger")

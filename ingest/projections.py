@@ -264,13 +264,16 @@ class Projections:
         raw = self.index.get(b"a" + _U64.pack(size))
         return None if raw is None else orjson.loads(raw)
 
-    def anchors(self) -> list[dict]:
+    def _json_values(self, prefix: bytes) -> list[dict]:
         out = []
-        for key, value in self.index.items(from_key=b"a"):
-            if not key.startswith(b"a"):
+        for key, value in self.index.items(from_key=prefix):
+            if not key.startswith(prefix):
                 break
             out.append(orjson.loads(value))
         return out
+
+    def anchors(self) -> list[dict]:
+        return self._json_values(b"a")
 
     def latest_anchor(self, status: str | None = None) -> dict | None:
         """The anchor of the largest size (with that status, if given)."""
@@ -288,9 +291,4 @@ class Projections:
         return max(keys, key=lambda k: k["position"])["key_id"] if keys else None
 
     def signing_keys(self) -> list[dict]:
-        out = []
-        for key, value in self.index.items(from_key=b"K"):
-            if not key.startswith(b"K"):
-                break
-            out.append(orjson.loads(value))
-        return out
+        return self._json_values(b"K")

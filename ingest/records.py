@@ -333,12 +333,12 @@ def _check_instant(value: str) -> str:
     if not _MIN_YEAR <= year <= _MAX_YEAR:
         raise RecordError("occurred_at", "year_range", f"year must be {_MIN_YEAR}..{_MAX_YEAR}, got {value[:4]}")
     try:
-        when = _fromisoformat(value)
+        _fromisoformat(value)
     except ValueError as e:
         # fromisoformat (3.11) does not read the lower-case "t"/"z" that RFC 3339 allows;
         # after the pattern the only cased letters are those two.
         try:
-            when = _fromisoformat(value.upper())
+            _fromisoformat(value.upper())
         except ValueError:
             raise RecordError("occurred_at", "format", f"is not a valid date-time ({e})") from None
     return value

@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 
 import orjson
 
-from merkle.checkpoint import Checkpoint, sign_checkpoint
+from merkle.checkpoint import Checkpoint
 
 from . import events as ev
 from .leaf import format_received_at

@@ -19,7 +19,6 @@ import signal
 import subprocess
 import time
 
-import orjson
 import pytest
 
 from anchor.devchain import ANVIL, CAST, DEV_KEYS, Anvil
@@ -34,13 +33,12 @@ from web3 import HTTPProvider, Web3  # noqa: E402
 from anchor.chain import Web3Chain, deploy_registry, ledger_key, load_artifact  # noqa: E402
 from anchor.worker import AnchorSettings, AnchorWorker  # noqa: E402
 from ingest import events as ev  # noqa: E402
-from ingest.ledger import LedgerService, Receipt  # noqa: E402
+from ingest.ledger import LedgerService  # noqa: E402
 from ingest.sequencer import SequencerSettings  # noqa: E402
 from proof_api.cli import main as cli_main  # noqa: E402
-from tests.sample_records import rec  # noqa: E402
+from tests.anchor_helpers import anchor_events, event_types, ingest, wait_until  # noqa: E402
 
 SEQ = SequencerSettings(batch_max_items=1000, batch_max_delay=0.05)
-ANCHOR_TYPES = (ev.ANCHOR_SUBMITTED, ev.ANCHOR_CONFIRMED, ev.ANCHOR_FAILED)
 ADMIN = Account.from_key(DEV_KEYS[0])
 OUTSIDER = Account.from_key(DEV_KEYS[1])
 
@@ -91,32 +89,6 @@ def cli_env(monkeypatch):
     return monkeypatch
 
 
-def ingest(ledger, start: int, count: int) -> dict:
-    results = ledger.submit([rec(i) for i in range(start, start + count)])
-    assert all(isinstance(r, Receipt) for r in results), results
-    target = ledger.record_count
-    assert ledger.wait_for_checkpoint(target, timeout=10) is not None
-    latest = ledger.projections.latest_checkpoint()
-    assert latest["size"] == target
-    return latest
-
-
-def anchor_events(ledger) -> list[tuple[str, dict]]:
-    return [(e.type, orjson.loads(e.data)) for e in ledger.log.read(ledger.id, 0) if e.type in ANCHOR_TYPES]
-
-
-def event_types(ledger) -> list[str]:
-    return [t for t, _ in anchor_events(ledger)]
-
-
-def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def projected(ledger, size: int, status: str, timeout: float = 10.0) -> dict:

@@ -10,7 +10,6 @@ from ingest import events as ev
 from ingest.ledger import LedgerService
 from ingest.log_rocksdb import RocksDBLog
 from ingest.records import RECORD_FIELD
-from ingest.sequencer import SequencerSettings
 from merkle.checkpoint import verify_checkpoint
 from proof_api.cli import main
 

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import orjson
-import pytest
 
 from ingest import events as ev
 from ingest.ledger import LedgerService

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import struct
 import subprocess
 import sys
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Rebuilding a ledger's projections from its log: every logged checkpoint root must come out bit
 for bit; a forged checkpoint in the log is reported and the old projections are kept."""
-import hashlib
 import shutil
 
 import orjson

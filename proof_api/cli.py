@@ -249,6 +249,26 @@ def _cmd_anchor_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .runtime import Runtime
+
+    chain = open_chain(args)
+    runtime = Runtime(args.data_dir, open_log(args), _settings(args), chain, _anchor_settings(args))
+    try:
+        admin_key = runtime.bootstrap_admin_key()
+        if admin_key:
+            print(f"evledger serve: the service admin's API key was written to {admin_key} (0600); "
+                  f"use it to create ledgers and their keys", file=sys.stderr)
+        uvicorn.run(create_app(runtime), host=args.host, port=args.port, log_level="warning",
+                    access_log=False, timeout_graceful_shutdown=10)
+    finally:
+        runtime.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ingest.sequencer import SequencerSettings
 
@@ -328,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=_cmd_anchor_verify, needs=("rpc", "contract"))
     deploy = anchor_sub.add_parser("deploy", parents=[chain_opts], help="deploy the AnchorRegistry contract to --rpc with the anchoring key")
     deploy.set_defaults(func=_cmd_anchor_deploy, needs=("rpc",))
+
+    serve = sub.add_parser("serve", parents=[chain_opts],
+                           help="run ingest, sequencer, anchor worker and the HTTP API in one process")
+    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=_env_number("PORT", 8080, int), help="port (default 8080)")
+    serve.set_defaults(func=_cmd_serve)
 
     rebuild = sub.add_parser("rebuild", help="replay a ledger's log into fresh projections and check that every "
                                              "logged checkpoint root is reproduced")

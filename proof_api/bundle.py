@@ -1,0 +1,83 @@
+"""Proof bundles, format `evledger-proof/1` (docs/proof-bundle.md, docs/proof-bundle.schema.json):
+everything a court needs to check one record offline, without trusting this service.
+
+    {"format": "evledger-proof/1",
+     "ledger": "acme", "origin": "evledger/acme", "hash_alg": "sm3",
+     "leaf": {"index": 7, "bytes_b64": "...", "hash": "<hex>"},
+     "inclusion": {"tree_size": 65536, "path": ["<hex>", ...]},
+     "checkpoint": {"size": 65536, "root": "<hex>", "note": "<signed note>", "verifier_key": "<vkey>"},
+     "anchor": {"chain_id": ..., "contract": "0x...", "ledger_key": "0x...", "tx_hash": "0x...",
+                "block_number": ..., "block_hash": "0x...", "block_time": <unix s>} or null,
+     "record": {... the decoded leaf, for humans ...},
+     "issued_at": "YYYY-MM-DDTHH:MM:SS.ffffffZ"}
+"""
+from __future__ import annotations
+
+import base64
+import time
+
+from ingest.leaf import decode_leaf, format_received_at
+
+BUNDLE_FORMAT = "evledger-proof/1"
+
+
+class BundleError(ValueError):
+    """The bundle asked for cannot be made (no such checkpoint, not anchored yet...)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def choose_checkpoint(ledger, seq: int, size: int | None = None, require_anchor: bool = True) -> tuple[dict, dict | None]:
+    """The checkpoint a record's proof is made against, and its confirmed anchor: by default
+    the first anchored checkpoint that covers the record; or the checkpoint at `size`."""
+    projections = ledger.projections
+    if size is not None:
+        checkpoint = projections.checkpoint(size)
+        if checkpoint is None:
+            raise BundleError("not_found", f"ledger {ledger.id!r} has no checkpoint at size {size}")
+        if seq >= size:
+            raise BundleError("invalid_request", f"record {seq} is not in the checkpoint at size {size}")
+        anchor = projections.anchor(size)
+        return checkpoint, anchor if anchor and anchor.get("status") == "confirmed" else None
+    for anchor in projections.anchors():
+        if anchor["status"] == "confirmed" and anchor["size"] > seq:
+            return projections.checkpoint(anchor["size"]), anchor
+    if require_anchor:
+        raise BundleError("not_anchored", f"record {seq} of ledger {ledger.id!r} is not covered by an anchored "
+                                          f"checkpoint yet; ask again after the next anchor, or name a checkpoint size")
+    checkpoint = projections.checkpoints(after_size=seq, limit=1)
+    if not checkpoint:
+        raise BundleError("not_checkpointed", f"record {seq} of ledger {ledger.id!r} is not in a checkpoint yet")
+    return checkpoint[0], None
+
+
+def build_bundle(ledger, seq: int, size: int | None = None, require_anchor: bool = True) -> dict:
+    """The `evledger-proof/1` bundle proving record `seq` of `ledger`."""
+    from anchor.chain import ledger_key
+
+    checkpoint, anchor = choose_checkpoint(ledger, seq, size, require_anchor)
+    tree = ledger.projections.tree
+    leaf = ledger.leaf(seq)
+    path = tree.inclusion_proof(seq, checkpoint["size"])
+    verifier_key = ledger.verifier_keys()[checkpoint["key_id"]]
+    anchor_block = None
+    if anchor is not None:
+        anchor_block = {"chain_id": anchor["chain_id"], "contract": anchor["contract"],
+                        "ledger_key": "0x" + ledger_key(ledger.origin).hex(), "tx_hash": anchor["tx_hash"],
+                        "block_number": anchor["block_number"], "block_hash": anchor["block_hash"],
+                        "block_time": anchor["block_time"]}
+    return {
+        "format": BUNDLE_FORMAT,
+        "ledger": ledger.id,
+        "origin": ledger.origin,
+        "hash_alg": ledger.alg,
+        "leaf": {"index": seq, "bytes_b64": base64.b64encode(leaf).decode(), "hash": tree.leaf_hash(seq).hex()},
+        "inclusion": {"tree_size": checkpoint["size"], "path": [p.hex() for p in path]},
+        "checkpoint": {"size": checkpoint["size"], "root": checkpoint["root"], "note": checkpoint["note"],
+                       "verifier_key": verifier_key},
+        "anchor": anchor_block,
+        "record": decode_leaf(leaf),
+        "issued_at": format_received_at(time.time_ns() // 1000),
+    }

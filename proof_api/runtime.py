@@ -1,0 +1,93 @@
+"""What `evledger serve` runs in one process: the ledgers (write path and sequencers), the
+anchor worker and the access store, plus the Prometheus metrics the API exposes."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from anchor.worker import AnchorSettings, AnchorWorker
+from ingest.ledger import LedgerService
+from ingest.sequencer import SequencerSettings
+
+from .access import ALL_LEDGERS, AccessStore
+
+log = logging.getLogger("evledger.serve")
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.records = Counter("evledger_records", "Records recorded", ["ledger"], registry=self.registry)
+        self.rejected = Counter("evledger_records_rejected", "Records refused (validation or conflict)",
+                                ["ledger"], registry=self.registry)
+        self.requests = Counter("evledger_http_requests", "HTTP requests by status class",
+                                ["status"], registry=self.registry)
+        self.errors = Counter("evledger_errors", "Error responses by code", ["code"], registry=self.registry)
+        self.checkpoints = Gauge("evledger_checkpoints", "Checkpoints sealed (batches)", ["ledger"], registry=self.registry)
+        self.checkpoint_lag = Gauge("evledger_checkpoint_lag_records", "Records logged but not yet in a checkpoint",
+                                    ["ledger"], registry=self.registry)
+        self.anchor_lag = Gauge("evledger_anchor_lag_records", "Records checkpointed but not yet covered by a "
+                                "confirmed anchor", ["ledger"], registry=self.registry)
+        self.anchor_failures = Gauge("evledger_anchor_failures", "AnchorFailed events since start", registry=self.registry)
+        self.chain_errors = Gauge("evledger_chain_errors", "Chain endpoint errors since start", registry=self.registry)
+
+
+class Runtime:
+    def __init__(self, data_dir: str | os.PathLike, log_backend=None, settings: SequencerSettings = SequencerSettings(),
+                 chain=None, anchor_settings: AnchorSettings = AnchorSettings(), max_file_bytes: int = 1 << 30):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.service = LedgerService(self.data_dir, log_backend, settings)
+        self.access = AccessStore(self.data_dir / "access.json")
+        self.metrics = Metrics()
+        self.max_file_bytes = max_file_bytes
+        self.started = time.time()
+        self.worker: AnchorWorker | None = None
+        if chain is not None:
+            self.worker = AnchorWorker(self.service, chain, anchor_settings)
+            self.worker.start()
+
+    def bootstrap_admin_key(self) -> str | None:
+        """On first start, a service admin key written to <data dir>/admin.key (0600)."""
+        if self.access.has_service_admin():
+            return None
+        _, key = self.access.create_key(ALL_LEDGERS, "admin")
+        path = self.data_dir / "admin.key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, (key + "\n").encode())
+        finally:
+            os.close(fd)
+        return str(path)
+
+    def refresh_gauges(self) -> None:
+        m = self.metrics
+        for ledger_id in self.service.ledgers():
+            ledger = self.service.ledger(ledger_id)
+            latest = ledger.projections.latest_checkpoint()
+            sealed = latest["size"] if latest else 0
+            m.checkpoint_lag.labels(ledger_id).set(ledger.record_count - sealed)
+            m.checkpoints.labels(ledger_id).set(len(ledger.projections.checkpoints()))
+            anchored = ledger.projections.latest_anchor(status="confirmed")
+            m.anchor_lag.labels(ledger_id).set(sealed - (anchored["size"] if anchored else 0))
+        if self.worker is not None:
+            m.anchor_failures.set(self.worker.metrics.failed)
+            m.chain_errors.set(self.worker.metrics.chain_errors)
+
+    def problems(self) -> list[str]:
+        """Why the service is not ready, if it is not."""
+        out = []
+        for ledger_id in self.service.ledgers():
+            failure = self.service.ledger(ledger_id).sequencer.failure
+            if failure is not None:
+                out.append(f"ledger {ledger_id}: sequencer stopped: {failure}")
+        return out
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.service.close()

@@ -1,0 +1,509 @@
+"""The offline verifier of `evledger-proof/1` bundles (docs/proof-bundle.md): checks one
+record's proof with no data directory and no server, and answers verdict ① (in the anchored
+tree, unaltered) or ② (not in it, or altered), listing every check and what it found.
+
+A bundle is a chain of links, one check each:
+    leaf bytes --H(0x00||leaf)--> leaf.hash --inclusion path--> checkpoint.root
+    --SM2-signed note--> (origin, size, root) --anchor contract--> the chain.
+The leaf bytes also decode to the record a human reads, and a file's SM3 to its content_hash.
+Nothing here raises on a malformed bundle: every problem is a failed check with a message.
+Plain Python: the proof code is merkle/proof.py (RFC 9162), the note is merkle/checkpoint.py.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from anchor.chain import ledger_key
+from ingest.leaf import LeafError, decode_leaf
+from merkle.checkpoint import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
+from merkle.proof import ProofError, verify_inclusion
+from merkle.sm3_ref import sm3_reference
+
+BUNDLE_FORMAT = "evledger-proof/1"
+CHECK_NAMES = ("format", "leaf", "leaf_hash", "inclusion", "checkpoint", "file", "content_hash",
+               "anchor", "anchor_on_chain")
+VERDICT_IN_TREE = 1  # ①
+VERDICT_NOT_PROVEN = 2  # ②
+
+# The one contract function the verifier calls (anchor/contracts/AnchorRegistry.sol):
+# getAnchor(bytes32 ledger, uint64 size) returns (bytes32 root, uint64 blockNumber, uint64 timestamp),
+# all zeros when the contract holds no such anchor.
+GET_ANCHOR_ABI = [{
+    "type": "function", "name": "getAnchor", "stateMutability": "view",
+    "inputs": [{"name": "ledger", "type": "bytes32", "internalType": "bytes32"},
+               {"name": "size", "type": "uint64", "internalType": "uint64"}],
+    "outputs": [{"name": "root", "type": "bytes32", "internalType": "bytes32"},
+                {"name": "blockNumber", "type": "uint64", "internalType": "uint64"},
+                {"name": "timestamp", "type": "uint64", "internalType": "uint64"}],
+}]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: not checked (the detail says why)
+    detail: str
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    verdict: int = VERDICT_NOT_PROVEN
+    verdict_text: str = ""
+
+    def check(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+    def as_dict(self) -> dict:
+        return {"verdict": self.verdict, "verdict_text": self.verdict_text,
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+
+
+class Failed(Exception):
+    """The check failed; the message says how."""
+
+
+class NotChecked(Exception):
+    """The check was not made; the message says why."""
+
+
+# --- hashes -----------------------------------------------------------------------------------
+
+
+def sm3(data: bytes) -> bytes:
+    """SM3 (GB/T 32905): OpenSSL's when this Python has it, else the pure reference (same bytes)."""
+    try:
+        return hashlib.new("sm3", data).digest()
+    except ValueError:
+        return sm3_reference(data)
+
+
+def tree_hash(alg: str, data: bytes) -> bytes:
+    """The ledger's tree hash: SM3 for "sm3" ledgers, SHA-256 for "sha256" ledgers."""
+    return sm3(data) if alg == "sm3" else hashlib.sha256(data).digest()
+
+
+# --- check 1: the format ------------------------------------------------------------------------
+
+_LEDGER = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX64_0X = re.compile(r"0x[0-9a-f]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+MAX_PATH = 64  # an inclusion path has at most one hash per level of a tree of < 2**64 leaves
+
+
+def _text(pattern=None):
+    return lambda v: isinstance(v, str) and (v != "" if pattern is None else pattern.fullmatch(v) is not None)
+
+
+def _int(minimum: int):
+    return lambda v: type(v) is int and v >= minimum  # type() is int: not True, not 1.0
+
+
+# Field -> (test, what it must be); a nested dict is a nested object. Mirrors docs/proof-bundle.schema.json.
+_ANCHOR_FIELDS = {
+    "chain_id": (_int(1), "a positive integer"),
+    "contract": (_text(_ADDRESS), "0x and 40 hex digits"),
+    "ledger_key": (_text(_HEX64_0X), "0x and 64 lower-case hex digits"),
+    "tx_hash": (_text(_HEX64_0X), "0x and 64 lower-case hex digits"),
+    "block_number": (_int(1), "a positive integer"),
+    "block_hash": (_text(_HEX64_0X), "0x and 64 lower-case hex digits"),
+    "block_time": (_int(0), "a non-negative integer (Unix seconds)"),
+}
+_BUNDLE_FIELDS = {
+    "format": (lambda v: v == BUNDLE_FORMAT, repr(BUNDLE_FORMAT)),
+    "ledger": (_text(_LEDGER), "a ledger id [a-z0-9][a-z0-9-]{0,62}"),
+    "origin": (_text(), "a non-empty string"),
+    "hash_alg": (lambda v: v in ("sm3", "sha256"), '"sm3" or "sha256"'),
+    "leaf": {
+        "index": (_int(0), "a non-negative integer"),
+        "bytes_b64": (_text(_BASE64), "base64 text"),
+        "hash": (_text(_HEX64), "64 lower-case hex digits"),
+    },
+    "inclusion": {
+        "tree_size": (_int(1), "a positive integer"),
+        "path": (lambda v: type(v) is list and len(v) <= MAX_PATH and all(map(_text(_HEX64), v)),
+                 f"a list of at most {MAX_PATH} hashes of 64 lower-case hex digits"),
+    },
+    "checkpoint": {
+        "size": (_int(1), "a positive integer"),
+        "root": (_text(_HEX64), "64 lower-case hex digits"),
+        "note": (_text(), "a non-empty string"),
+        "verifier_key": (_text(), "a non-empty string"),
+    },
+    "anchor": (lambda v: v is None or type(v) is dict, "an object or null"),
+    "record": (lambda v: type(v) is dict, "an object"),
+    "issued_at": (_text(_TIME), "a UTC time YYYY-MM-DDTHH:MM:SS.ffffffZ"),
+}
+
+
+def _shape_problem(value, fields: dict, where: str) -> str | None:
+    if type(value) is not dict:
+        return f"{where.rstrip('.') or 'the bundle'} must be an object, got {type(value).__name__}"
+    missing = [k for k in fields if k not in value]
+    if missing:
+        return f"{where}{missing[0]} is missing"
+    unknown = sorted(str(k) for k in value if k not in fields)
+    if unknown:
+        return f"{where}{unknown[0]} is not a field of {BUNDLE_FORMAT}"
+    for key, rule in fields.items():
+        if isinstance(rule, dict):
+            problem = _shape_problem(value[key], rule, f"{where}{key}.")
+            if problem:
+                return problem
+        elif not rule[0](value[key]):
+            return f"{where}{key} must be {rule[1]}, got {_short(value[key])}"
+    return None
+
+
+def check_format(b) -> str:
+    if type(b) is not dict:
+        raise Failed(f"the bundle must be a JSON object, got {type(b).__name__}")
+    if b.get("format") != BUNDLE_FORMAT:
+        raise Failed(f"format is {_short(b.get('format'))}, not {BUNDLE_FORMAT!r}: this verifier reads no other version")
+    problem = _shape_problem(b, _BUNDLE_FIELDS, "")
+    if problem is None and b["anchor"] is not None:
+        problem = _shape_problem(b["anchor"], _ANCHOR_FIELDS, "anchor.")
+    if problem:
+        raise Failed(problem)
+    return (f"{BUNDLE_FORMAT}, every field present and well-formed: record {b['leaf']['index']} of ledger "
+            f"{b['ledger']!r} (origin {b['origin']!r}, {b['hash_alg']})")
+
+
+# --- check 2: the leaf bytes are the record ----------------------------------------------------
+
+
+def leaf_bytes(b: dict) -> bytes:
+    text = b["leaf"]["bytes_b64"]
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Failed(f"leaf.bytes_b64 is not base64: {exc}") from None
+    if base64.b64encode(raw).decode() != text:  # one leaf, one text: no spare padding bits
+        raise Failed("leaf.bytes_b64 is not canonical base64 (it re-encodes differently)")
+    return raw
+
+
+def committed_event(b: dict) -> dict:
+    """The event the leaf bytes encode, checked to be a canonical version-1 leaf."""
+    try:
+        return decode_leaf(leaf_bytes(b))
+    except LeafError as exc:
+        raise Failed(f"the leaf bytes are not a canonical version-1 leaf (docs/leaf.md): {exc}") from None
+
+
+def _difference(a, b, where: str) -> str | None:
+    """The first path where two decoded JSON values differ (type included: 1 is not true)."""
+    if type(a) is dict and type(b) is dict:
+        for key in sorted(a.keys() | b.keys()):
+            if key not in a or key not in b:
+                return f"{where}.{key}"
+            found = _difference(a[key], b[key], f"{where}.{key}")
+            if found:
+                return found
+        return None
+    return None if type(a) is type(b) and a == b else where
+
+
+def check_leaf(b: dict) -> str:
+    leaf = leaf_bytes(b)
+    event = committed_event(b)
+    if event["seq"] != b["leaf"]["index"]:
+        raise Failed(f"the leaf is record {event['seq']} but leaf.index is {b['leaf']['index']}")
+    if event["ledger"] != b["ledger"]:
+        raise Failed(f"the leaf is of ledger {event['ledger']!r}, not the bundle's ledger {b['ledger']!r}")
+    try:
+        same = orjson.dumps(b["record"], option=orjson.OPT_SORT_KEYS) == leaf
+    except (TypeError, orjson.JSONEncodeError):
+        same = False
+    if not same:
+        where = _difference(b["record"], event, "record") or "record"
+        raise Failed(f"the bundle's record is not what the leaf commits to: they differ at {where}")
+    return f"a canonical v1 leaf of {len(leaf)} bytes: record {event['seq']} of ledger {event['ledger']!r}, " \
+           f"received {event['received_at']}, equal to the bundle's record"
+
+
+# --- check 3: the leaf hash --------------------------------------------------------------------
+
+
+def check_leaf_hash(b: dict) -> str:
+    alg, claimed = b["hash_alg"], b["leaf"]["hash"]
+    computed = tree_hash(alg, b"\x00" + leaf_bytes(b)).hex()  # RFC 9162 §2.1.1: leaf prefix 0x00
+    if computed != claimed:
+        raise Failed(f"{alg}(0x00 || leaf) is {computed}, but leaf.hash is {claimed}")
+    return f"{alg}(0x00 || leaf) = {computed} = leaf.hash"
+
+
+# --- check 4: the inclusion path ---------------------------------------------------------------
+
+
+def check_inclusion(b: dict) -> str:
+    index, size = b["leaf"]["index"], b["inclusion"]["tree_size"]
+    path = b["inclusion"]["path"]
+    try:  # RFC 9162 §2.1.3.2
+        verify_inclusion(b["hash_alg"], index, size, bytes.fromhex(b["leaf"]["hash"]),
+                         [bytes.fromhex(p) for p in path], bytes.fromhex(b["checkpoint"]["root"]))
+    except ProofError as exc:
+        raise Failed(f"the path does not lead from leaf {index} to checkpoint.root at tree size {size}: {exc}") from None
+    return f"{len(path)} hashes lead from leaf.hash at index {index} to checkpoint.root " \
+           f"{b['checkpoint']['root']} at tree size {size} (RFC 9162 §2.1.3.2)"
+
+
+# --- check 5: the signed checkpoint ------------------------------------------------------------
+
+
+def _canonical_note(note: str) -> bool:
+    """True when the note is exactly its body and signature lines re-encoded: base64 has spare
+    bits, so without this two different texts could carry one signature."""
+    body, signatures = parse_note(note)
+    lines = "".join(f"\u2014 {name} {base64.b64encode(kid + sig).decode()}\n" for name, kid, sig in signatures)
+    return note == body + "\n" + lines
+
+
+def check_checkpoint(b: dict) -> str:
+    cp, origin, tree_size = b["checkpoint"], b["origin"], b["inclusion"]["tree_size"]
+    try:
+        name, kid, public_key = parse_verifier_key(cp["verifier_key"])
+        if verifier_key(name, public_key) != cp["verifier_key"]:
+            raise Failed("checkpoint.verifier_key is not in canonical form (it re-encodes differently)")
+        if name != origin:
+            raise Failed(f"the verifier key is for {name!r}, not the bundle's origin {origin!r}")
+        signed = verify_checkpoint(cp["note"], cp["verifier_key"])  # C2SP signed note, SM2 (docs/checkpoint.md)
+        if not _canonical_note(cp["note"]):
+            raise Failed("checkpoint.note is not in canonical form (its signature lines re-encode differently)")
+    except CheckpointError as exc:
+        raise Failed(f"checkpoint.note: {exc}") from None
+    if signed.origin != origin:
+        raise Failed(f"the note is for origin {signed.origin!r}, not the bundle's origin {origin!r}")
+    if signed.size != cp["size"] or signed.size != tree_size:
+        raise Failed(f"the note signs tree size {signed.size}, but checkpoint.size is {cp['size']} "
+                     f"and inclusion.tree_size is {tree_size}")
+    if signed.root.hex() != cp["root"]:
+        raise Failed(f"the note signs root {signed.root.hex()}, but checkpoint.root is {cp['root']}")
+    return f"the note's SM2 signature by {name} (key id {kid.hex()}) verifies; it signs origin {origin!r}, " \
+           f"size {signed.size}, root {signed.root.hex()}"
+
+
+# --- checks 6 and 7: the file, or its hash -----------------------------------------------------
+
+
+def _committed_content_hash(b: dict) -> str:
+    content_hash = committed_event(b)["record"].get("content_hash")
+    if not isinstance(content_hash, str):
+        raise Failed("the committed record has no content_hash")
+    return content_hash.lower()
+
+
+def check_file(b: dict, file_bytes: bytes | None) -> str:
+    if file_bytes is None:
+        raise NotChecked("no file given (--file)")
+    want = _committed_content_hash(b)
+    got = sm3(bytes(file_bytes)).hex()  # content_hash is always SM3, whatever the tree hash
+    if got != want:
+        raise Failed(f"SM3 of the file ({len(file_bytes)} bytes) is {got}, but the record's content_hash is {want}")
+    return f"SM3 of the file ({len(file_bytes)} bytes) = {got} = the record's content_hash"
+
+
+def check_content_hash(b: dict, content_hash: str | None) -> str:
+    if content_hash is None:
+        raise NotChecked("no hash given (--hash)")
+    want = _committed_content_hash(b)
+    if not isinstance(content_hash, str) or not _HEX64.fullmatch(content_hash.lower()):
+        raise Failed(f"the given hash {_short(content_hash)} is not 64 hex digits (an SM3 digest)")
+    if content_hash.lower() != want:
+        raise Failed(f"the given hash {content_hash.lower()} is not the record's content_hash {want}")
+    return f"the given hash = the record's content_hash {want}"
+
+
+# --- checks 8 and 9: the anchor ----------------------------------------------------------------
+
+
+def _utc(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def check_anchor(b: dict) -> str:
+    anchor = b["anchor"]
+    if anchor is None:
+        raise Failed("no anchor: the record is not proven to be in an anchored tree")
+    want = "0x" + ledger_key(b["origin"]).hex()
+    if anchor["ledger_key"] != want:
+        raise Failed(f"anchor.ledger_key is {anchor['ledger_key']}, but keccak256 of the origin "
+                     f"{b['origin']!r} is {want}")
+    return f"the bundle names its anchor: chain {anchor['chain_id']}, contract {anchor['contract']}, " \
+           f"tx {anchor['tx_hash']} in block {anchor['block_number']} ({_utc(anchor['block_time'])}); " \
+           f"ledger key keccak256({b['origin']!r})"
+
+
+def check_anchor_on_chain(b: dict, rpc_url: str | None) -> str:
+    anchor, size = b["anchor"], b["checkpoint"]["size"]
+    if anchor is None:
+        raise NotChecked("there is no anchor to look up")
+    if not rpc_url:
+        raise NotChecked("not checked on chain (pass --rpc)")
+    from web3 import HTTPProvider, Web3  # only this check talks to anything
+
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 10}, exception_retry_configuration=None))
+
+    def ask(what: str, call):
+        try:
+            return call()
+        except Exception as exc:  # unreachable, no contract there, unknown tx...: not proven
+            raise Failed(f"could not read {what} from {rpc_url}: {type(exc).__name__}: {exc}") from None
+
+    chain_id = ask("the chain id", lambda: w3.eth.chain_id)
+    if chain_id != anchor["chain_id"]:
+        raise Failed(f"{rpc_url} serves chain {chain_id}, but the anchor is on chain {anchor['chain_id']}")
+    registry = w3.eth.contract(address=Web3.to_checksum_address(anchor["contract"]), abi=GET_ANCHOR_ABI)
+    key = bytes.fromhex(anchor["ledger_key"][2:])
+    root, number, timestamp = ask(f"getAnchor at {anchor['contract']}",
+                                  lambda: registry.functions.getAnchor(key, size).call())
+    if number == 0:
+        raise Failed(f"the contract holds no anchor of size {size} for ledger key {anchor['ledger_key']}")
+    if bytes(root).hex() != b["checkpoint"]["root"]:
+        raise Failed(f"the contract holds root {bytes(root).hex()} for size {size}, not checkpoint.root "
+                     f"{b['checkpoint']['root']}")
+    if number != anchor["block_number"] or timestamp != anchor["block_time"]:
+        raise Failed(f"the contract says block {number} at {timestamp}, but the bundle says block "
+                     f"{anchor['block_number']} at {anchor['block_time']}")
+    block = ask(f"block {number}", lambda: w3.eth.get_block(number))
+    if "0x" + bytes(block["hash"]).hex() != anchor["block_hash"]:
+        raise Failed(f"block {number} is {'0x' + bytes(block['hash']).hex()}, not anchor.block_hash {anchor['block_hash']}")
+    receipt = ask(f"the receipt of {anchor['tx_hash']}", lambda: w3.eth.get_transaction_receipt(anchor["tx_hash"]))
+    if receipt["status"] != 1 or receipt["blockNumber"] != number or str(receipt["to"]).lower() != anchor["contract"].lower():
+        raise Failed(f"transaction {anchor['tx_hash']} is not a successful call of {anchor['contract']} in block {number}")
+    return f"chain {chain_id} at {rpc_url}: getAnchor({anchor['ledger_key']}, {size}) = root {b['checkpoint']['root']}, " \
+           f"block {number} {anchor['block_hash']} ({_utc(timestamp)}), written by tx {anchor['tx_hash']}"
+
+
+# --- the verdict -------------------------------------------------------------------------------
+
+
+def _run(name: str, check) -> Check:
+    try:
+        return Check(name, True, check())
+    except Failed as exc:
+        return Check(name, False, str(exc))
+    except NotChecked as exc:
+        return Check(name, None, str(exc))
+    except Exception as exc:  # a verifier answers, it never crashes: anything unforeseen is a failure
+        return Check(name, False, f"could not be checked: {type(exc).__name__}: {exc}")
+
+
+def _report(checks: list[Check]) -> Report:
+    failed = [c.name for c in checks if c.ok is False]
+    anchored = any(c.name == "anchor" and c.ok for c in checks)
+    if not failed and anchored:
+        text = "the record is in the anchored tree, unaltered"
+        if any(c.name == "anchor_on_chain" and c.ok is None for c in checks):
+            text += " (the anchor itself was not checked on chain: pass --rpc)"
+        return Report(checks, VERDICT_IN_TREE, text)
+    return Report(checks, VERDICT_NOT_PROVEN,
+                  f"the record is not proven to be in the anchored tree, or it was altered (failed: {', '.join(failed)})")
+
+
+def malformed_report(problem: str) -> Report:
+    """The report for a bundle that is not a well-formed evledger-proof/1 bundle."""
+    return _report([Check("format", False, problem)]
+                   + [Check(name, None, "not checked: the bundle is malformed") for name in CHECK_NAMES[1:]])
+
+
+def verify_bundle(bundle: dict, file_bytes: bytes | None = None, content_hash: str | None = None,
+                  rpc_url: str | None = None) -> Report:
+    """Every check of one bundle (and optionally the file, or its SM3 hash, and the chain)."""
+    first = _run("format", lambda: check_format(bundle))
+    if not first.ok:
+        return malformed_report(first.detail)
+    b = bundle
+    return _report([
+        first,
+        _run("leaf", lambda: check_leaf(b)),
+        _run("leaf_hash", lambda: check_leaf_hash(b)),
+        _run("inclusion", lambda: check_inclusion(b)),
+        _run("checkpoint", lambda: check_checkpoint(b)),
+        _run("file", lambda: check_file(b, file_bytes)),
+        _run("content_hash", lambda: check_content_hash(b, content_hash)),
+        _run("anchor", lambda: check_anchor(b)),
+        _run("anchor_on_chain", lambda: check_anchor_on_chain(b, rpc_url)),
+    ])
+
+
+def format_report(report: Report) -> str:
+    marks = {True: "\u2714", False: "\u2718", None: "\u2013"}  # ✔ ✘ –
+    lines = [f"{marks[c.ok]} {c.name.replace('_', ' ')}: {c.detail}" for c in report.checks]
+    lines.append(f"verdict {'①' if report.verdict == VERDICT_IN_TREE else '②'}: {report.verdict_text}")
+    return "\n".join(lines)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --- the command: `evledger verify BUNDLE [--file F | --hash H] [--rpc URL]` -------------------
+
+
+def load_bundle(text: bytes | str):
+    """The bundle as JSON values; ValueError for text that is not strict JSON (no NaN, no
+    duplicate keys: two parsers must never read one bundle two ways)."""
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        if len(keys) != len(set(keys)):
+            raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
+        return dict(pairs)
+
+    def no_constant(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="the proof bundle, an evledger-proof/1 JSON file (- for stdin)")
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument("--file", help="the evidence file: its SM3 must be the record's content_hash")
+    given.add_argument("--hash", help="the evidence's SM3 hash (64 hex digits): must be the record's content_hash")
+    parser.add_argument("--rpc", help="an EVM JSON-RPC endpoint of the anchoring chain: check the anchor on chain")
+
+
+def run(bundle_path: str, file: str | None = None, content_hash: str | None = None, rpc_url: str | None = None,
+        out=None) -> int:
+    """Verify, print the report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read."""
+    out = out or sys.stdout
+    try:
+        text = sys.stdin.buffer.read() if bundle_path == "-" else open(bundle_path, "rb").read()
+        file_bytes = open(file, "rb").read() if file is not None else None
+    except OSError as exc:
+        print(f"evledger verify: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        bundle = load_bundle(text)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        report = malformed_report(f"the bundle is not JSON: {exc}")
+    else:
+        report = verify_bundle(bundle, file_bytes, content_hash, rpc_url)
+    print(format_report(report), file=out)
+    return 0 if report.verdict == VERDICT_IN_TREE else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="evledger verify", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(args.bundle, args.file, args.hash, args.rpc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-merkle bench-ingest bench-anchor soak venv clean contract contract-check npm-tools
+.PHONY: demo test bench bench-merkle bench-ingest bench-anchor bench-api soak venv clean contract contract-check npm-tools
 
 venv: $(STAMP)
 
@@ -41,7 +41,7 @@ test: $(STAMP) $(NPM_STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); the suite is missing"; exit 1; fi; \
 	exit $$rc
 
-bench: bench-merkle bench-ingest bench-anchor
+bench: bench-merkle bench-ingest bench-anchor bench-api
 
 bench-merkle: $(STAMP)
 	$(PY) -m bench.merkle_bench
@@ -51,6 +51,9 @@ bench-ingest: $(STAMP)
 
 bench-anchor: $(STAMP) $(NPM_STAMP)
 	$(PY) -m bench.anchor_bench
+
+bench-api: $(STAMP)
+	$(PY) -m bench.api_bench
 
 # The crash-safety test with many more SIGKILLs than `make test` runs (EVLEDGER_CRASH_TRIALS).
 SOAK_TRIALS ?= 200

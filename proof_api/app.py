@@ -462,6 +462,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {**checkpoint, "verifier_key": ledger.verifier_keys()[checkpoint["key_id"]],
                 "anchor": ledger.projections.anchor(size)}
 
+    @app.get("/v1/ledgers/{ledger_id}/anchors", tags=["checkpoints"],
+             summary="Every anchor of the ledger's checkpoints and its state (submitted, confirmed, failed)")
+    async def list_anchors(request: Request, ledger_id: str = LedgerId, who: Principal = Depends(principal)):
+        ledger = ledger_for(request, ledger_id, who, ("auditor",))
+        return {"anchors": ledger.projections.anchors()}
+
     # -- verification (public: the same code a court runs offline) -----------------------------------
 
     @app.post("/v1/verify", tags=["proofs"], summary="Verify a proof bundle (and optionally the file's SM3): "

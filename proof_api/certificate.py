@@ -182,6 +182,8 @@ def _checkpoint_section(bundle: dict) -> str:
     key_name, key_id = _key_parts(checkpoint.get("verifier_key"))
     path = inclusion.get("path") if isinstance(inclusion.get("path"), list) else []
     path_html = (f'{len(path)} 个哈希 / hashes'
+                 + ('<span class="note">（单叶子树：叶子哈希即根哈希 / a one-leaf tree: the leaf hash is the root）</span>'
+                    if not path and checkpoint.get("size") == 1 else "")
                  + (f'<ol class="path" start="0">{"".join(f"<li>{_mono(p)}</li>" for p in path)}</ol>' if path else ""))
     rows = [
         _row("树规模", "Tree size", _mono(checkpoint.get("size"))),
@@ -233,7 +235,8 @@ def _verify_section(bundle: dict) -> str:
         '<span class="en">Verify it offline: leaf → path → root, the checkpoint signature, the file\'s SM3 hash '
         'and, with <code>--rpc</code>, the anchor on chain. Verdict ① (in the anchored tree, unaltered) or '
         '② (not in it, or altered); exit code 0 only for ①:</span>'
-        '<pre class="cmd">evledger verify bundle.json --file &lt;file&gt; --rpc &lt;url&gt;</pre></li>',
+        '<pre class="cmd">evledger verify bundle.json --file &lt;file&gt;'
+        + (' --rpc &lt;url&gt;' if anchor is not None else '') + '</pre></li>',
     ]
     if anchor is not None:
         q = lambda value: shlex.quote(str(value))  # noqa: E731 (bundle values, shown as a shell would need them)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -52,7 +53,7 @@ def open_service(args: argparse.Namespace, start: bool = True):
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(records=args.records, batch=args.batch, alg=args.alg)
+    return run_demo(records=args.records, out_dir=args.out)
 
 
 def _cmd_ledger_create(args: argparse.Namespace) -> int:
@@ -255,6 +256,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .runtime import Runtime
 
+    _Server = _server_class()
     chain = open_chain(args)
     runtime = Runtime(args.data_dir, open_log(args), _settings(args), chain, _anchor_settings(args))
     try:
@@ -262,10 +264,65 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if admin_key:
             print(f"evledger serve: the service admin's API key was written to {admin_key} (0600); "
                   f"use it to create ledgers and their keys", file=sys.stderr)
-        uvicorn.run(create_app(runtime), host=args.host, port=args.port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=10)
+        config = uvicorn.Config(create_app(runtime), host=args.host, port=args.port, log_level="warning",
+                                access_log=False, timeout_graceful_shutdown=10)
+        server = _Server(config)
+        server.run()
     finally:
-        runtime.close()
+        runtime.close()  # sequencers flushed, databases closed: a clean stop
+    return 0
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT once it has shut down, which kills the process
+        before the ledgers close; here the signal only ends serving, and `serve` returns."""
+
+        def handle_exit(self, sig, frame) -> None:
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
+
+    return Server
+
+
+def _read_bundle(path: str) -> dict:
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+    except OSError as exc:
+        raise OSError(f"cannot read the bundle {path}: {exc.strerror}") from None
+    try:
+        bundle = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(bundle, dict):
+        raise ValueError(f"{path} is not a proof bundle (a JSON object)")
+    return bundle
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Offline: needs the bundle and, optionally, the file, the hash or a chain endpoint."""
+    from .verify import format_report, verify_bundle
+
+    bundle = _read_bundle(args.bundle)
+    file_bytes = None
+    if args.file:
+        with open(args.file, "rb") as f:
+            file_bytes = f.read()
+    report = verify_bundle(bundle, file_bytes=file_bytes, content_hash=args.hash, rpc_url=args.rpc)
+    print(format_report(report))
+    return 0 if report.verdict == 1 else 1
+
+
+def _cmd_certificate(args: argparse.Namespace) -> int:
+    from .certificate import render_certificate
+
+    html = render_certificate(_read_bundle(args.bundle))
+    with open(args.output, "w", encoding="utf-8") as f:
+        f.write(html)
+    print(f"wrote the data preservation certificate to {args.output}")
     return 0
 
 
@@ -289,11 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(env EVLEDGER_BATCH_MAX_DELAY; default {defaults.batch_max_delay})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="build an SM3 Merkle log over generated evidence records and prove things about it")
-    demo.add_argument("--records", type=int, default=_env_number("DEMO_RECORDS", 5000, int),
-                      help="how many evidence-like records to generate (default 5000)")
-    demo.add_argument("--batch", type=int, default=512, help="records per append batch (default 512)")
-    demo.add_argument("--alg", choices=("sm3", "sha256"), default="sm3", help="tree hash (default sm3)")
+    demo = sub.add_parser("demo", help="the main job: the service end to end over HTTP, proofs verified offline")
+    demo.add_argument("--records", type=int, default=_env_number("DEMO_RECORDS", 200_000, int),
+                      help="how many generated records to stream in (default 200,000)")
+    demo.add_argument("--out", default="demo-output", help="where the bundle, files and certificate go (default demo-output)")
     demo.set_defaults(func=_cmd_demo)
 
     ledger = sub.add_parser("ledger", help="create, list and manage ledgers")
@@ -354,6 +410,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=_env_number("PORT", 8080, int), help="port (default 8080)")
     serve.set_defaults(func=_cmd_serve)
+
+    verify = sub.add_parser("verify", help="check a proof bundle offline: leaf, path, signed checkpoint, the file, "
+                                           "and with --rpc the anchor on chain; exit 0 only for verdict 1")
+    verify.add_argument("bundle", help="the evledger-proof/1 JSON file (or - for stdin)")
+    source = verify.add_mutually_exclusive_group()
+    source.add_argument("--file", help="the original file: its SM3 must match the record's content_hash")
+    source.add_argument("--hash", help="the SM3 hex of the original file")
+    verify.add_argument("--rpc", help="an EVM JSON-RPC endpoint of the anchoring chain: check the anchor there")
+    verify.set_defaults(func=_cmd_verify)
+
+    certificate = sub.add_parser("certificate", help="render a data preservation certificate (HTML) from a bundle")
+    certificate.add_argument("bundle", help="the evledger-proof/1 JSON file")
+    certificate.add_argument("-o", "--output", required=True, help="where to write the HTML")
+    certificate.set_defaults(func=_cmd_certificate)
 
     rebuild = sub.add_parser("rebuild", help="replay a ledger's log into fresh projections and check that every "
                                              "logged checkpoint root is reproduced")

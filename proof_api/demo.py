@@ -1,136 +1,278 @@
-"""The main job on the embedded defaults. For now: the write path end to end (records ->
-durable receipts -> SM2-signed checkpoints over the SM3 Merkle log -> an anchor on the
-in-process chain), proofs and a rebuild."""
+"""The main job on the embedded defaults (`make demo`): the service end to end, over HTTP.
+
+Starts `evledger serve` (RocksDB data directory, in-process chain) as a separate process,
+creates two ledgers, streams in generated brokerage records (account openings and contract
+signings, business flows of several records each) with a progress bar, uploads one contract
+file, waits for checkpoints and anchors, fetches that record's proof bundle, verifies it
+offline with `evledger verify` (verdict 1), verifies a tampered copy of the file (verdict 2),
+writes a certificate, prints the figures and stops the service.
+"""
 from __future__ import annotations
 
-import hashlib
+import os
 import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from datetime import datetime
+from pathlib import Path
 
+import orjson
 from tqdm import tqdm
 
-from anchor.chain import Web3Chain
-from anchor.worker import AnchorSettings, AnchorWorker
-from ingest.ledger import LedgerService
-from ingest.log_rocksdb import RocksDBLog
-from ingest.rebuild import rebuild_ledger
-from ingest.sequencer import SequencerSettings
-from merkle import ProofError, get_hasher, hash_leaves, verify_consistency, verify_inclusion
-from merkle.checkpoint import verify_checkpoint
-
-BUSINESS_TYPES = ("account-opening-video", "risk-disclosure", "suitability-confirmation", "signed-contract")
+FLOWS = {
+    "account-opening": ("account-opening.application", "account-opening.id-check", "account-opening.video",
+                        "risk-disclosure.signed", "suitability.confirmed"),
+    "contract-signing": ("contract.draft", "contract.risk-notice", "contract.signed"),
+}
+BRANCHES = [f"{city}-{n:03d}" for city in ("sh", "bj", "sz", "gz", "hz") for n in range(1, 9)]
+BATCH = 2000
 
 
 def generate_records(count: int, seed: int = 2026) -> list[dict]:
-    """Evidence records as a brokerage would submit them: flows of several records each."""
+    """A brokerage's evidence: flows of 3-5 records sharing a business id."""
     rng = random.Random(seed)
     records = []
-    for n in range(count):
-        flow = n // 4
-        records.append({
-            "content_hash": rng.randbytes(32).hex(),
-            "business_type": BUSINESS_TYPES[n % 4],
-            "business_id": f"BF-{flow:08d}",
-            "evidence_id": f"demo-{n}",
-            "occurred_at": f"2026-11-{1 + flow % 28:02d}T09:{n % 60:02d}:00+08:00",
-            "attributes": {"branch": f"sh-{flow % 17:03d}", "channel": "app" if flow % 3 else "counter"},
-        })
-    return records
+    flow = 0
+    while len(records) < count:
+        kind = "account-opening" if rng.random() < 0.6 else "contract-signing"
+        business_id = f"{'ACC' if kind == 'account-opening' else 'CTR'}-2026-{flow:07d}"
+        branch = rng.choice(BRANCHES)
+        day, minute = 1 + flow % 26, flow % 600
+        for step, business_type in enumerate(FLOWS[kind]):
+            record = {
+                "content_hash": rng.randbytes(32).hex(),
+                "business_type": business_type,
+                "occurred_at": f"2026-11-{day:02d}T{9 + minute // 60:02d}:{minute % 60:02d}:{step * 7:02d}+08:00",
+                "evidence_id": f"{business_id}-{step}",
+                "business_id": business_id,
+                "attributes": {"branch": branch, "channel": rng.choice(("app", "counter", "web")), "step": step},
+            }
+            if business_type == "account-opening.application":
+                record["sealed"] = {"customer_name": rng.choice(("张三", "李四", "王五", "赵六")),
+                                    "id_number": f"3101{rng.randrange(10**13):013d}"}
+            records.append(record)
+        flow += 1
+    return records[:count]
 
 
-def _short(digest: bytes) -> str:
-    return digest.hex()
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def run_demo(records: int = 5000, batch: int = 512, alg: str = "sm3") -> int:
-    if records < 2:
-        raise ValueError("--records must be at least 2")
-    if batch < 1:
-        raise ValueError("--batch must be at least 1")
-    submitted = generate_records(records)
-    hasher = get_hasher(alg)
-    print(f"evledger demo: {records} evidence records -> a ledger's durable log -> {alg.upper()} Merkle log "
-          f"(RFC 9162) -> SM2-signed checkpoints, in RocksDB")
-    hash_leaves([b"warm-up"] * 16, alg)  # compile or load the cached kernels before timing
+def _percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    values = sorted(values)
+    p = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+    return f"p50 {p(0.5) * 1000:,.0f} ms, p99 {p(0.99) * 1000:,.0f} ms"
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class Service:
+    """`evledger serve` in its own process, stopped with SIGTERM."""
+
+    def __init__(self, data_dir: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data_dir), "serve",
+                                      "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"evledger serve exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("evledger serve did not answer /healthz within 120 s")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+
+def run_demo(records: int = 200_000, out_dir: str = "demo-output") -> int:
+    import httpx
+
+    if records < 10:
+        raise ValueError("--records must be at least 10")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ledgers = ("brokerage-sh", "brokerage-sz")
+    print(f"evledger demo: {records:,} records over the HTTP API into {len(ledgers)} ledgers, anchored on the "
+          f"in-process chain; output in {out}/")
     with tempfile.TemporaryDirectory(prefix="evledger-demo-") as tmp:
-        service = LedgerService(tmp, settings=SequencerSettings(batch_max_delay=0.2))
-        ledger = service.create_ledger("demo", alg=alg)
-        started = time.perf_counter()
-        with tqdm(total=records, unit="rec", desc="recording") as bar:
-            for i in range(0, records, batch):
-                receipts = ledger.submit(submitted[i:i + batch])
-                bar.update(len(receipts))
-        elapsed = time.perf_counter() - started
-        print(f"{records} receipts, each after its group's fsync ({records / elapsed:,.0f} records/s); "
-              f"last: seq {receipts[-1].seq}, leaf hash {receipts[-1].leaf_hash}")
-        again = ledger.submit([submitted[0]])[0]
-        print(f"the same evidence id again: duplicate={again.duplicate}, seq {again.seq} (recorded once)")
-        checkpoint = ledger.wait_for_checkpoint(records, timeout=60)
-        if checkpoint is None:
-            print("ERROR: no checkpoint covered the records within 60 s")
-            return 1
-        tree = ledger.projections.tree
-        size = checkpoint["size"]
-        root = bytes.fromhex(checkpoint["root"])
-        print(f"tree size {size}, root {_short(root)}")
-        verify_checkpoint(checkpoint["note"], ledger.verifier_keys()[checkpoint["key_id"]])
-        print("signed checkpoint (SM2), verified:\n" + "".join("  " + line + "\n" for line in checkpoint["note"].splitlines()))
-
-        chain = Web3Chain.in_process()
-        worker = AnchorWorker(service, chain, AnchorSettings(min_interval=0.0, poll_interval=0.05))
-        worker.anchor_now(ledger.id)
-        anchor = worker.wait_confirmed(ledger.id, size, timeout=60)
-        if anchor is None:
-            print(f"ERROR: the anchor was not confirmed ({worker.metrics.last_error})")
-            return 1
-        print(f"anchored on the in-process chain (py-evm; it ends with this process): tx {anchor['tx_hash']}, "
-              f"block {anchor['block_number']}; the contract returns root "
-              f"{chain.read_anchor(ledger.origin, size).root.hex()}")
-
-        index = size // 3
-        leaf = ledger.leaf(index)
-        proof = tree.inclusion_proof(index, size)
-        verify_inclusion(alg, index, size, hasher.hash_leaf(leaf), proof, root)
-        print(f"inclusion proof for leaf {index} ({len(proof)} hashes): verified")
-        for n, p in enumerate(proof):
-            print(f"  [{n}] {_short(p)}")
-
-        old_size = size // 2
-        cproof = tree.consistency_proof(old_size, size)
-        verify_consistency(alg, old_size, size, cproof, tree.root(old_size), root)
-        print(f"consistency proof {old_size} -> {size} ({len(cproof)} hashes): verified")
-
-        tampered = bytearray(leaf)
-        tampered[len(tampered) // 2] ^= 0x01
+        data_dir = Path(tmp) / "data"
+        service = Service(data_dir)
         try:
-            verify_inclusion(alg, index, size, hasher.hash_leaf(bytes(tampered)), proof, root)
-            print("ERROR: a tampered leaf verified")
-            return 1
-        except ProofError as exc:
-            print(f"leaf {index} with one byte changed: rejected ({exc})")
-        service.close()
+            admin = (data_dir / "admin.key").read_text().strip()
+            http = httpx.Client(base_url=service.url, timeout=60)
+            keys = {}
+            for ledger in ledgers:
+                http.post("/v1/ledgers", json={"ledger": ledger}, headers=_auth(admin)).raise_for_status()
+                keys[ledger] = {role: http.post(f"/v1/ledgers/{ledger}/api-keys", json={"role": role},
+                                                headers=_auth(admin)).json()["key"]
+                                for role in ("producer", "auditor")}
+            generated = generate_records(records)
+            receipts = _stream(service.url, ledgers, keys, generated)
 
-        log = RocksDBLog(f"{tmp}/log")
-        report = rebuild_ledger(tmp, "demo", log, progress=False)
-        log.close()
-        print(f"rebuild from the log: {report.events:,} events, {report.checkpoints_verified} checkpoint roots "
-              f"reproduced bit for bit: {'ok' if report.ok else 'FAILED'}")
-        if not report.ok:
-            return 1
+            # One contract file, uploaded: the service computes its SM3.
+            contract = (f"证券经纪业务合同 / Securities brokerage contract\n{'条款 clause ' * 400}\n"
+                        f"signed 2026-11-26 by customer CTR-2026-demo\n").encode()
+            (out / "contract.txt").write_bytes(contract)
+            upload = http.post(f"/v1/ledgers/{ledgers[0]}/files", content=contract,
+                               params={"business_type": "contract.signed", "occurred_at": "2026-11-26T10:00:00+08:00",
+                                       "evidence_id": "CTR-2026-demo-signed", "business_id": "CTR-2026-demo"},
+                               headers={**_auth(keys[ledgers[0]]["producer"]), "content-type": "application/octet-stream"})
+            upload.raise_for_status()
+            receipt = upload.json()
+            print(f"uploaded contract.txt ({len(contract):,} bytes): SM3 {receipt['content_hash']}, "
+                  f"seq {receipt['seq']}, leaf hash {receipt['leaf_hash']}")
 
-    # Hashing rate: the numba kernel against a per-call OpenSSL loop, same data, same run.
-    n = 200_000
-    data = [bytes([i % 251]) * 200 for i in range(n)]
-    hash_leaves(data[:1024], alg)
-    t0 = time.perf_counter()
-    hash_leaves(data, alg)
-    kernel = n / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for d in data:
-        hashlib.new(alg, b"\x00" + d).digest()
-    loop = n / (time.perf_counter() - t0)
-    impl = "numba" if alg == "sm3" else "batch"  # SHA-256 goes through hashlib either way
-    print(f"leaf hashing, {n} x 200 B: {kernel:,.0f} leaves/s ({impl}) vs {loop:,.0f}/s "
-          f"(hashlib loop) = {kernel / loop:.1f}x")
+            waited = time.perf_counter()
+            for ledger in ledgers:
+                http.post(f"/v1/ledgers/{ledger}/anchors/now", headers=_auth(admin))
+            _wait_anchored(http, ledgers, keys, {ledgers[0]: receipt["seq"],
+                                                  ledgers[1]: max(r["seq"] for r in receipts[ledgers[1]])})
+            print(f"every record checkpointed and anchored ({time.perf_counter() - waited:.1f} s after the last upload)")
+
+            bundle = http.get(f"/v1/ledgers/{ledgers[0]}/proof", params={"evidence_id": "CTR-2026-demo-signed"},
+                              headers=_auth(keys[ledgers[0]]["auditor"]))
+            bundle.raise_for_status()
+            (out / "bundle.json").write_bytes(orjson.dumps(bundle.json(), option=orjson.OPT_INDENT_2))
+            figures = _figures(http, ledgers, keys, receipts)
+            http.close()
+        finally:
+            code = service.stop()
+        print(f"service stopped (exit {code})")
+
+    # The court's side: no service, no data directory, just the bundle and the file.
+    tampered = bytearray((out / "contract.txt").read_bytes())
+    tampered[len(tampered) // 2] ^= 0x01
+    (out / "contract-tampered.txt").write_bytes(bytes(tampered))
+    cli = [sys.executable, "-m", "proof_api.cli"]
+    print(f"\n$ evledger verify {out}/bundle.json --file {out}/contract.txt")
+    good = subprocess.run([*cli, "verify", str(out / "bundle.json"), "--file", str(out / "contract.txt")])
+    print(f"\n$ evledger verify {out}/bundle.json --file {out}/contract-tampered.txt")
+    bad = subprocess.run([*cli, "verify", str(out / "bundle.json"), "--file", str(out / "contract-tampered.txt")])
+    subprocess.run([*cli, "certificate", str(out / "bundle.json"), "-o", str(out / "certificate.html")], check=True)
+    print("\n" + "\n".join(figures))
+    print(f"  certificate: {out / 'certificate.html'}; bundle: {out / 'bundle.json'}")
+    if good.returncode != 0 or bad.returncode == 0:
+        print("ERROR: the verdicts are not 1 for the original and 2 for the tampered file")
+        return 1
     return 0
+
+
+def _auth(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _stream(url: str, ledgers, keys, generated: list[dict]) -> dict[str, list[dict]]:
+    """Post the records in batches from 4 threads, alternating ledgers; the receipts."""
+    import httpx
+
+    batches = [(ledgers[i % len(ledgers)], generated[start:start + BATCH])
+               for i, start in enumerate(range(0, len(generated), BATCH))]
+    receipts: dict[str, list[dict]] = {ledger: [] for ledger in ledgers}
+    lock = threading.Lock()
+    todo = iter(batches)
+    failures: list[str] = []
+
+    def worker(bar) -> None:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            while True:
+                with lock:
+                    item = next(todo, None)
+                if item is None:
+                    return
+                ledger, batch = item
+                reply = http.post(f"/v1/ledgers/{ledger}/records/batch", content=orjson.dumps(batch),
+                                  headers={**_auth(keys[ledger]["producer"]), "content-type": "application/json"})
+                body = reply.json()
+                with lock:
+                    if reply.status_code != 200 or body["failed"]:
+                        failures.append(f"{reply.status_code}: {str(body)[:200]}")
+                    receipts[ledger].extend(r for r in body.get("results", []) if "seq" in r)
+                    bar.update(len(batch))
+
+    started = time.perf_counter()
+    with tqdm(total=len(generated), unit="rec", desc="streaming over HTTP") as bar:
+        threads = [threading.Thread(target=worker, args=(bar,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} batches failed, e.g. {failures[0]}")
+    total = sum(len(v) for v in receipts.values())
+    print(f"{total:,} receipts in {elapsed:.1f} s = {total / elapsed:,.0f} records/s "
+          f"(durable: each receipt after its group's fsync)")
+    receipts["_rate"] = [{"records_per_s": total / elapsed}]
+    return receipts
+
+
+def _wait_anchored(http, ledgers, keys, last_seq: dict[str, int], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    for ledger in ledgers:
+        while True:
+            reply = http.get(f"/v1/ledgers/{ledger}/records/{last_seq[ledger]}", headers=_auth(keys[ledger]["auditor"]))
+            if reply.status_code == 200 and reply.json()["status"] == "anchored":
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ledger {ledger}: record {last_seq[ledger]} not anchored within {timeout:.0f} s")
+            time.sleep(0.25)
+
+
+def _figures(http, ledgers, keys, receipts) -> list[str]:
+    """Records/s, record -> checkpoint and checkpoint -> anchor latency, chain transactions."""
+    to_checkpoint, to_anchor, transactions = [], [], set()
+    for ledger in ledgers:
+        auth = _auth(keys[ledger]["auditor"])
+        checkpoints = http.get(f"/v1/ledgers/{ledger}/checkpoints", params={"limit": 1000}, headers=auth).json()["checkpoints"]
+        anchors = http.get(f"/v1/ledgers/{ledger}/anchors", headers=auth).json()["anchors"]
+        sealed_at = {c["size"]: _ts(c["sealed_at"]) for c in checkpoints}
+        sizes = sorted(sealed_at)
+        import bisect
+        for r in receipts[ledger]:
+            i = bisect.bisect_right(sizes, r["seq"])
+            if i < len(sizes):
+                to_checkpoint.append(sealed_at[sizes[i]] - _ts(r["received_at"]))
+        for a in anchors:
+            transactions.add(a.get("tx_hash"))
+            if a["status"] == "confirmed" and a["size"] in sealed_at:
+                to_anchor.append(_ts(a["confirmed_at"]) - sealed_at[a["size"]])
+    rate = receipts["_rate"][0]["records_per_s"]
+    total = sum(len(receipts[ledger]) for ledger in ledgers)
+    return [
+        "figures:",
+        f"  ingest over HTTP: {rate:,.0f} records/s ({total:,} records, batches of {BATCH:,}, 4 client threads, "
+        f"client and server on the same 2 cores)",
+        f"  record -> checkpoint: {_percentiles(to_checkpoint)} (batches of 65,536 records or 1 s)",
+        f"  checkpoint -> anchor confirmed: {_percentiles(to_anchor)} (anchors every 10 s at most, or on demand)",
+        f"  chain transactions: {len(transactions)} anchors for {total:,} records "
+        f"(one per record would be {total:,})",
+    ]

@@ -475,9 +475,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def verify(body: VerifyRequest):
         from .verify import verify_bundle
 
+        # Never a chain URL from the client: the server would fetch whatever it was told.
         report = await run_in_threadpool(verify_bundle, body.bundle, None, body.content_hash, None)
-        return {"verdict": report.verdict, "verdict_text": report.verdict_text,
-                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in report.checks]}
+        return report.as_dict()
 
     # -- operations -------------------------------------------------------------------------
 

@@ -303,17 +303,11 @@ def _read_bundle(path: str) -> dict:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    """Offline: needs the bundle and, optionally, the file, the hash or a chain endpoint."""
-    from .verify import format_report, verify_bundle
+    """Offline: needs the bundle and, optionally, the file, the hash or a chain endpoint.
+    Exit 0 for verdict 1, 1 for verdict 2, 2 when a file cannot be read."""
+    from .verify import run
 
-    bundle = _read_bundle(args.bundle)
-    file_bytes = None
-    if args.file:
-        with open(args.file, "rb") as f:
-            file_bytes = f.read()
-    report = verify_bundle(bundle, file_bytes=file_bytes, content_hash=args.hash, rpc_url=args.rpc)
-    print(format_report(report))
-    return 0 if report.verdict == 1 else 1
+    return run(args.bundle, args.file, args.hash, args.rpc)
 
 
 def _cmd_certificate(args: argparse.Namespace) -> int:

@@ -264,12 +264,18 @@ def check_inclusion(b: dict) -> str:
 # --- check 5: the signed checkpoint ------------------------------------------------------------
 
 
-def _canonical_note(note: str) -> bool:
-    """True when the note is exactly its body and signature lines re-encoded: base64 has spare
-    bits, so without this two different texts could carry one signature."""
+def _note_problem(note: str, name: str, kid: bytes) -> str | None:
+    """The note must be exactly its body and signature lines re-encoded (base64 has spare bits:
+    two texts must not carry one signature) and hold one signature by the key, not several.
+    Lines by other keys (witnesses' cosignatures) are allowed and ignored (c2sp.org/signed-note)."""
     body, signatures = parse_note(note)
-    lines = "".join(f"\u2014 {name} {base64.b64encode(kid + sig).decode()}\n" for name, kid, sig in signatures)
-    return note == body + "\n" + lines
+    lines = "".join(f"\u2014 {n} {base64.b64encode(k + sig).decode()}\n" for n, k, sig in signatures)
+    if note != body + "\n" + lines:
+        return "checkpoint.note is not in canonical form (its signature lines re-encode differently)"
+    ours = sum(1 for n, k, _ in signatures if (n, k) == (name, kid))
+    if ours != 1:
+        return f"checkpoint.note has {ours} signatures by {name} ({kid.hex()}), want exactly one"
+    return None
 
 
 def check_checkpoint(b: dict) -> str:
@@ -281,10 +287,11 @@ def check_checkpoint(b: dict) -> str:
         if name != origin:
             raise Failed(f"the verifier key is for {name!r}, not the bundle's origin {origin!r}")
         signed = verify_checkpoint(cp["note"], cp["verifier_key"])  # C2SP signed note, SM2 (docs/checkpoint.md)
-        if not _canonical_note(cp["note"]):
-            raise Failed("checkpoint.note is not in canonical form (its signature lines re-encode differently)")
+        problem = _note_problem(cp["note"], name, kid)
+        if problem:
+            raise Failed(problem)
     except CheckpointError as exc:
-        raise Failed(f"checkpoint.note: {exc}") from None
+        raise Failed(f"checkpoint: {exc}") from None
     if signed.origin != origin:
         raise Failed(f"the note is for origin {signed.origin!r}, not the bundle's origin {origin!r}")
     if signed.size != cp["size"] or signed.size != tree_size:

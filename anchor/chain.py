@@ -11,6 +11,7 @@ share a contract never collide and anyone holding a checkpoint can find its anch
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -65,6 +66,7 @@ class OnChainAnchor:
     timestamp: int
 
 
+@functools.lru_cache(maxsize=4096)
 def ledger_key(origin: str) -> bytes:
     """The contract's id for a ledger: keccak256 of its checkpoint origin (UTF-8)."""
     from eth_utils import keccak

@@ -264,8 +264,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if admin_key:
             print(f"evledger serve: the service admin's API key was written to {admin_key} (0600); "
                   f"use it to create ledgers and their keys", file=sys.stderr)
+        # proxy_headers off: IP rules must see the real peer, not an X-Forwarded-For any local
+        # client can write.
         config = uvicorn.Config(create_app(runtime), host=args.host, port=args.port, log_level="warning",
-                                access_log=False, timeout_graceful_shutdown=10)
+                                access_log=False, timeout_graceful_shutdown=10, proxy_headers=False)
         server = _Server(config)
         server.run()
     finally:

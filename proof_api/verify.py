@@ -19,6 +19,7 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import orjson
@@ -490,8 +491,8 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
     """Verify, print the report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read."""
     out = out or sys.stdout
     try:
-        text = sys.stdin.buffer.read() if bundle_path == "-" else open(bundle_path, "rb").read()
-        file_bytes = open(file, "rb").read() if file is not None else None
+        text = sys.stdin.buffer.read() if bundle_path == "-" else Path(bundle_path).read_bytes()
+        file_bytes = Path(file).read_bytes() if file is not None else None
     except OSError as exc:
         print(f"evledger verify: error: {exc}", file=sys.stderr)
         return 2

@@ -5,14 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-merkle bench-ingest bench-anchor bench-api soak venv clean contract contract-check npm-tools
+.PHONY: demo test bench bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api soak venv clean contract contract-check npm-tools
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench,kurrentdb]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench,kurrentdb,stream]'
 	touch $(STAMP)
 
 # npm tools pinned by anchor/contracts/package-lock.json: solc-js (the contract's build) and
@@ -41,7 +41,16 @@ test: $(STAMP) $(NPM_STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); the suite is missing"; exit 1; fi; \
 	exit $$rc
 
-bench: bench-merkle bench-ingest bench-anchor bench-api
+# Every scenario into one report: bench/results/<UTC stamp>/ (report.md, report.json, plots, raw JSON).
+bench: $(STAMP) $(NPM_STAMP)
+	$(PY) -m bench.suite $(BENCH_ARGS)
+
+bench-quick: $(STAMP) $(NPM_STAMP)
+	$(PY) -m bench.suite --quick $(BENCH_ARGS)
+
+# e.g. make capacity CAPACITY_ARGS="--sustained 20000 --peak 60000 --record-bytes 400 --retention-years 10 --proof-rps 50"
+capacity: $(STAMP)
+	$(PY) -m bench.capacity $(CAPACITY_ARGS)
 
 bench-merkle: $(STAMP)
 	$(PY) -m bench.merkle_bench
@@ -51,6 +60,9 @@ bench-ingest: $(STAMP)
 
 bench-anchor: $(STAMP) $(NPM_STAMP)
 	$(PY) -m bench.anchor_bench
+
+bench-stream: $(STAMP)
+	$(PY) -m bench.stream_bench
 
 bench-api: $(STAMP)
 	$(PY) -m bench.api_bench

@@ -322,6 +322,192 @@ def _cmd_certificate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- stream: Kafka ingest (ingest/stream.py, docs/stream.md) ------------------------------
+
+def _stream_settings(args: argparse.Namespace):
+    from ingest.stream import StreamSettings
+
+    password = args.kafka_sasl_password
+    if args.kafka_sasl_password_file:
+        with open(args.kafka_sasl_password_file, encoding="utf-8") as f:
+            password = f.read().strip()
+    return StreamSettings(
+        broker=args.broker, topic=args.topic,
+        receipts_topic=getattr(args, "receipts_topic", "evidence-receipts"),
+        dead_letter_topic=getattr(args, "dead_letter_topic", "evidence-dead-letter"),
+        group=getattr(args, "group", "evledger-stream"),
+        batch_size=getattr(args, "batch_size", 1000), batch_latency=getattr(args, "batch_latency", 0.05),
+        layout=getattr(args, "layout", "single"),
+        assign_evidence_ids=not getattr(args, "no_assign_evidence_ids", False),
+        commit_interval=getattr(args, "commit_interval", 1.0),
+        session_timeout=getattr(args, "session_timeout", 30.0),
+        ssl=args.kafka_ssl, ssl_cafile=args.kafka_ssl_cafile or None, ssl_certfile=args.kafka_ssl_certfile or None,
+        ssl_keyfile=args.kafka_ssl_keyfile or None, ssl_check_hostname=not args.kafka_ssl_no_check_hostname,
+        sasl_mechanism=args.kafka_sasl_mechanism or None, sasl_username=args.kafka_sasl_username or None,
+        sasl_password=password or None)
+
+
+def _cmd_stream_worker(args: argparse.Namespace) -> int:
+    from ingest.ledger import LedgerService
+    from ingest.log_rocksdb import RocksDBLog
+    from ingest.stream import PartitionDataDirs, SingleDataDir, run_worker
+
+    settings = _stream_settings(args)
+    if settings.layout == "partition":
+        if args.log != "rocksdb":
+            raise ValueError("--layout partition keeps a RocksDB log per partition directory; it does not "
+                             "take --log kurrentdb (docs/stream.md)")
+        sequencer = _settings(args)
+        ledgers = PartitionDataDirs(
+            args.data_dir, lambda path: LedgerService(path, RocksDBLog(os.path.join(path, "log")), sequencer))
+    else:
+        ledgers = SingleDataDir(open_service(args))
+    print(f"evledger stream worker: {settings.broker} topic {settings.topic} -> {settings.receipts_topic} "
+          f"(dead letters {settings.dead_letter_topic}), group {settings.group}, layout {settings.layout}, "
+          f"data {args.data_dir}", file=sys.stderr)
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    return run_worker(settings, ledgers, loglevel=level)
+
+
+def _cmd_stream_produce(args: argparse.Namespace) -> int:
+    """Send NDJSON lines as they are (the worker validates them), keyed by --ledger."""
+    from ingest.ledger import check_ledger_id
+    from ingest.stream import produce_records
+
+    check_ledger_id(args.ledger)
+    stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
+    with stream:
+        lines = [line.rstrip(b"\r\n") for line in stream if line.strip()]
+    started = time.perf_counter()
+    sent = produce_records(args.broker, args.topic, lines, ledger=args.ledger, settings=_stream_settings(args))
+    seconds = time.perf_counter() - started
+    partitions = sorted({m.partition for m in sent})
+    print(f"produced {len(sent):,} records for ledger {args.ledger} to {args.topic} (partition "
+          f"{', '.join(map(str, partitions)) or '-'}) in {seconds:.2f} s; all acknowledged by the broker",
+          file=sys.stderr)
+    return 0
+
+
+def _cmd_stream_create_ledger(args: argparse.Namespace) -> int:
+    """--layout partition: create a ledger in the directory of the partition its id hashes to."""
+    import asyncio
+
+    from ingest.ledger import LedgerService
+    from ingest.log_rocksdb import RocksDBLog
+    from ingest.stream import PartitionDataDirs, partition_for, topic_partition_count
+
+    partitions = args.partitions
+    if partitions is None:
+        partitions = asyncio.run(topic_partition_count(args.broker, args.topic, _stream_settings(args)))
+    partition = partition_for(args.ledger, partitions)
+    path = PartitionDataDirs.path(args.data_dir, partition)
+    with LedgerService(path, RocksDBLog(os.path.join(path, "log")), _settings(args), start=False) as service:
+        ledger = service.create_ledger(args.ledger, alg=args.alg)
+        print(f"created ledger {ledger.id} ({ledger.alg}) in {path}: partition {partition} of the "
+              f"{partitions} of {args.topic}")
+        print(f"verifier key: {ledger.created['verifier_key']}")
+    return 0
+
+
+def _add_stream_parser(sub) -> None:
+    stream = sub.add_parser("stream", help="Kafka ingest: the faust worker, a producer, ledgers per partition")
+    kafka = argparse.ArgumentParser(add_help=False)
+    kafka.add_argument("--broker", default=_env("KAFKA_BROKER", "kafka://127.0.0.1:9092"),
+                       help="Kafka bootstrap servers, kafka://HOST:PORT[;kafka://HOST:PORT] "
+                            "(env EVLEDGER_KAFKA_BROKER; default kafka://127.0.0.1:9092)")
+    kafka.add_argument("--topic", default=_env("KAFKA_TOPIC", "evidence"),
+                       help="records topic, keyed by ledger id (env EVLEDGER_KAFKA_TOPIC; default evidence)")
+    kafka.add_argument("--kafka-ssl", action="store_true", default=_env("KAFKA_SSL", "") not in ("", "0", "false"),
+                       help="TLS to the broker, with the system's CAs unless --kafka-ssl-cafile (env EVLEDGER_KAFKA_SSL)")
+    kafka.add_argument("--kafka-ssl-cafile", default=_env("KAFKA_SSL_CAFILE", ""),
+                       help="CA bundle (PEM) to verify the broker; turns TLS on (env EVLEDGER_KAFKA_SSL_CAFILE)")
+    kafka.add_argument("--kafka-ssl-certfile", default=_env("KAFKA_SSL_CERTFILE", ""),
+                       help="client certificate (PEM) for mutual TLS (env EVLEDGER_KAFKA_SSL_CERTFILE)")
+    kafka.add_argument("--kafka-ssl-keyfile", default=_env("KAFKA_SSL_KEYFILE", ""),
+                       help="its private key (env EVLEDGER_KAFKA_SSL_KEYFILE)")
+    kafka.add_argument("--kafka-ssl-no-check-hostname", action="store_true",
+                       help="do not match the broker's certificate to its host name")
+    kafka.add_argument("--kafka-sasl-mechanism", default=_env("KAFKA_SASL_MECHANISM", ""),
+                       choices=("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+                       help="SASL mechanism; over TLS when TLS is on (env EVLEDGER_KAFKA_SASL_MECHANISM)")
+    kafka.add_argument("--kafka-sasl-username", default=_env("KAFKA_SASL_USERNAME", ""),
+                       help="SASL user (env EVLEDGER_KAFKA_SASL_USERNAME)")
+    kafka.add_argument("--kafka-sasl-password", default=_env("KAFKA_SASL_PASSWORD", ""),
+                       help="SASL password (env EVLEDGER_KAFKA_SASL_PASSWORD; prefer it or the file to the flag)")
+    kafka.add_argument("--kafka-sasl-password-file", default=_env("KAFKA_SASL_PASSWORD_FILE", ""),
+                       help="file holding the SASL password (env EVLEDGER_KAFKA_SASL_PASSWORD_FILE)")
+    stream_sub = stream.add_subparsers(dest="stream_command", metavar="ACTION")
+
+    worker = stream_sub.add_parser("worker", parents=[kafka],
+                                   help="consume the records topic: record in batches, publish receipts, "
+                                        "dead-letter poison records (the single writer of its data directory)")
+    worker.add_argument("--receipts-topic", default=_env("KAFKA_RECEIPTS_TOPIC", "evidence-receipts"),
+                        help="env EVLEDGER_KAFKA_RECEIPTS_TOPIC; default evidence-receipts")
+    worker.add_argument("--dead-letter-topic", default=_env("KAFKA_DEAD_LETTER_TOPIC", "evidence-dead-letter"),
+                        help="env EVLEDGER_KAFKA_DEAD_LETTER_TOPIC; default evidence-dead-letter")
+    worker.add_argument("--group", default=_env("KAFKA_GROUP", "evledger-stream"),
+                        help="consumer group (also the faust app id) (env EVLEDGER_KAFKA_GROUP; default evledger-stream)")
+    worker.add_argument("--batch-size", type=int, default=_env_number("STREAM_BATCH_SIZE", 1000, int),
+                        help="records per batch at most (env EVLEDGER_STREAM_BATCH_SIZE; default 1000)")
+    worker.add_argument("--batch-latency", type=float, default=_env_number("STREAM_BATCH_LATENCY", 0.05, float),
+                        help="seconds a batch waits to fill (env EVLEDGER_STREAM_BATCH_LATENCY; default 0.05)")
+    worker.add_argument("--layout", choices=("single", "partition"), default=_env("STREAM_LAYOUT", "single"),
+                        help="single: one data directory, one worker per group; partition: DATA_DIR/partition-N "
+                             "per partition, several workers per group (env EVLEDGER_STREAM_LAYOUT; default single)")
+    worker.add_argument("--commit-interval", type=float, default=_env_number("STREAM_COMMIT_INTERVAL", 1.0, float),
+                        help="seconds between offset commits (env EVLEDGER_STREAM_COMMIT_INTERVAL; default 1)")
+    worker.add_argument("--session-timeout", type=float, default=_env_number("STREAM_SESSION_TIMEOUT", 30.0, float),
+                        help="seconds before the group gives a silent (dead) worker's partitions to others "
+                             "(env EVLEDGER_STREAM_SESSION_TIMEOUT; default 30)")
+    worker.add_argument("--no-assign-evidence-ids", action="store_true",
+                        help="record records without an evidence_id as they are (a replay after a crash may "
+                             "then record them twice) instead of giving them kafka:TOPIC:PARTITION:OFFSET")
+    worker.set_defaults(func=_cmd_stream_worker)
+
+    produce = stream_sub.add_parser("produce", parents=[kafka],
+                                    help="send an NDJSON file (or - for stdin) of records for one ledger; "
+                                         "returns once the broker acknowledged them all")
+    produce.add_argument("file")
+    produce.add_argument("--ledger", required=True, help="the ledger id: the message key")
+    produce.set_defaults(func=_cmd_stream_produce)
+
+    create = stream_sub.add_parser("create-ledger", parents=[kafka],
+                                   help="--layout partition: create a ledger in DATA_DIR/partition-N, N the "
+                                        "partition its id hashes to")
+    create.add_argument("ledger")
+    create.add_argument("--partitions", type=int, help="partitions of the records topic (default: ask the broker)")
+    create.add_argument("--alg", choices=("sm3", "sha256"), default="sm3", help="tree hash (default sm3)")
+    create.set_defaults(func=_cmd_stream_create_ledger)
+
+
+def _cmd_bench_tool(args: argparse.Namespace) -> int:
+    """`evledger bench` / `evledger capacity`: run bench.suite / bench.capacity from this source
+    checkout with the arguments given (bench/ is not installed, and the service never imports it)."""
+    import subprocess
+    from pathlib import Path
+
+    module = {"bench": "suite", "capacity": "capacity"}[args.command]
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / f"{module}.py").is_file():
+        print(f"evledger {args.command}: {root / 'bench' / (module + '.py')} is missing: run it from a source checkout",
+              file=sys.stderr)
+        return 1
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    return subprocess.call([sys.executable, "-m", f"bench.{module}", *args.tool_args], env=env)
+
+
+def _add_bench_parsers(sub) -> None:
+    # `evledger bench ...` and `evledger capacity ...` hand every argument to bench.suite and
+    # bench.capacity (prefix_chars="+": their --options are theirs, and --help shows their help).
+    for name, text in (("bench", "run every benchmark scenario into one report under bench/results/<UTC stamp>/ "
+                                 "(--quick: a smoke check under two minutes); --help for its options"),
+                       ("capacity", "what a target load costs in nodes, disk, Kafka partitions and chain "
+                                    "transactions, from the latest bench results; --help for its options")):
+        tool = sub.add_parser(name, help=text, add_help=False, prefix_chars="+")
+        tool.add_argument("tool_args", nargs="*", metavar="ARGS")
+        tool.set_defaults(func=_cmd_bench_tool)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ingest.sequencer import SequencerSettings
 
@@ -426,6 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("ledger")
     rebuild.add_argument("--quiet", action="store_true", help="no progress bar")
     rebuild.set_defaults(func=_cmd_rebuild)
+    _add_stream_parser(sub)
+    _add_bench_parsers(sub)
     return parser
 
 

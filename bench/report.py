@@ -1,0 +1,667 @@
+"""The suite's report: a pure function from the combined results dict (what bench.suite writes
+as report.json) to Markdown, and one that draws the PNG plots from the same dict.
+
+    python -m bench.report bench/results/<stamp>     # redraw report.md and the plots from report.json
+
+The combined dict (format "evledger-bench-suite/1"):
+
+    {"format", "stamp", "quick", "started_utc", "total_seconds", "command",
+     "machine": {cpu, cores, memory_gib, python, numpy, numba, openssl, commit, date_utc,
+                 os, disk: {path, device, fstype, mount, size_gib, free_gib, rotational, model},
+                 versions: {package: version}},
+     "modules": {name: {module, scenarios, status, argv, seconds, json, log, notes: [..]}},
+     "results": {name: the module's own JSON, unchanged}}
+
+`render_markdown` reads nothing but that dict (no clock, no files), so a fixed sample gives
+fixed Markdown: tests/test_bench_report.py holds it against a golden file. Plot file names are
+fixed (PLOTS), so the Markdown links them whether or not they were drawn.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bench import figures as F
+
+FORMAT = "evledger-bench-suite/1"
+
+# scenario -> (title, module that measures it, what part of that module's result)
+SCENARIOS = (
+    ("hasher", "Hasher", "merkle", "SM3 leaf and node hashing, numba kernels next to OpenSSL, hashlib and gmssl"),
+    ("tree", "Tree", "merkle", "Merkle log appends, memory and RocksDB stores, next to pymerkle and a hashlib loop"),
+    ("durable_ingest", "Durable ingest", "ingest", "Ledger.submit with the sequencer running, next to raw RocksDB synced writes"),
+    ("http_ingest", "HTTP ingest", "api", "POST /records/batch and /records, next to a trivial endpoint on the same server"),
+    ("stream_ingest", "Stream ingest", "stream", "Kafka -> stream app -> ledger"),
+    ("proof_serving", "Proof serving", "merkle+api", "inclusion proofs by tree size, and proof bundles over HTTP"),
+    ("rebuild", "Rebuild", "ingest", "replaying a ledger's log into fresh projections"),
+    ("anchoring", "Anchoring", "anchor", "checkpoint -> anchor confirmed latency, gas, chain transactions"),
+)
+
+# Modules the suite runs: name -> python module. Each runs once; its result feeds the scenarios above.
+MODULES = {"merkle": "bench.merkle_bench", "ingest": "bench.ingest_bench", "api": "bench.api_bench",
+           "stream": "bench.stream_bench", "anchor": "bench.anchor_bench"}
+
+PLOTS = {
+    "hasher": ("plot-hasher.png", "SM3 hasher throughput by implementation and thread count"),
+    "ingest_batch": ("plot-ingest-batch.png", "Ingest throughput vs batch size"),
+    "latency": ("plot-latency.png", "Receipt, checkpoint, anchor and proof latency percentiles"),
+    "proof_tree": ("plot-proof-tree-size.png", "Inclusion proof latency vs tree size"),
+    "chain_tx": ("plot-chain-tx.png", "Chain transactions per day vs anchor interval"),
+}
+
+MERKLE_BOUNDS = {  # merkle_bench states these in its Markdown, not its JSON
+    "hasher": "CPU (compute-bound kernels; numba threads, OpenSSL processes)",
+    "append_memory": "CPU (hashing)",
+    "append_rocksdb": "CPU plus RocksDB writes (no fsync: nodes are a rebuildable projection)",
+    "proofs": "CPU (Python per proof, O(log n) RocksDB point reads, mostly in the block cache)",
+}
+
+ANCHOR_INTERVALS_S = (0.25, 0.5, 1, 5, 10, 30, 60, 300, 600, 3600)
+PLAN_RATES = (1_000, 200_000)  # records/s per ledger shown next to the measured durable peak
+
+
+# -- formatting -------------------------------------------------------------------------------------
+
+def n0(x) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def n1(x) -> str:
+    return "-" if x is None else f"{x:,.1f}"
+
+
+def n2(x) -> str:
+    return "-" if x is None else f"{x:,.2f}"
+
+
+def ms(x) -> str:
+    """Milliseconds: three decimals below 1, two below 10, one below 100, none above."""
+    if x is None:
+        return "-"
+    if x < 1:
+        return f"{x:.3f}"
+    return f"{x:,.2f}" if x < 10 else f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
+
+
+def cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def table(head: list[str], rows: list[list], align: str | None = None) -> list[str]:
+    align = align or "l" + "r" * (len(head) - 1)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    return (["| " + " | ".join(head) + " |", "| " + " | ".join(sep) + " |"]
+            + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
+
+
+def _ok(report: dict, name: str) -> bool:
+    return (report.get("modules", {}).get(name) or {}).get("status") == "ok" and name in report.get("results", {})
+
+
+def _status(report: dict, name: str) -> str:
+    m = report.get("modules", {}).get(name)
+    return m.get("status", "unknown") if m else "not run"
+
+
+def _not_run(report: dict, name: str) -> list[str]:
+    m = report.get("modules", {}).get(name) or {}
+    line = f"Not measured: `{MODULES.get(name, name)}` {_status(report, name)}."
+    if m.get("error"):
+        line += f" Last output: `{cell(m['error'])[:300]}`"
+    return [line, ""]
+
+
+def _notes(report: dict, name: str) -> list[str]:
+    notes = (report.get("modules", {}).get(name) or {}).get("notes") or []
+    return [f"> Note: {n}" for n in notes] + ([""] if notes else [])
+
+
+def _plot(key: str) -> list[str]:
+    name, title = PLOTS[key]
+    return [f"![{title}]({name})", ""]
+
+
+# -- sections ---------------------------------------------------------------------------------------
+
+def section_header(report: dict) -> list[str]:
+    kind = "quick run (smoke check: short windows and small sizes; not for planning)" if report.get("quick") else "full run"
+    lines = [f"# Benchmark suite report: {report.get('stamp', '?')}", "",
+             f"{kind.capitalize()}; started {report.get('started_utc', '?')}, "
+             f"{n0(report.get('total_seconds'))} s in all. Command: `{report.get('command', 'python -m bench.suite')}`.", ""]
+    m = report.get("machine", {})
+    d = m.get("disk") or {}
+    rot = {True: "rotational as /sys reports it (virtual disks often do)", False: "non-rotational (SSD) as /sys reports it"
+           }.get(d.get("rotational"), "rotational: unknown")
+    versions = m.get("versions") or {}
+    lines += ["## Machine", "",
+              f"- CPU: {m.get('cpu', '?')}, {m.get('cores', '?')} cores",
+              f"- Memory: {m.get('memory_gib', '?')} GiB",
+              f"- Disk (benchmark data): {d.get('device', '?')} ({d.get('fstype', '?')}, mounted at {d.get('mount', '?')}), "
+              f"{n0(d.get('size_gib'))} GiB, {n0(d.get('free_gib'))} GiB free, {rot}"
+              + (f", model {d['model']}" if d.get("model") else ""),
+              f"- OS: {m.get('os', '?')}",
+              f"- Versions: Python {m.get('python', '?')}, numpy {m.get('numpy', '?')}, numba {m.get('numba', '?')}, "
+              f"{m.get('openssl', 'OpenSSL ?')}"
+              + "".join(f", {k} {v}" for k, v in sorted(versions.items())),
+              f"- Commit: {m.get('commit', '?')}", ""]
+    return lines
+
+
+def section_runs(report: dict) -> list[str]:
+    rows = []
+    for name, module in MODULES.items():
+        m = report.get("modules", {}).get(name) or {}
+        scen = ", ".join(t for key, t, mod, _ in SCENARIOS if name in mod.split("+"))
+        rows.append([f"`{module}`", scen, m.get("status", "not run"),
+                     n0(m.get("seconds")) if m.get("seconds") is not None else "-",
+                     f"[{m['json']}]({m['json']})" if m.get("json") else "-",
+                     " ".join(["`" + " ".join(m["argv"]) + "`"] if m.get("argv") else []) or "-"])
+    lines = ["## Scenarios and the runs behind them", ""]
+    lines += table(["module", "scenarios", "status", "seconds", "raw result", "arguments"], rows, "lllrll")
+    lines += ["", "Each module runs once and measures its figures next to a reference in the same run "
+              "(OpenSSL and hashlib for the hasher, pymerkle for the tree, raw RocksDB synced writes for "
+              "durable ingest, a trivial endpoint on the same server for HTTP, a plain transfer and a one-slot "
+              "write for gas). Every table names what bounded its figures, as the module measured it.", ""]
+    for name in MODULES:
+        lines += _notes(report, name)
+    return lines
+
+
+def section_hasher(report: dict) -> list[str]:
+    lines = ["## 1. Hasher: SM3 throughput by implementation and thread count", ""]
+    if not _ok(report, "merkle"):
+        return lines + _not_run(report, "merkle")
+    r = report["results"]["merkle"]
+    for kind, title in (("nodes", "interior nodes (65-byte messages)"), ("leaves", "leaves (200-byte records + prefix)")):
+        rows = F.hasher_rows(r, kind)
+        if not rows:
+            continue
+        cores = int(r[kind].get("cores") or 1)
+        threads = sorted({1, cores})
+        lines += [f"### SM3 {title}, messages/s", ""]
+        lines += table(["implementation"] + [f"{t} core" + ("s" if t > 1 else "") for t in threads],
+                       [[row["label"]] + [n0(row["rates"].get(t)) for t in threads] for row in rows])
+        lines += ["", f"Multi-buffer vs OpenSSL per core: **{n2(r[kind].get('ratio_multibuffer_vs_openssl_per_core'))}x**; "
+                  f"scaling 1 -> {cores} cores: **{n2(r[kind].get('multibuffer_scaling'))}x**. "
+                  f"Bound: {MERKLE_BOUNDS['hasher']}.", ""]
+    return lines + _plot("hasher")
+
+
+def section_tree(report: dict) -> list[str]:
+    lines = ["## 2. Tree: Merkle log appends", ""]
+    if not _ok(report, "merkle"):
+        return lines + _not_run(report, "merkle")
+    a = report["results"]["merkle"].get("append") or {}
+    lines += [f"{n0(a.get('leaves'))} leaves of {a.get('leaf_bytes', '?')} bytes in batches of {n0(a.get('batch'))}; "
+              f"references on {n0(a.get('reference_leaves'))} leaves.", ""]
+    lines += table(["tree", "leaves/s", "bound"], [
+        ["MerkleLog, memory store (SM3)", n0(a.get("memory_leaves_per_s")), MERKLE_BOUNDS["append_memory"]],
+        ["MerkleLog, RocksDB store (SM3)", n0(a.get("rocksdb_leaves_per_s")), MERKLE_BOUNDS["append_rocksdb"]],
+        ["reference: pymerkle InmemoryTree (SHA-256)", n0(a.get("pymerkle_inmemory_sha256_leaves_per_s")), "CPU (pure Python)"],
+        ["reference: hashlib SM3 loop, full rebuild of the levels", n0(a.get("hashlib_sm3_loop_leaves_per_s")), "CPU (Python loop)"],
+    ], "lrl")
+    return lines + [""]
+
+
+def section_durable(report: dict) -> list[str]:
+    lines = ["## 3. Durable ingest: Ledger.submit, sequencer running", ""]
+    if not _ok(report, "ingest"):
+        return lines + _not_run(report, "ingest")
+    r = report["results"]["ingest"]
+    fs = r.get("filesystem") or {}
+    refs = {x["group"]: x for x in r.get("reference") or []}
+    lines += [f"Records of ~{r.get('event_bytes', '?')} bytes in the log (leaf {r.get('leaf_bytes', '?')}); data on "
+              f"{fs.get('device', '?')} ({fs.get('fstype', '?')}). Reference: raw RocksDB WriteBatch with sync=True, one "
+              "thread, the log's keys and bytes, at the same G (records per write).", ""]
+    rows = []
+    for d in r.get("durable") or []:
+        ref = refs.get(d["group"]) or {}
+        rows.append([d["threads"], n0(d["group"]), n0(d["records_per_s"]), n0(ref.get("synced_events_per_s")),
+                     f"{d.get('ratio_to_reference', 0):.3f}", n2(d.get("cpu_cores")), d.get("bound", "-")])
+    lines += table(["threads", "G", "records/s", "reference events/s (synced)", "vs reference", "CPU cores", "bound"],
+                   rows, "rrrrrrl")
+    peak = F.durable_peak(r)
+    if peak:
+        lines += ["", f"Peak: **{n0(peak['records_per_s'])} records/s** per ingest process ({peak['threads']} thread(s), "
+                  f"G={n0(peak['group'])}, {n2(peak.get('cpu_cores'))} CPU cores). Reference bounds: "
+                  + "; ".join(f"G={n0(g)}: {x.get('bound', '-')}" for g, x in sorted(refs.items())) + "."]
+    lat = F.ingest_latency(r)
+    if lat:
+        lines += ["", f"### Latency at {n0(lat.get('target_records_per_s'))} records/s (half the peak), achieved "
+                  f"{n0(lat.get('achieved_records_per_s'))}", ""]
+        rows = []
+        for key, title in (("receipt", "receipt (submit call to return)"),
+                           ("receipt_from_schedule", "receipt from the scheduled send time"),
+                           ("to_checkpoint", "receipt to logged checkpoint")):
+            p = lat.get(key) or {}
+            if p.get("n"):
+                rows.append([title, ms(p["p50_ms"]), ms(p["p99_ms"]), ms(p["max_ms"]), n0(p["n"])])
+        lines += table(["latency", "p50 ms", "p99 ms", "max ms", "records"], rows)
+        lines += ["", f"Bound: receipt: {lat.get('bound_receipt', '-')}; checkpoint: {lat.get('bound_checkpoint', '-')}."]
+    return lines + [""] + _plot("ingest_batch")
+
+
+def section_http(report: dict) -> list[str]:
+    lines = ["## 4. HTTP ingest: POST /records/batch and /records", ""]
+    if not _ok(report, "api"):
+        return lines + _not_run(report, "api")
+    r = report["results"]["api"]
+    cl = r.get("client") or {}
+    lines += [f"One uvicorn worker as `evledger serve` runs it ({(r.get('server') or {}).get('uvicorn', '?')}); load "
+              f"generator on the same machine (driver {cl.get('driver', '?')}, httpx {cl.get('httpx', '?')}): both share "
+              f"the {report.get('machine', {}).get('cores', '?')} cores.", "",
+              "### Batch ingest, records/s", ""]
+    lines += table(["batch", "C", "records/s", "p50 ms", "p99 ms", "server cores", "bound"],
+                   [[n0(x["batch"]), x["concurrency"], n0(x["items_per_s"]), ms(x.get("p50_ms")), ms(x.get("p99_ms")),
+                     n2(x.get("server_cores")), x.get("bound", "-")] for x in r.get("batch") or []], "rrrrrrl")
+    lines += ["", "### Single-record submits, and the trivial endpoint (reference) at the same C", ""]
+    triv = {t["concurrency"]: t for t in r.get("trivial") or []}
+    rows = [[f"POST /records, C={x['concurrency']}", n0(x["items_per_s"]), n2(x.get("ratio_to_trivial")),
+             ms(x.get("p50_ms")), ms(x.get("p99_ms")), x.get("bound", "-")] for x in r.get("single") or []]
+    rows += [[f"reference: GET /bench/trivial, C={c}", n0(t["requests_per_s"]), "1.00",
+              ms((t.get("before") or {}).get("p50_ms")), ms((t.get("before") or {}).get("p99_ms")),
+              (t.get("before") or {}).get("bound", "-")] for c, t in sorted(triv.items())]
+    lines += table(["what", "requests/s", "of trivial", "p50 ms", "p99 ms", "bound"], rows, "lrrrrl")
+    return lines + ["", "Also in the ingest-vs-batch-size plot above (section 3).", ""]
+
+
+def _generic(result: dict) -> list[str]:
+    """A module whose structure this report does not know: every list of rows as a table of
+    its scalar columns, every scalar as a line."""
+    lines = []
+    scalars = []
+    for key, v in result.items():
+        if key in ("machine",):
+            continue
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            cols = [k for k in v[0] if not isinstance(v[0][k], (dict, list))][:9]
+            if "bound" in v[0] and "bound" not in cols:
+                cols.append("bound")
+            lines += [f"### {key}", ""]
+            lines += table(cols, [[(n2(x.get(c)) if isinstance(x.get(c), float) else x.get(c, "-")) for c in cols] for x in v],
+                           "l" * len(cols))
+            lines += [""]
+        elif isinstance(v, dict):
+            flat = {k: x for k, x in v.items() if not isinstance(x, (dict, list))}
+            if flat:
+                lines += [f"- {key}: " + "; ".join(f"{k} {n2(x) if isinstance(x, float) else x}" for k, x in flat.items())]
+        elif not isinstance(v, list):
+            scalars.append(f"{key} {n2(v) if isinstance(v, float) else v}")
+    if scalars:
+        lines += ["", "Scalars: " + "; ".join(scalars)]
+    return lines + [""]
+
+
+def section_stream(report: dict) -> list[str]:
+    lines = ["## 5. Stream ingest: Kafka -> stream app -> ledger", ""]
+    if not _ok(report, "stream"):
+        return lines + _not_run(report, "stream")
+    r = report["results"]["stream"]
+    rates = F.find_rates(r)
+    if rates:
+        path, best = max(rates, key=lambda pv: pv[1])
+        lines += [f"Best rate reported: **{n0(best)} records/s** (`{path}`).", ""]
+    return lines + _generic(r)
+
+
+def section_proofs(report: dict) -> list[str]:
+    lines = ["## 6. Proof serving", ""]
+    if _ok(report, "merkle"):
+        rows = F.proof_rows(report["results"]["merkle"])
+        lines += ["### Inclusion proofs by tree size (MerkleLog, RocksDB store, SM3)", ""]
+        lines += table(["tree size", "proofs/s", "p50 µs", "p99 µs", "hashes in proof"],
+                       [[n0(x["tree_size"]), n0(x["proofs_per_s"]), n1(x["p50_us"]), n1(x["p99_us"]), x["proof_hashes"]]
+                        for x in rows])
+        lines += ["", f"Bound: {MERKLE_BOUNDS['proofs']}.", ""] + _plot("proof_tree")
+    else:
+        lines += _not_run(report, "merkle")
+    lines += ["### Proof bundles over HTTP (GET /proof, auditor key)", ""]
+    if not _ok(report, "api"):
+        return lines + _not_run(report, "api")
+    r = report["results"]["api"]
+    pl = r.get("proof_ledger") or {}
+    lines += [f"Ledger of {n0(pl.get('records'))} records, bundles of ~{n0(pl.get('bundle_bytes'))} bytes.", ""]
+    lines += table(["C", "bundles/s", "of trivial", "p50 ms", "p99 ms", "server cores", "server µs/bundle", "bound"],
+                   [[x["concurrency"], n0(x["items_per_s"]), n2(x.get("ratio_to_trivial")), ms(x.get("p50_ms")),
+                     ms(x.get("p99_ms")), n2(x.get("server_cores")), n0(x.get("server_us_per_request")),
+                     x.get("bound", "-")] for x in r.get("proof") or []], "rrrrrrrl")
+    return lines + [""]
+
+
+def section_rebuild(report: dict) -> list[str]:
+    lines = ["## 7. Rebuild: replaying a ledger's log into fresh projections", ""]
+    if not _ok(report, "ingest") or not report["results"]["ingest"].get("rebuild"):
+        return lines + _not_run(report, "ingest")
+    rb = report["results"]["ingest"]["rebuild"]
+    lines += table(["ledger", "events", "seconds", "events/s", "checkpoints reproduced", "ok", "bound"],
+                   [[f"{n0(rb['records'])} records" + (" (build budget hit)" if rb.get("budget_hit") else ""),
+                     n0(rb["events"]), n1(rb["rebuild_seconds"]), n0(rb["events_per_s"]),
+                     rb.get("checkpoints_verified"), rb.get("ok"), rb.get("bound", "-")]], "lrrrrll")
+    lines += ["", f"The ledger was built through Ledger.submit at {n0(rb.get('build_records_per_s'))} records/s; "
+              f"{n0(rb.get('disk_bytes_per_record'))} bytes on disk per record (log, tree and indexes, RocksDB's "
+              "compression included).", ""]
+    return lines
+
+
+def chain_rows(report: dict) -> tuple[list[float], list[dict], float | None]:
+    """(rates, rows, gas per later anchor): transactions per day per ledger for each anchor
+    interval at each rate, from the policy (bench.figures.chain_tx_per_day)."""
+    res = report.get("results", {})
+    s = F.settings(res)
+    peak = F.durable_peak(res.get("ingest"))
+    rates = [float(PLAN_RATES[0])] + ([float(peak["records_per_s"])] if peak else []) + [float(PLAN_RATES[1])]
+    gas = (F.anchor_gas(res.get("anchor")) or {}).get("later")
+    rows = []
+    for interval in ANCHOR_INTERVALS_S:
+        tx = [F.chain_tx_per_day(interval, r, s["batch_max_items"], s["batch_max_delay_s"]) for r in rates]
+        rows.append({"interval_s": interval, "tx_per_day": tx})
+    return rates, rows, gas
+
+
+def section_anchor(report: dict) -> list[str]:
+    lines = ["## 8. Anchoring", ""]
+    res = report.get("results", {})
+    if _ok(report, "anchor"):
+        r = res["anchor"]
+        lines += [f"Chains: {r.get('anvil_version', '?')}; web3.py {r.get('web3', '?')}, py-evm {r.get('py_evm', '?')}.", "",
+                  "### Latency, checkpoint sealed -> AnchorConfirmed logged (worker min_interval 0)", ""]
+        lines += table(["chain", "confirmations", "worker poll s", "mode", "anchors", "p50 ms", "p99 ms", "bound"],
+                       [[x["chain"], x["confirmations"], f"{x['poll_interval_s']:g}", x["mode"], x["latency"]["n"],
+                         ms(x["latency"]["p50_ms"]), ms(x["latency"]["p99_ms"]), x.get("bound", "-")]
+                        for x in r.get("latency") or []], "lrrlrrrl")
+        g = r.get("gas")
+        if g:
+            lines += ["", f"### Gas per anchor ({g.get('chain', '?')}, receipt gasUsed, median of {g.get('samples', '?')})", ""]
+            lines += table(["transaction", "gasUsed", "bound"], [
+                ["anchor, a ledger's first", n0(g["anchor_first_median"]), g.get("bound_first", "-")],
+                ["anchor, later ones", n0(g["anchor_later_median"]), g.get("bound_later", "-")],
+                ["reference: plain transfer", n0(g["transfer_median"]), "the protocol's fixed cost of any transaction"],
+                ["reference: one-slot write (per-record floor)", n0(g["per_record_floor_median"]), g.get("bound_floor", "-")],
+            ], "lrl")
+        run = (r.get("tx_per_million") or {}).get("run")
+        if run:
+            lines += ["", f"Checked by a run at the defaults: {n0(run['achieved_records_per_s'])} records/s for "
+                      f"{n0(run['seconds'])} s sent {run['anchors_sent']} anchors (mean interval "
+                      f"{n2(run.get('mean_anchor_interval_s'))} s)."]
+        lines += [""]
+    else:
+        lines += _not_run(report, "anchor")
+    rates, rows, gas = chain_rows(report)
+    s = F.settings(res)
+    lines += ["### Chain transactions per day vs anchor interval, per ledger (from the policy)", "",
+              f"Per ledger: 86400 / max(anchor interval, checkpoint interval), checkpoint interval = "
+              f"min({n0(s['batch_max_items'])} / rate, {s['batch_max_delay_s']:g} s). L ledgers make L times as many. "
+              "A ceiling: the worker also waits for each anchor's confirmation and for its next pass. Gas per day at "
+              + (f"{n0(gas)} gas per later anchor (measured above)." if gas else "the anchor gas, which was not measured.")
+              , ""]
+    head = ["anchor interval s"] + [f"tx/day at {n0(x)} records/s" for x in rates] + ["gas/day (at the middle rate)"]
+    mid = len(rates) // 2
+    lines += table(head, [[f"{row['interval_s']:g}"] + [n0(t) for t in row["tx_per_day"]]
+                          + [n0(row["tx_per_day"][mid] * gas) if gas else "-"] for row in rows])
+    return lines + ["", f"Default anchor interval: {s['anchor_min_interval_s']:g} s."] + [""] + _plot("chain_tx")
+
+
+def latency_rows(report: dict) -> list[dict]:
+    """Every latency percentile the suite measured: {what, p50_ms, p99_ms, source, bound}."""
+    res = report.get("results", {})
+    out = []
+    if _ok(report, "ingest"):
+        lat = F.ingest_latency(res["ingest"]) or {}
+        for key, what in (("receipt", "receipt: Ledger.submit (in-process)"), ("to_checkpoint", "record -> checkpoint")):
+            p = lat.get(key) or {}
+            if p.get("n"):
+                out.append({"what": what, "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"],
+                            "source": f"ingest, {n0(lat.get('achieved_records_per_s'))} records/s",
+                            "bound": lat.get("bound_receipt" if key == "receipt" else "bound_checkpoint", "-")})
+    if _ok(report, "api"):
+        r = res["api"]
+        s = F.lowest_concurrency_row(r.get("single"))
+        if s:
+            out.append({"what": "receipt: HTTP POST /records", "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"],
+                        "source": f"api, C={s['concurrency']}, closed loop", "bound": s.get("bound", "-")})
+        b = F.lowest_concurrency_row(r.get("batch"))
+        if b:
+            out.append({"what": f"receipt: HTTP POST /records/batch of {n0(b['batch'])}", "p50_ms": b["p50_ms"],
+                        "p99_ms": b["p99_ms"], "source": f"api, C={b['concurrency']}, closed loop", "bound": b.get("bound", "-")})
+    if _ok(report, "anchor"):
+        for x in res["anchor"].get("latency") or []:
+            if x["latency"]["n"] and x["mode"] == "one at a time":
+                out.append({"what": f"checkpoint -> anchor: {x['chain']}, conf {x['confirmations']}, poll {x['poll_interval_s']:g} s",
+                            "p50_ms": x["latency"]["p50_ms"], "p99_ms": x["latency"]["p99_ms"],
+                            "source": f"anchor, {x['latency']['n']} anchors", "bound": x.get("bound", "-")})
+    if _ok(report, "api"):
+        p = F.lowest_concurrency_row(res["api"].get("proof"))
+        if p:
+            out.append({"what": "proof bundle: HTTP GET /proof", "p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"],
+                        "source": f"api, C={p['concurrency']}, closed loop", "bound": p.get("bound", "-")})
+    if _ok(report, "merkle"):
+        rows = F.proof_rows(res["merkle"])
+        if rows:
+            x = rows[-1]
+            out.append({"what": f"inclusion proof, tree of {n0(x['tree_size'])}", "p50_ms": x["p50_us"] / 1000,
+                        "p99_ms": x["p99_us"] / 1000, "source": "merkle", "bound": MERKLE_BOUNDS["proofs"]})
+    return out
+
+
+def section_latency(report: dict) -> list[str]:
+    rows = latency_rows(report)
+    lines = ["## Latency percentiles: receipt, checkpoint, anchor, proof", ""]
+    if not rows:
+        return lines + ["No latency was measured.", ""]
+    lines += table(["latency", "p50 ms", "p99 ms", "measured in", "bound"],
+                   [[r["what"], ms(r["p50_ms"]), ms(r["p99_ms"]), r["source"], r["bound"]] for r in rows], "lrrll")
+    lines += ["", "Closed-loop HTTP latencies are taken at saturation (C concurrent requests, each resent at once): "
+              "they include queueing, so a server below saturation answers faster.", ""]
+    return lines + _plot("latency")
+
+
+def section_goals(report: dict) -> list[str]:
+    lines = []
+    for name in MODULES:
+        goals = (report.get("results", {}).get(name) or {}).get("goals") if _ok(report, name) else None
+        for key, g in (goals or {}).items():
+            measured, goal = g.get("best", g.get("measured")), g.get("goal")
+
+            def fmt(x):
+                return n2(x) if isinstance(x, (int, float)) and x < 100 else n0(x)
+
+            lines.append(f"- {name}: {key} >= {fmt(goal)}: {'met' if g.get('met') else 'NOT met'} (measured {fmt(measured)})")
+    return (["## Goals the modules set", ""] + lines + [""]) if lines else []
+
+
+def section_bounds(report: dict) -> list[str]:
+    res = report.get("results", {})
+    out = []
+    if _ok(report, "merkle"):
+        out += [f"- Hasher: {MERKLE_BOUNDS['hasher']}.",
+                f"- Tree: memory store {MERKLE_BOUNDS['append_memory']}; RocksDB store {MERKLE_BOUNDS['append_rocksdb']}.",
+                f"- Inclusion proofs: {MERKLE_BOUNDS['proofs']}."]
+    peak = F.durable_peak(res.get("ingest")) if _ok(report, "ingest") else None
+    if peak:
+        out.append(f"- Durable ingest peak: {peak.get('bound', '-')}.")
+    if _ok(report, "api"):
+        b = F.best_row(res["api"].get("batch"))
+        p = F.best_row(res["api"].get("proof"))
+        if b:
+            out.append(f"- HTTP batch ingest peak: {b.get('bound', '-')}.")
+        if p:
+            out.append(f"- Proof bundles peak: {p.get('bound', '-')}.")
+    if _ok(report, "stream"):
+        bounds = sorted({x.get("bound") for v in res["stream"].values() if isinstance(v, list)
+                         for x in v if isinstance(x, dict) and x.get("bound")} |
+                        ({res["stream"]["bound"]} if isinstance(res["stream"].get("bound"), str) else set()))
+        out.append("- Stream ingest: " + ("; ".join(bounds) if bounds else "the module states no bound") + ".")
+    if _ok(report, "ingest") and res["ingest"].get("rebuild"):
+        out.append(f"- Rebuild: {res['ingest']['rebuild'].get('bound', '-')}.")
+    if _ok(report, "anchor"):
+        out.append("- Anchor latency: block time, confirmations and the worker's poll interval (per row above); "
+                   "chain transactions: anchor_min_interval (the policy).")
+    return (["## What bounded each figure", ""] + out + [""]) if out else []
+
+
+def render_markdown(report: dict) -> str:
+    lines = []
+    for part in (section_header, section_runs, section_hasher, section_tree, section_durable, section_http,
+                 section_stream, section_proofs, section_rebuild, section_anchor, section_latency, section_goals,
+                 section_bounds):
+        lines += part(report)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# -- plots ------------------------------------------------------------------------------------------
+
+def render_plots(report: dict, outdir: str | Path) -> list[str]:
+    """Draw every plot the results allow into outdir (Agg backend); the file names drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    res = report.get("results", {})
+    drawn = []
+    subtitle = f"{report.get('machine', {}).get('cpu', '?')}, {report.get('machine', {}).get('cores', '?')} cores" + (
+        " - quick run" if report.get("quick") else "")
+
+    def save(fig, key):
+        name = PLOTS[key][0]
+        fig.suptitle(PLOTS[key][1] + "\n" + subtitle, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(outdir / name, dpi=110)
+        plt.close(fig)
+        drawn.append(name)
+
+    if _ok(report, "merkle"):
+        merkle = res["merkle"]
+        kinds = [k for k in ("nodes", "leaves") if F.hasher_rows(merkle, k)]
+        if kinds:
+            fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.8), squeeze=False)
+            for ax, kind in zip(axes[0], kinds):
+                rows = F.hasher_rows(merkle, kind)
+                threads = sorted({t for row in rows for t in row["rates"]})
+                width = 0.8 / len(threads)
+                for j, t in enumerate(threads):
+                    xs = [i + j * width for i in range(len(rows))]
+                    ax.bar(xs, [row["rates"].get(t, 0) for row in rows], width, label=f"{t} core" + ("s" if t > 1 else ""))
+                ax.set_xticks([i + width * (len(threads) - 1) / 2 for i in range(len(rows))])
+                ax.set_xticklabels([row["label"].split(" (")[0] for row in rows], rotation=25, ha="right", fontsize=8)
+                ax.set_yscale("log")
+                ax.set_ylabel("messages/s")
+                ax.set_title(f"{kind} ({merkle[kind].get('message_bytes_hashed', '?')}-byte messages)", fontsize=9)
+                ax.legend(fontsize=8)
+                ax.grid(axis="y", which="both", alpha=0.3)
+            save(fig, "hasher")
+        rows = F.proof_rows(merkle)
+        if rows:
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+            xs = [x["tree_size"] for x in rows]
+            ax.plot(xs, [x["p50_us"] for x in rows], "o-", label="p50")
+            ax.plot(xs, [x["p99_us"] for x in rows], "s--", label="p99")
+            ax.set_xscale("log")
+            ax.set_xlim(5e2, 2e8)
+            ax.set_xlabel("tree size (leaves)")
+            ax.set_ylabel("µs per inclusion proof (RocksDB store)")
+            ax.grid(which="both", alpha=0.3)
+            ax.legend()
+            save(fig, "proof_tree")
+
+    series = []  # (label, xs, ys, style)
+    if _ok(report, "ingest"):
+        r = res["ingest"]
+        for threads in sorted({d["threads"] for d in r.get("durable") or []}):
+            pts = sorted((d["group"], d["records_per_s"]) for d in r["durable"] if d["threads"] == threads)
+            series.append((f"durable Ledger.submit, {threads} thread(s)", pts, "o-"))
+        for threads in sorted({d["threads"] for d in r.get("log_layer") or []}):
+            pts = sorted((d["group"], d["events_per_s"]) for d in r["log_layer"] if d["threads"] == threads)
+            series.append((f"the log alone (RocksDBLog.append), {threads} thread(s)", pts, "^:"))
+        pts = sorted((x["group"], x["synced_events_per_s"]) for x in r.get("reference") or [])
+        if pts:
+            series.append(("reference: raw RocksDB, sync=True", pts, "k--"))
+    if _ok(report, "api"):
+        batch = res["api"].get("batch") or []
+        for c in sorted({b["concurrency"] for b in batch}):
+            pts = sorted((b["batch"], b["items_per_s"]) for b in batch if b["concurrency"] == c)
+            series.append((f"HTTP POST /records/batch, C={c}", pts, "s-"))
+    if series:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for label, pts, style in series:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size (records per submit / per request)")
+        ax.set_ylabel("records/s")
+        ax.grid(which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        save(fig, "ingest_batch")
+
+    rows = latency_rows(report)
+    if rows:
+        import textwrap
+
+        fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.8))
+        ys = list(range(len(rows)))
+        ax.barh([y + 0.2 for y in ys], [r["p50_ms"] for r in rows], 0.4, label="p50")
+        ax.barh([y - 0.2 for y in ys], [r["p99_ms"] for r in rows], 0.4, label="p99")
+        ax.set_yticks(ys)
+        ax.set_yticklabels([textwrap.fill(r["what"], 42) for r in rows], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("ms")
+        ax.grid(axis="x", which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        save(fig, "latency")
+
+    rates, crow, gas = chain_rows(report)
+    s = F.settings(res)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    intervals = [0.1 * 1.2 ** k for k in range(60) if 0.1 * 1.2 ** k <= 7200]
+    for rate in rates:
+        ax.plot(intervals, [F.chain_tx_per_day(i, rate, s["batch_max_items"], s["batch_max_delay_s"]) for i in intervals],
+                label=f"1 ledger at {rate:,.0f} records/s")
+    mid = rates[len(rates) // 2]
+    for ledgers in (10, 100):
+        ax.plot(intervals, [ledgers * F.chain_tx_per_day(i, mid, s["batch_max_items"], s["batch_max_delay_s"])
+                            for i in intervals], "--", label=f"{ledgers} ledgers at {mid:,.0f} records/s each")
+    ax.axvline(s["anchor_min_interval_s"], color="grey", lw=0.8)
+    ax.text(s["anchor_min_interval_s"] * 1.05, 0.02, f"default interval ({s['anchor_min_interval_s']:g} s)", fontsize=7,
+            color="grey", transform=ax.get_xaxis_transform())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("anchor interval (s)")
+    ax.set_ylabel("chain transactions per day")
+    if gas:
+        sec = ax.secondary_yaxis("right", functions=(lambda y, g=gas: y * g, lambda y, g=gas: y / g))
+        sec.set_ylabel(f"gas per day ({gas:,.0f} per anchor)")
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, "chain_tx")
+    return drawn
+
+
+def write(report: dict, outdir: str | Path) -> tuple[Path, list[str]]:
+    """report.md and the plots into outdir."""
+    outdir = Path(outdir)
+    drawn = render_plots(report, outdir)
+    md = outdir / "report.md"
+    md.write_text(render_markdown(report))
+    return md, drawn
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Redraw a suite run's report.md and plots from its report.json.")
+    parser.add_argument("run_dir", help="bench/results/<stamp> (holding report.json)")
+    args = parser.parse_args(argv)
+    path = Path(args.run_dir) / "report.json"
+    if not path.exists():
+        parser.error(f"{path} does not exist")
+    md, drawn = write(json.loads(path.read_text()), args.run_dir)
+    print(f"wrote {md} and {len(drawn)} plots: {', '.join(drawn)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

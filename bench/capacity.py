@@ -217,8 +217,18 @@ def ingest_rates(results: dict) -> dict:
                        "source": f"api_bench best POST /records/batch (batch {b['batch']:,}, C={b['concurrency']}; one "
                                  f"uvicorn worker doing the durable writes too), bound: {b.get('bound', '?')}"}
     stream = results.get("stream")
+    # Per worker: the rows carry how many workers made each rate, so divide (the best rate of
+    # two workers is not one worker's rate).
+    per_worker = [(row["records_per_s"] / row["workers"], row) for row in (stream or {}).get("throughput", [])
+                  if row.get("workers") and row.get("records_per_s")]
     rates = F.find_rates(stream) if stream else []
-    if rates:
+    if per_worker:
+        best, row = max(per_worker, key=lambda pr: pr[0])
+        cores = (row.get("worker_cores") or row["workers"]) / row["workers"]
+        out["stream"] = {"rate": best, "cores": cores, "measured": True,
+                         "source": f"stream_bench: {row['records_per_s']:,.0f} records/s with {row['workers']} worker(s) "
+                                   f"= {best:,.0f} per worker at {cores:.2f} cores each"}
+    elif rates:
         path, best = max(rates, key=lambda pv: pv[1])
         out["stream"] = {"rate": best, "cores": 1.0, "measured": True,
                          "source": f"stream_bench best rate ({path}); 1 core per worker assumed"}

@@ -18,7 +18,9 @@ class ProofError(ValueError):
     """A proof did not verify; the message says which check failed."""
 
 
-def _hash_function(alg: str):
+def hash_function(alg: str):
+    """The tree hash H of RFC 9162 for `alg` as a plain function of bytes (no numba): SHA-256, or
+    SM3 from OpenSSL when it has it, else the pure reference (the same bytes)."""
     if alg == "sha256":
         return lambda data: hashlib.sha256(data).digest()
     if alg == "sm3":
@@ -67,7 +69,7 @@ def consistency_proof_length(size1: int, size2: int) -> int:
 
 def verify_inclusion(alg: str, index: int, size: int, leaf_hash: bytes, proof, root: bytes) -> None:
     """RFC 9162 §2.1.3.2: check that `leaf_hash` is leaf `index` of the tree of `size` with `root`."""
-    h = _hash_function(alg)
+    h = hash_function(alg)
     _check_int("index", index)
     _check_int("size", size)
     _check_digest("leaf_hash", leaf_hash)
@@ -100,7 +102,7 @@ def verify_inclusion(alg: str, index: int, size: int, leaf_hash: bytes, proof, r
 def verify_consistency(alg: str, size1: int, size2: int, proof, root1: bytes, root2: bytes) -> None:
     """RFC 9162 §2.1.4.2: check that the tree of `size2` with `root2` extends the tree of
     `size1` with `root1` (every leaf of the first is in the second, unchanged, in place)."""
-    h = _hash_function(alg)
+    h = hash_function(alg)
     _check_int("size1", size1)
     _check_int("size2", size2)
     _check_digest("root1", root1)

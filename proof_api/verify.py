@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import hashlib
 import json
 import re
 import sys
@@ -27,8 +26,7 @@ import orjson
 from anchor.chain import ledger_key
 from ingest.leaf import LeafError, decode_leaf
 from merkle.checkpoint import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
-from merkle.proof import ProofError, verify_inclusion
-from merkle.sm3_ref import sm3_reference
+from merkle.proof import ProofError, hash_function, verify_inclusion
 
 BUNDLE_FORMAT = "evledger-proof/1"
 CHECK_NAMES = ("format", "leaf", "leaf_hash", "inclusion", "checkpoint", "file", "content_hash",
@@ -81,17 +79,9 @@ class NotChecked(Exception):
 # --- hashes -----------------------------------------------------------------------------------
 
 
-def sm3(data: bytes) -> bytes:
-    """SM3 (GB/T 32905): OpenSSL's when this Python has it, else the pure reference (same bytes)."""
-    try:
-        return hashlib.new("sm3", data).digest()
-    except ValueError:
-        return sm3_reference(data)
-
-
-def tree_hash(alg: str, data: bytes) -> bytes:
-    """The ledger's tree hash: SM3 for "sm3" ledgers, SHA-256 for "sha256" ledgers."""
-    return sm3(data) if alg == "sm3" else hashlib.sha256(data).digest()
+# SM3 for the file check (a content_hash is always SM3); the tree hash of a ledger is
+# merkle.proof.hash_function(hash_alg), the same function the inclusion check hashes with.
+sm3 = hash_function("sm3")
 
 
 # --- check 1: the format ------------------------------------------------------------------------
@@ -241,7 +231,7 @@ def check_leaf(b: dict) -> str:
 
 def check_leaf_hash(b: dict) -> str:
     alg, claimed = b["hash_alg"], b["leaf"]["hash"]
-    computed = tree_hash(alg, b"\x00" + leaf_bytes(b)).hex()  # RFC 9162 §2.1.1: leaf prefix 0x00
+    computed = hash_function(alg)(b"\x00" + leaf_bytes(b)).hex()  # RFC 9162 §2.1.1: leaf prefix 0x00
     if computed != claimed:
         raise Failed(f"{alg}(0x00 || leaf) is {computed}, but leaf.hash is {claimed}")
     return f"{alg}(0x00 || leaf) = {computed} = leaf.hash"

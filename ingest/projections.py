@@ -275,6 +275,17 @@ class Projections:
     def anchors(self) -> list[dict]:
         return self._json_values(b"a")
 
+    def first_confirmed_anchor(self, seq: int) -> dict | None:
+        """The confirmed anchor of the smallest size above `seq`: the first that covers record
+        `seq` (a seek from that size, not a scan of every anchor)."""
+        for key, value in self.index.items(from_key=b"a" + _U64.pack(seq + 1)):
+            if not key.startswith(b"a"):
+                return None
+            entry = orjson.loads(value)
+            if entry["status"] == "confirmed":
+                return entry
+        return None
+
     def latest_anchor(self, status: str | None = None) -> dict | None:
         """The anchor of the largest size (with that status, if given)."""
         for key, value in self.index.items(backwards=True, from_key=b"a" + b"\xff" * 8):

@@ -200,13 +200,12 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     def status_of(ledger, seq: int) -> dict:
         checkpoint = ledger.projections.checkpoints(after_size=seq, limit=1)
-        anchored = ledger.projections.latest_anchor(status="confirmed")
+        first = ledger.projections.first_confirmed_anchor(seq)
         out = {"seq": seq, "status": "recorded", "checkpoint_size": None, "anchor": None}
         if checkpoint:
             out["status"] = "checkpointed"
             out["checkpoint_size"] = checkpoint[0]["size"]
-        if anchored is not None and anchored["size"] > seq:
-            first = next(a for a in ledger.projections.anchors() if a["status"] == "confirmed" and a["size"] > seq)
+        if first is not None:
             out["status"] = "anchored"
             out["anchor"] = {k: first[k] for k in ("size", "chain_id", "contract", "tx_hash", "block_number",
                                                   "block_hash", "block_time")}

@@ -41,9 +41,9 @@ def choose_checkpoint(ledger, seq: int, size: int | None = None, require_anchor:
             raise BundleError("invalid_request", f"record {seq} is not in the checkpoint at size {size}")
         anchor = projections.anchor(size)
         return checkpoint, anchor if anchor and anchor.get("status") == "confirmed" else None
-    for anchor in projections.anchors():
-        if anchor["status"] == "confirmed" and anchor["size"] > seq:
-            return projections.checkpoint(anchor["size"]), anchor
+    anchor = projections.first_confirmed_anchor(seq)
+    if anchor is not None:
+        return projections.checkpoint(anchor["size"]), anchor
     if require_anchor:
         raise BundleError("not_anchored", f"record {seq} of ledger {ledger.id!r} is not covered by an anchored "
                                           f"checkpoint yet; ask again after the next anchor, or name a checkpoint size")

@@ -636,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"{args.command}: needs {' and '.join(missing)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the output
     try:
         return args.func(args)
     except (ValueError, OSError, LogError, LedgerError, KeyFileError, ChainError) as exc:

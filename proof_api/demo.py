@@ -9,6 +9,7 @@ writes a certificate, prints the figures and stops the service.
 """
 from __future__ import annotations
 
+import bisect
 import os
 import random
 import signal
@@ -256,7 +257,6 @@ def _figures(http, ledgers, keys, receipts) -> list[str]:
         anchors = http.get(f"/v1/ledgers/{ledger}/anchors", headers=auth).json()["anchors"]
         sealed_at = {c["size"]: _ts(c["sealed_at"]) for c in checkpoints}
         sizes = sorted(sealed_at)
-        import bisect
         for r in receipts[ledger]:
             i = bisect.bisect_right(sizes, r["seq"])
             if i < len(sizes):

@@ -272,15 +272,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         server.run()
     finally:
         runtime.close()  # sequencers flushed, databases closed: a clean stop
+        # Only the exit is left; Python's finalization would put the handler back to the
+        # default and make a late repeat a death by signal.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
     return 0
 
 
 def _server_class():
+    import contextlib
+
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn re-raises SIGTERM/SIGINT once it has shut down, which kills the process
-        before the ledgers close; here the signal only ends serving, and `serve` returns."""
+        """uvicorn re-raises SIGTERM/SIGINT once it has shut down, and puts the default
+        handlers back first, so the first or a repeated signal kills the process before the
+        ledgers close. Here a signal only ends serving, its handler stays until the ledgers
+        are closed, and `serve` returns."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self.handle_exit)
+            yield
 
         def handle_exit(self, sig, frame) -> None:
             if self.should_exit and sig == signal.SIGINT:

@@ -536,6 +536,26 @@ def test_end_to_end_receipts_match_the_log_and_poison_is_dead_lettered(broker, t
 
 
 @needs_tansu
+def test_repeated_stop_signals_still_stop_cleanly_with_the_ledgers_closed(broker, tmp_path):
+    # An operator pressing Ctrl-C twice, or a supervisor repeating SIGTERM, must not kill the
+    # worker while it closes the ledgers: once asyncio's loop is closed its handlers are gone.
+    topics = Topics(broker, "resignal", 1)
+    data = tmp_path / "data"
+    with LedgerService(data, settings=FAST, start=False) as service:
+        service.create_ledger("acme")
+    produce_records(broker.url, topics.evidence, [("acme", rec(i, evidence_id=f"acme-{i}")) for i in range(50)])
+    worker = Worker(data, broker, topics, tmp_path / "worker.log")
+    read_topic(broker, topics.receipts, until=lambda m: len(m) >= 50, timeout=30)
+    deadline = time.monotonic() + 30
+    while worker.proc.poll() is None:
+        assert time.monotonic() < deadline, f"worker did not stop:\n{worker.output()[-3000:]}"
+        worker.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.005)
+    assert worker.stop() == 0, worker.output()[-3000:]
+    assert "stream worker stopped: 50 records" in worker.output()
+
+
+@needs_tansu
 def test_sigkill_mid_stream_and_restart_records_everything_exactly_once(broker, tmp_path):
     topics = Topics(broker, "kill", 2)
     data = tmp_path / "data"

@@ -352,7 +352,9 @@ def create_app(runtime: Runtime) -> FastAPI:
                 results.append(receipt_body(result, ledger))
         metrics.records.labels(ledger_id).inc(recorded)
         metrics.rejected.labels(ledger_id).inc(failed)
-        return {"recorded": recorded, "failed": failed, "results": results}
+        # A Response as it is: FastAPI would otherwise walk every receipt through jsonable_encoder
+        # (about a tenth of the server's time on batches of 1,000).
+        return ORJSONResponse({"recorded": recorded, "failed": failed, "results": results})
 
     @app.post("/v1/ledgers/{ledger_id}/files", tags=["ingest"], status_code=201,
               summary="Upload a file (the raw body, streamed): the service computes its SM3 and records it; "
@@ -419,7 +421,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                          who: Principal = Depends(principal)):
         ledger = ledger_for(request, ledger_id, who, ("auditor",))
         find_seqs(ledger, who, seq, None, None)
-        return record_view(ledger, seq, who)
+        return ORJSONResponse(record_view(ledger, seq, who))
 
     @app.get("/v1/ledgers/{ledger_id}/records", tags=["records"],
              summary="Find records by evidence_id or content_hash (auditor, verifier) or list a business flow "
@@ -432,8 +434,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         seqs = find_seqs(ledger, who, None, evidence_id, content_hash, business_id,
                          "evidence_id, content_hash" + (" or business_id" if who.role != "verifier" else ""))
         if who.role == "verifier":  # status only: no record contents without the auditor role
-            return {"records": [status_of(ledger, s) for s in seqs]}
-        return {"records": [record_view(ledger, s, who) for s in seqs]}
+            return ORJSONResponse({"records": [status_of(ledger, s) for s in seqs]})
+        return ORJSONResponse({"records": [record_view(ledger, s, who) for s in seqs]})
 
     async def bundle_for(request, ledger_id, who, seq, evidence_id, content_hash, checkpoint, require_anchor):
         ledger = ledger_for(request, ledger_id, who, ("auditor", "verifier"))
@@ -452,7 +454,8 @@ def create_app(runtime: Runtime) -> FastAPI:
                         content_hash: str | None = Query(None, max_length=64),
                         checkpoint: int | None = Query(None, ge=1, le=2**63 - 1),
                         require_anchor: bool = Query(True, description="refuse a proof whose checkpoint is not anchored")):
-        return await bundle_for(request, ledger_id, who, seq, evidence_id, content_hash, checkpoint, require_anchor)
+        return ORJSONResponse(await bundle_for(request, ledger_id, who, seq, evidence_id, content_hash, checkpoint,
+                                               require_anchor))
 
     @app.get("/v1/ledgers/{ledger_id}/certificate", tags=["proofs"], response_class=HTMLResponse,
              summary="The data preservation certificate (HTML, with the proof bundle embedded)")

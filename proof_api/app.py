@@ -86,6 +86,10 @@ class VerifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     bundle: dict
     content_hash: str | None = Field(default=None, description="the SM3 hex of the file the court holds")
+    verifier_keys: list[str] | None = Field(
+        default=None, min_length=1, max_length=100,
+        description="the verifier keys the ledger published (name+keyid+base64): the checkpoint must be signed by "
+                    "one of them; without them the bundle's own key is used")
 
 
 def _is_network(text: str) -> bool:
@@ -519,10 +523,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.post("/v1/verify", tags=["proofs"], summary="Verify a proof bundle (and optionally the file's SM3): "
                                                     "verdict 1 (in the anchored tree, unaltered) or 2")
     async def verify(body: VerifyRequest):
-        from .verify import verify_bundle
+        from .verify import load_trusted_keys, verify_bundle
 
+        trusted_keys = None
+        if body.verifier_keys is not None:
+            try:
+                trusted_keys = load_trusted_keys(body.verifier_keys, [], named="verifier_keys")
+            except ValueError as exc:
+                raise ApiError(422, "invalid_request", str(exc), "verifier_keys") from None
         # Never a chain URL from the client: the server would fetch whatever it was told.
-        report = await run_in_threadpool(verify_bundle, body.bundle, None, body.content_hash, None)
+        report = await run_in_threadpool(verify_bundle, body.bundle, None, body.content_hash, None, trusted_keys)
         return report.as_dict()
 
     # -- operations -------------------------------------------------------------------------

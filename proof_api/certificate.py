@@ -231,12 +231,14 @@ def _verify_section(bundle: dict) -> str:
         '<li><span class="zh">取出内嵌的证明包</span><span class="en">Extract the embedded proof bundle '
         f'(section 6) to <code>bundle.json</code>:</span><pre class="cmd">python3 -m proof_api.certificate extract '
         f'certificate.html -o bundle.json</pre></li>',
-        '<li><span class="zh">离线验证：叶子 → 路径 → 根、检查点签名、文件的 SM3 哈希，以及（使用 <code>--rpc</code> 时）链上锚定</span>'
-        '<span class="en">Verify it offline: leaf → path → root, the checkpoint signature, the file\'s SM3 hash '
+        '<li><span class="zh">离线验证：叶子 → 路径 → 根、检查点签名（<code>--key</code>：账本公布的验证公钥）、文件的 SM3 哈希，'
+        '以及（使用 <code>--rpc</code> 时）链上锚定</span>'
+        '<span class="en">Verify it offline: leaf → path → root, the checkpoint signature (<code>--key</code>: the '
+        'verifier key the ledger published, not the one in the bundle), the file\'s SM3 hash '
         'and, with <code>--rpc</code>, the anchor on chain. Verdict ① (in the anchored tree, unaltered) or '
         '② (not in it, or altered); exit code 0 only for ①:</span>'
         '<pre class="cmd">evledger verify bundle.json --file &lt;file&gt;'
-        + (' --rpc &lt;url&gt;' if anchor is not None else '') + '</pre></li>',
+        + (' --rpc &lt;url&gt;' if anchor is not None else '') + ' --key &lt;published key&gt;</pre></li>',
     ]
     if anchor is not None:
         q = lambda value: shlex.quote(str(value))  # noqa: E731 (bundle values, shown as a shell would need them)

@@ -323,7 +323,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     Exit 0 for verdict 1, 1 for verdict 2, 2 when a file cannot be read."""
     from .verify import run
 
-    return run(args.bundle, args.file, args.hash, args.rpc)
+    return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file)
 
 
 def _cmd_certificate(args: argparse.Namespace) -> int:
@@ -525,6 +525,8 @@ def _add_bench_parsers(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ingest.sequencer import SequencerSettings
 
+    from .verify import add_arguments as verify_arguments
+
     defaults = SequencerSettings()
     # No abbreviations: "--batch" of a subcommand must not read as a prefix of --batch-max-items.
     parser = argparse.ArgumentParser(prog="evledger", description=__doc__, allow_abbrev=False)
@@ -609,11 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check a proof bundle offline: leaf, path, signed checkpoint, the file, "
                                            "and with --rpc the anchor on chain; exit 0 only for verdict 1")
-    verify.add_argument("bundle", help="the evledger-proof/1 JSON file (or - for stdin)")
-    source = verify.add_mutually_exclusive_group()
-    source.add_argument("--file", help="the original file: its SM3 must match the record's content_hash")
-    source.add_argument("--hash", help="the SM3 hex of the original file")
-    verify.add_argument("--rpc", help="an EVM JSON-RPC endpoint of the anchoring chain: check the anchor there")
+    verify_arguments(verify)
     verify.set_defaults(func=_cmd_verify)
 
     certificate = sub.add_parser("certificate", help="render a data preservation certificate (HTML) from a bundle")

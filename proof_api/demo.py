@@ -132,7 +132,11 @@ def run_demo(records: int = 200_000, out_dir: str = "demo-output") -> int:
             http = httpx.Client(base_url=service.url, timeout=60)
             keys = {}
             for ledger in ledgers:
-                http.post("/v1/ledgers", json={"ledger": ledger}, headers=_auth(admin)).raise_for_status()
+                created = http.post("/v1/ledgers", json={"ledger": ledger}, headers=_auth(admin))
+                created.raise_for_status()
+                # What the ledger publishes for courts: they pin it, not the key inside a bundle.
+                (out / f"{ledger}.keys").write_text(f"# verifier key published by ledger {ledger}\n"
+                                                    f"{created.json()['verifier_key']}\n")
                 keys[ledger] = {role: http.post(f"/v1/ledgers/{ledger}/api-keys", json={"role": role},
                                                 headers=_auth(admin)).json()["key"]
                                 for role in ("producer", "auditor")}
@@ -174,10 +178,12 @@ def run_demo(records: int = 200_000, out_dir: str = "demo-output") -> int:
     tampered[len(tampered) // 2] ^= 0x01
     (out / "contract-tampered.txt").write_bytes(bytes(tampered))
     cli = [sys.executable, "-m", "proof_api.cli"]
-    print(f"\n$ evledger verify {out}/bundle.json --file {out}/contract.txt")
-    good = subprocess.run([*cli, "verify", str(out / "bundle.json"), "--file", str(out / "contract.txt")])
-    print(f"\n$ evledger verify {out}/bundle.json --file {out}/contract-tampered.txt")
-    bad = subprocess.run([*cli, "verify", str(out / "bundle.json"), "--file", str(out / "contract-tampered.txt")])
+    pin = ["--key-file", str(out / f"{ledgers[0]}.keys")]
+    print(f"\n$ evledger verify {out}/bundle.json --file {out}/contract.txt {' '.join(pin)}")
+    good = subprocess.run([*cli, "verify", str(out / "bundle.json"), "--file", str(out / "contract.txt"), *pin])
+    print(f"\n$ evledger verify {out}/bundle.json --file {out}/contract-tampered.txt {' '.join(pin)}")
+    bad = subprocess.run([*cli, "verify", str(out / "bundle.json"), "--file", str(out / "contract-tampered.txt"),
+                          *pin])
     subprocess.run([*cli, "certificate", str(out / "bundle.json"), "-o", str(out / "certificate.html")], check=True)
     print("\n" + "\n".join(figures))
     print(f"  certificate: {out / 'certificate.html'}; bundle: {out / 'bundle.json'}")

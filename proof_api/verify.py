@@ -269,7 +269,9 @@ def _note_problem(note: str, name: str, kid: bytes) -> str | None:
     return None
 
 
-def check_checkpoint(b: dict) -> str:
+def check_checkpoint(b: dict, trusted_keys: list[str] | None = None) -> str:
+    """`trusted_keys`: the verifier keys the ledger published (--key). Without them the key is
+    the one the bundle carries, and a bundle signed by a forger's own key would also pass."""
     cp, origin, tree_size = b["checkpoint"], b["origin"], b["inclusion"]["tree_size"]
     try:
         name, kid, public_key = parse_verifier_key(cp["verifier_key"])
@@ -290,8 +292,12 @@ def check_checkpoint(b: dict) -> str:
                      f"and inclusion.tree_size is {tree_size}")
     if signed.root.hex() != cp["root"]:
         raise Failed(f"the note signs root {signed.root.hex()}, but checkpoint.root is {cp['root']}")
-    return f"the note's SM2 signature by {name} (key id {kid.hex()}) verifies; it signs origin {origin!r}, " \
-           f"size {signed.size}, root {signed.root.hex()}"
+    if trusted_keys is not None and cp["verifier_key"] not in trusted_keys:
+        raise Failed(f"the note is signed by key id {kid.hex()} ({cp['verifier_key']}), which is not one of the "
+                     f"{len(trusted_keys)} trusted key(s) given (--key)")
+    whose = "a trusted key (--key)" if trusted_keys is not None else "the bundle's own key (pass --key to pin it)"
+    return f"the note's SM2 signature by {name} (key id {kid.hex()}) verifies with {whose}; it signs origin " \
+           f"{origin!r}, size {signed.size}, root {signed.root.hex()}"
 
 
 # --- checks 6 and 7: the file, or its hash -----------------------------------------------------
@@ -400,13 +406,15 @@ def _run(name: str, check) -> Check:
         return Check(name, False, f"could not be checked: {type(exc).__name__}: {exc}")
 
 
-def _report(checks: list[Check]) -> Report:
+def _report(checks: list[Check], key_pinned: bool = False) -> Report:
     failed = [c.name for c in checks if c.ok is False]
     anchored = any(c.name == "anchor" and c.ok for c in checks)
     if not failed and anchored:
         text = "the record is in the anchored tree, unaltered"
         if any(c.name == "anchor_on_chain" and c.ok is None for c in checks):
-            text += " (the anchor itself was not checked on chain: pass --rpc)"
+            # Then nothing outside the bundle vouches for the root but a pinned key.
+            text += " (the anchor itself was not checked on chain: pass --rpc"
+            text += ")" if key_pinned else "; nor was the signing key pinned: pass --key)"
         return Report(checks, VERDICT_IN_TREE, text)
     return Report(checks, VERDICT_NOT_PROVEN,
                   f"the record is not proven to be in the anchored tree, or it was altered (failed: {', '.join(failed)})")
@@ -419,8 +427,9 @@ def malformed_report(problem: str) -> Report:
 
 
 def verify_bundle(bundle: dict, file_bytes: bytes | None = None, content_hash: str | None = None,
-                  rpc_url: str | None = None) -> Report:
-    """Every check of one bundle (and optionally the file, or its SM3 hash, and the chain)."""
+                  rpc_url: str | None = None, trusted_keys: list[str] | None = None) -> Report:
+    """Every check of one bundle (and optionally the file, or its SM3 hash, the chain, and the
+    ledger's published verifier keys)."""
     first = _run("format", lambda: check_format(bundle))
     if not first.ok:
         return malformed_report(first.detail)
@@ -430,12 +439,12 @@ def verify_bundle(bundle: dict, file_bytes: bytes | None = None, content_hash: s
         _run("leaf", lambda: check_leaf(b)),
         _run("leaf_hash", lambda: check_leaf_hash(b)),
         _run("inclusion", lambda: check_inclusion(b)),
-        _run("checkpoint", lambda: check_checkpoint(b)),
+        _run("checkpoint", lambda: check_checkpoint(b, trusted_keys)),
         _run("file", lambda: check_file(b, file_bytes)),
         _run("content_hash", lambda: check_content_hash(b, content_hash)),
         _run("anchor", lambda: check_anchor(b)),
         _run("anchor_on_chain", lambda: check_anchor_on_chain(b, rpc_url)),
-    ])
+    ], key_pinned=trusted_keys is not None)
 
 
 def format_report(report: Report) -> str:
@@ -450,7 +459,7 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-# --- the command: `evledger verify BUNDLE [--file F | --hash H] [--rpc URL]` -------------------
+# --- the command: `evledger verify BUNDLE [--file F | --hash H] [--rpc URL] [--key K]` -----------
 
 
 def load_bundle(text: bytes | str):
@@ -474,16 +483,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     given.add_argument("--file", help="the evidence file: its SM3 must be the record's content_hash")
     given.add_argument("--hash", help="the evidence's SM3 hash (64 hex digits): must be the record's content_hash")
     parser.add_argument("--rpc", help="an EVM JSON-RPC endpoint of the anchoring chain: check the anchor on chain")
+    parser.add_argument("--key", action="append", default=[], metavar="VKEY",
+                        help="a verifier key the ledger published (name+keyid+base64); the checkpoint must be "
+                             "signed by one of the keys given (repeat for rotated keys)")
+    parser.add_argument("--key-file", action="append", default=[], metavar="FILE",
+                        help="a file of such verifier keys, one per line (# comments)")
+
+
+def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key") -> list[str] | None:
+    """The verifier keys given with --key and --key-file, each checked, or None when none was
+    given. OSError for a file that cannot be read, ValueError for a line that is not a key."""
+    given = [(named, k.strip()) for k in keys]
+    for path in key_files:
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                given.append((f"{path} line {number}", line.strip()))
+    if not given:
+        return None
+    for where, key in given:
+        try:
+            name, _, public_key = parse_verifier_key(key)
+            if verifier_key(name, public_key) != key:
+                raise CheckpointError("not in canonical form (it re-encodes differently)")
+        except CheckpointError as exc:
+            raise ValueError(f"{where}: {_short(key)} is not a verifier key: {exc}") from None
+    return [key for _, key in given]
 
 
 def run(bundle_path: str, file: str | None = None, content_hash: str | None = None, rpc_url: str | None = None,
-        out=None) -> int:
-    """Verify, print the report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read."""
+        out=None, keys: list[str] = (), key_files: list[str] = ()) -> int:
+    """Verify, print the report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read or
+    a key given is not a verifier key."""
     out = out or sys.stdout
     try:
         text = sys.stdin.buffer.read() if bundle_path == "-" else Path(bundle_path).read_bytes()
         file_bytes = Path(file).read_bytes() if file is not None else None
-    except OSError as exc:
+        trusted_keys = load_trusted_keys(list(keys), list(key_files))
+    except (OSError, ValueError) as exc:
         print(f"evledger verify: error: {exc}", file=sys.stderr)
         return 2
     try:
@@ -491,7 +527,7 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         report = malformed_report(f"the bundle is not JSON: {exc}")
     else:
-        report = verify_bundle(bundle, file_bytes, content_hash, rpc_url)
+        report = verify_bundle(bundle, file_bytes, content_hash, rpc_url, trusted_keys)
     print(format_report(report), file=out)
     return 0 if report.verdict == VERDICT_IN_TREE else 1
 
@@ -500,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evledger verify", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args.bundle, args.file, args.hash, args.rpc)
+    return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file)
 
 
 if __name__ == "__main__":

@@ -599,6 +599,19 @@ def test_verify_endpoint(api, anchored):
         assert r.status_code == 200 and r.json()["verdict"] == 2, (what, r.text[:300])
     assert c.post("/v1/verify", json={"bundle": {}}).json()["verdict"] == 2
     assert_error(c.post("/v1/verify", json={"bundle": [1]}), 422, "invalid_request", "bundle")
+
+    # The ledger's published keys pinned: its own passes, another's (a forger's) fails the checkpoint.
+    published = c.get("/v1/ledgers/acme/checkpoints", headers=api.H("auditor")).json()["verifier_keys"]
+    assert bundle["checkpoint"]["verifier_key"] in published.values()
+    pinned = c.post("/v1/verify", json={"bundle": bundle, "verifier_keys": list(published.values())}).json()
+    assert pinned["verdict"] == 1 and "pass --key" not in pinned["verdict_text"]
+    other_key = c.post("/v1/ledgers", json={"ledger": "verify-other"}, headers=api.H("service")).json()["verifier_key"]
+    wrong = c.post("/v1/verify", json={"bundle": bundle, "verifier_keys": [other_key]}).json()
+    assert wrong["verdict"] == 2 and {ch["name"]: ch["ok"] for ch in wrong["checks"]}["checkpoint"] is False
+    assert_error(c.post("/v1/verify", json={"bundle": bundle, "verifier_keys": ["not a key"]}), 422,
+                 "invalid_request", "verifier_keys")
+    assert_error(c.post("/v1/verify", json={"bundle": bundle, "verifier_keys": []}), 422, "invalid_request",
+                 "verifier_keys")
     assert_error(c.post("/v1/verify", json={}), 422, "invalid_request", "bundle")
     r = c.post("/v1/verify", content=b"{not json", headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500

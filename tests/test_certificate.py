@@ -108,7 +108,7 @@ def test_how_to_verify_names_the_commands_with_this_bundles_values(bundles):
     bundle = bundles["plain"]
     html = render_certificate(bundle)
     cp, anchor = bundle["checkpoint"], bundle["anchor"]
-    assert "evledger verify bundle.json --file &lt;file&gt; --rpc &lt;url&gt;" in html
+    assert "evledger verify bundle.json --file &lt;file&gt; --rpc &lt;url&gt; --key &lt;published key&gt;" in html
     assert (f"evledger anchor verify acme {cp['size']} {cp['root']} --rpc &lt;url&gt; "
             f"--contract {anchor['contract']}") in html
     assert (f'cast call {anchor["contract"]} &quot;getAnchor(bytes32,uint64)(bytes32,uint64,uint64)&quot; '

@@ -19,6 +19,7 @@ def test_demo_streams_anchors_proves_and_refuses_a_tampered_file(tmp_path):
     assert "every record checkpointed and anchored" in text
     assert text.count("verdict ①") == 1 and text.count("verdict ②") == 1
     assert "✘ file:" in text  # the tampered copy fails exactly on the file check
+    assert text.count("verifies with a trusted key (--key)") == 2  # pinned to the ledger's published key
     assert "chain transactions:" in text and "record -> checkpoint: p50" in text
     assert "service stopped (exit 0)" in text
     bundle = extract_bundle((out / "certificate.html").read_text())

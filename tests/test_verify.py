@@ -519,6 +519,66 @@ def test_the_command_prints_the_report_and_exits_0_only_for_1(good, tmp_path, ca
     assert "evledger verify: error:" in capsys.readouterr().err
 
 
+# --- pinning the ledger's published verifier keys (--key) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def impostor(tmp_path_factory):
+    """A whole bundle forged by someone who runs this software with a ledger of the same name
+    ("acme", so the same origin) under their own SM2 key, anchored on their own chain."""
+    service = LedgerService(tmp_path_factory.mktemp("impostor") / "data", settings=SEQ)
+    try:
+        fake = service.create_ledger("acme")
+        ingest(fake, 0, COUNT)
+        worker = AnchorWorker(service, Web3Chain.in_process(), FAST)
+        worker.anchor_now("acme")
+        assert worker.wait_confirmed("acme", COUNT, timeout=30) is not None
+        yield as_json(build_bundle(fake, TAMPERED))
+    finally:
+        service.close()
+
+
+def test_a_whole_forged_bundle_passes_offline_unless_the_key_is_pinned(good, impostor):
+    real_key = good["checkpoint"]["verifier_key"]
+    assert impostor["checkpoint"]["verifier_key"] != real_key and impostor["origin"] == good["origin"]
+    alone = verify_bundle(impostor)  # every link holds: only an outside key or the chain tells
+    assert_verdict_1(alone)
+    assert "nor was the signing key pinned: pass --key" in alone.verdict_text
+    assert "the bundle's own key (pass --key to pin it)" in alone.check("checkpoint").detail
+    pinned = verify_bundle(impostor, trusted_keys=[real_key])
+    assert pinned.verdict == 2 and failed(pinned) == {"checkpoint"}
+    assert "not one of the 1 trusted key(s) given (--key)" in pinned.check("checkpoint").detail
+    genuine = verify_bundle(good, trusted_keys=[impostor["checkpoint"]["verifier_key"], real_key])
+    assert_verdict_1(genuine)  # any of several keys (a ledger that rotated its key)
+    assert "with a trusted key (--key)" in genuine.check("checkpoint").detail
+    assert "pass --key" not in genuine.verdict_text
+
+
+def test_the_command_takes_keys_and_key_files_and_refuses_what_is_not_a_key(good, impostor, tmp_path, capsys):
+    real_key = good["checkpoint"]["verifier_key"]
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(impostor))
+    assert run(str(forged)) == 0
+    capsys.readouterr()
+    assert run(str(forged), keys=[real_key]) == 1
+    assert "✘ checkpoint:" in capsys.readouterr().out
+    keys = tmp_path / "acme.keys"
+    keys.write_text(f"# acme's published verifier keys\n\n{real_key}\n")
+    genuine = tmp_path / "genuine.json"
+    genuine.write_text(json.dumps(good))
+    assert run(str(genuine), key_files=[str(keys)]) == 0
+    assert "verifies with a trusted key (--key)" in capsys.readouterr().out
+    assert run(str(forged), key_files=[str(keys)]) == 1
+    capsys.readouterr()
+    assert run(str(genuine), keys=["evledger/acme+00000000+AAAA"]) == 2
+    assert "--key: 'evledger/acme+00000000+AAAA' is not a verifier key" in capsys.readouterr().err
+    keys.write_text(f"{real_key}\nnot-a-key\n")
+    assert run(str(genuine), key_files=[str(keys)]) == 2
+    assert f"{keys} line 2: 'not-a-key' is not a verifier key" in capsys.readouterr().err
+    assert run(str(genuine), key_files=[str(tmp_path / "missing.keys")]) == 2
+    assert "evledger verify: error:" in capsys.readouterr().err
+
+
 def test_file_and_hash_are_exclusive(tmp_path):
     from proof_api.verify import main
 

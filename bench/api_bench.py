@@ -129,12 +129,13 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited ({self.proc.returncode}):\n{self.log_tail()}")
             try:
-                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
+                # ready: its SM3 kernels are compiled too, which must not fall in a measurement
+                if httpx.get(self.base + "/readyz", timeout=2).status_code == 200:
                     return time.perf_counter() - t0
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"the server did not answer /healthz within {timeout:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(f"the server was not ready (/readyz) within {timeout:.0f} s:\n{self.log_tail()}")
 
     def admin_key(self) -> str:
         return Path(self.data_dir, "admin.key").read_text().strip()

@@ -541,7 +541,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def healthz():
         return {"status": "ok", "uptime_s": round(time.time() - runtime.started, 1)}
 
-    @app.get("/readyz", tags=["operations"], summary="Every ledger is sealing checkpoints")
+    @app.get("/readyz", tags=["operations"], summary="The SM3 kernels are compiled and every ledger is sealing "
+                                                      "checkpoints")
     async def readyz():
         problems = runtime.problems()
         if problems:

@@ -90,17 +90,26 @@ class Service:
                                       "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         import httpx
 
-        deadline = time.monotonic() + 120
+        # /readyz: up, and the SM3 kernels compiled (the first run on a machine), so the figures
+        # below are the service's and not numba's.
+        deadline = time.monotonic() + 180
+        said, why = False, "no answer"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"evledger serve exited: {self.proc.stderr.read().decode()[-2000:]}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                ready = httpx.get(self.url + "/readyz", timeout=1)
+                if ready.status_code == 200:
                     return
+                why = "; ".join(ready.json().get("problems", [])) or ready.text
+                if not said:
+                    print(f"waiting for the service: {why}", flush=True)
+                    said = True
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         self.stop()
-        raise RuntimeError("evledger serve did not answer /healthz within 120 s")
+        raise RuntimeError(f"evledger serve was not ready within 180 s: {why}")
 
     def stop(self) -> int:
         if self.proc.poll() is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from anchor.worker import AnchorSettings, AnchorWorker
 from ingest.ledger import LedgerService
 from ingest.sequencer import SequencerSettings
+from merkle.hashing import warm_up
 
 from .access import ALL_LEDGERS, AccessStore
 
@@ -50,6 +52,25 @@ class Runtime:
         if chain is not None:
             self.worker = AnchorWorker(self.service, chain, anchor_settings)
             self.worker.start()
+        # The SM3 kernels, before the first records need them: not ready until then.
+        self.warmed = threading.Event()
+        self._warm_failure: str | None = None
+        threading.Thread(target=self._warm_up, name="evledger-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        started = time.perf_counter()
+        try:
+            warm_up()
+        except Exception as exc:  # the write path would fail the same way: say so on /readyz
+            self._warm_failure = f"the SM3 kernels failed to compile: {type(exc).__name__}: {exc}"
+            log.error("%s", self._warm_failure)
+        else:
+            seconds = time.perf_counter() - started
+            if seconds > 2:
+                log.warning("compiled the SM3 kernels in %.0f s (numba caches them: later starts take well "
+                            "under a second)", seconds)
+        finally:
+            self.warmed.set()
 
     def bootstrap_admin_key(self) -> str | None:
         """On first start, a service admin key written to <data dir>/admin.key (0600)."""
@@ -81,6 +102,10 @@ class Runtime:
     def problems(self) -> list[str]:
         """Why the service is not ready, if it is not."""
         out = []
+        if not self.warmed.is_set():
+            out.append("compiling the SM3 kernels (the first start on this machine: up to about a minute)")
+        elif self._warm_failure is not None:
+            out.append(self._warm_failure)
         for ledger_id in self.service.ledgers():
             failure = self.service.ledger(ledger_id).sequencer.failure
             if failure is not None:

@@ -629,9 +629,16 @@ def test_health_ready_metrics(api):
     assert ledger.wait_for_checkpoint(ledger.record_count, timeout=10) is not None
     h = c.get("/healthz")
     assert h.status_code == 200 and h.json()["status"] == "ok"
+    assert api.runtime.warmed.wait(120), "the SM3 kernels did not compile within 120 s"
     ready = c.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert ready.json()["ledgers"] == len(api.runtime.service.ledgers())
+    api.runtime.warmed.clear()  # as while the kernels compile at start
+    try:
+        warming = c.get("/readyz")
+        assert warming.status_code == 503 and "compiling the SM3 kernels" in warming.json()["problems"][0]
+    finally:
+        api.runtime.warmed.set()
     m = c.get("/metrics")
     assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
     values = {}

@@ -395,3 +395,28 @@ def test_hash_messages_rejects_prefix_that_is_not_a_byte(prefix):
         hashing.hash_messages([b"abc"], "sha256", prefix)
     with pytest.raises(ValueError, match="prefix"):
         hashing.hash_messages([b"abc"], "sm3", prefix)
+
+
+def test_warm_up_compiles_every_kernel_the_service_calls():
+    """In a fresh process nothing is compiled; warm_up() must leave each kernel with the
+    signature real calls use, so no record waits for numba (proof_api/runtime.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from merkle import hashing, sm3_numba\n"
+        "kernels = (sm3_numba.sm3_multibuffer_serial, sm3_numba.sm3_multibuffer, sm3_numba.sm3_node_pairs)\n"
+        "assert not any(k.signatures for k in kernels)\n"
+        "hashing.warm_up()\n"
+        "before = [list(k.signatures) for k in kernels]\n"
+        "assert all(before), before\n"
+        "import numpy as np\n"
+        "hashing.hash_leaves([b'x' * n for n in range(1, 9000)])\n"  # the parallel kernel, mixed lengths
+        "hashing.hash_leaves([b'abc'])\n"
+        "hashing.hash_nodes(np.ones((100, 32), np.uint8), np.ones((100, 32), np.uint8))\n"
+        "assert [list(k.signatures) for k in kernels] == before, 'a real call compiled a new signature'\n"
+        "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]

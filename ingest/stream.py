@@ -646,6 +646,9 @@ def run_worker(settings: StreamSettings, ledgers: LedgerDirectory, loglevel: str
                 signal.signal(sig, _already_stopping)
             super().on_worker_shutdown()
 
+    from merkle.hashing import warm_up
+
+    warm_up()  # the SM3 kernels before joining the group, not inside the first batches
     handler = BatchHandler(ledgers, settings)
     app = make_app(settings, handler, datadir=datadir)
     worker = StoppingWorker(app, loglevel=loglevel, quiet=True, override_logging=False, redirect_stdouts=False)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import ssl
 import tempfile
 import threading
@@ -46,6 +45,7 @@ import orjson
 from .ledger import LedgerError, LedgerService, check_ledger_id
 from .log import LogError
 from .records import RECORD_FIELD, RecordError
+from .stopping import hold_while_closing, ignore_for_exit
 
 log = logging.getLogger("evledger.stream")
 
@@ -618,10 +618,6 @@ def make_app(settings: StreamSettings, handler: BatchHandler | None = None,
     return app
 
 
-def _already_stopping(signum, frame) -> None:
-    log.warning("%s received while stopping: the worker is already stopping", signal.Signals(signum).name)
-
-
 def run_worker(settings: StreamSettings, ledgers: LedgerDirectory, loglevel: str = "info",
                datadir: str | os.PathLike | None = None) -> int:
     """Run the worker until SIGINT/SIGTERM (a clean stop: the batch in hand finishes, acked
@@ -638,17 +634,11 @@ def run_worker(settings: StreamSettings, ledgers: LedgerDirectory, loglevel: str
 
     class StoppingWorker(faust.Worker):
         def on_worker_shutdown(self) -> None:
-            # Closing the event loop puts SIGTERM/SIGINT back to their defaults, so a repeated
-            # stop signal would kill the process while the ledgers close below. Take the signals
-            # off the loop now (it still runs until then) and only note any repeat.
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.loop.remove_signal_handler(sig)
-                signal.signal(sig, _already_stopping)
+            # Closing the event loop would put SIGTERM/SIGINT back to their defaults, and a
+            # repeated stop signal would kill the process while the ledgers close below.
+            hold_while_closing(self.loop)
             super().on_worker_shutdown()
 
-    from merkle.hashing import warm_up
-
-    warm_up()  # the SM3 kernels before joining the group, not inside the first batches
     handler = BatchHandler(ledgers, settings)
     app = make_app(settings, handler, datadir=datadir)
     worker = StoppingWorker(app, loglevel=loglevel, quiet=True, override_logging=False, redirect_stdouts=False)
@@ -661,10 +651,7 @@ def run_worker(settings: StreamSettings, ledgers: LedgerDirectory, loglevel: str
         app.evledger.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-        # Stopped cleanly and the process only exits now; Python's finalization would put the
-        # handler above back to the default and make a late repeat a death by signal.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
+        ignore_for_exit()
     log.info("stream worker stopped: %d records in %d batches, %d errors", app.evledger.records,
              app.evledger.batches, app.evledger.errors)
     return code

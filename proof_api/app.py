@@ -11,13 +11,13 @@ import orjson
 from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.keys import KeyFileError
 from ingest.ledger import LEDGER_ID_RE, LedgerError, Receipt
-from ingest.records import RECORD_FIELD, RecordError
+from ingest.records import RECORD_FIELD, RecordError, validate_record
 from merkle.proof import ProofError
 
 from .access import ALL_LEDGERS, ROLES, Principal
@@ -362,7 +362,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.post("/v1/ledgers/{ledger_id}/files", tags=["ingest"], status_code=201,
               summary="Upload a file (the raw body, streamed): the service computes its SM3 and records it; "
-                      "the file itself is not kept",
+                      "the file itself is kept only when the service runs with a file store (--file-store)",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     async def submit_file(request: Request, ledger_id: str = LedgerId, who: Principal = Depends(principal),
@@ -370,23 +370,53 @@ def create_app(runtime: Runtime) -> FastAPI:
                           occurred_at: str = Query(..., examples=["2026-11-26T09:30:00+08:00"]),
                           evidence_id: str | None = Query(None), business_id: str | None = Query(None)):
         ledger = ledger_for(request, ledger_id, who, ("producer",))
-        sm3 = hashlib.new("sm3")
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > runtime.max_file_bytes:
-                raise ApiError(413, "file_too_large", f"the upload exceeds {runtime.max_file_bytes:,} bytes")
-            sm3.update(chunk)
-        if size == 0:
-            raise ApiError(422, "empty_file", "the upload is empty", "file")
-        record = {"content_hash": sm3.hexdigest(), "business_type": business_type, "occurred_at": occurred_at,
-                  "evidence_id": evidence_id, "business_id": business_id}
+        fields = {"business_type": business_type, "occurred_at": occurred_at, "evidence_id": evidence_id,
+                  "business_id": business_id}
+        # The record's own fields first, so a bad one costs no upload (and leaves no stored file).
+        validate_record({"content_hash": "0" * 64, **fields})
+        upload = runtime.files.begin(ledger_id) if runtime.files is not None else None
+        try:
+            sm3 = hashlib.new("sm3")
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > runtime.max_file_bytes:
+                    raise ApiError(413, "file_too_large", f"the upload exceeds {runtime.max_file_bytes:,} bytes")
+                sm3.update(chunk)
+                if upload is not None:
+                    upload.write(chunk)
+            if size == 0:
+                raise ApiError(422, "empty_file", "the upload is empty", "file")
+            record = {"content_hash": sm3.hexdigest(), **fields}
+            if upload is not None:  # durable before the receipt says the record is
+                await run_in_threadpool(upload.keep, record["content_hash"])
+        finally:
+            if upload is not None:
+                upload.discard()
         [result] = await run_in_threadpool(ledger.submit, [record])
         if isinstance(result, RecordError):
             raise result
         metrics.records.labels(ledger_id).inc(0 if result.duplicate else 1)
-        return ORJSONResponse({**receipt_body(result, ledger), "content_hash": record["content_hash"], "bytes": size},
-                              status_code=200 if result.duplicate else 201)
+        return ORJSONResponse({**receipt_body(result, ledger), "content_hash": record["content_hash"], "bytes": size,
+                               "stored": upload is not None}, status_code=200 if result.duplicate else 201)
+
+    @app.get("/v1/ledgers/{ledger_id}/files/{content_hash}", tags=["records"],
+             response_class=FileResponse, responses={200: {"content": {"application/octet-stream": {}}}},
+             summary="A stored file by its SM3 (auditor): only with a file store, and only a file a record names")
+    async def get_file(request: Request, content_hash: str = Path(pattern="^[0-9a-fA-F]{64}$"),
+                       ledger_id: str = LedgerId, who: Principal = Depends(principal)):
+        ledger = ledger_for(request, ledger_id, who, ("auditor",))
+        content_hash = content_hash.lower()
+        if not ledger.projections.seqs_by_content_hash(content_hash, limit=1):
+            raise ApiError(404, "not_found", f"no record of ledger {ledger_id!r} has content_hash {content_hash}")
+        if runtime.files is None:
+            raise ApiError(404, "not_stored", "this service keeps no files (start it with --file-store DIR)")
+        path = runtime.files.find(ledger_id, content_hash)
+        if path is None:
+            raise ApiError(404, "not_stored", f"the file of {content_hash} was not uploaded to this service's "
+                                              "file store (only its hash was recorded)")
+        return FileResponse(path, media_type="application/octet-stream", filename=content_hash,
+                            headers={"X-Content-SM3": content_hash})
 
     # -- reading (auditor; verifier where it names the record) --------------------------------------
 

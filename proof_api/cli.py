@@ -256,9 +256,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .runtime import Runtime
 
+    from ingest.stopping import hold_while_closing, ignore_for_exit
+
     _Server = _server_class()
     chain = open_chain(args)
-    runtime = Runtime(args.data_dir, open_log(args), _settings(args), chain, _anchor_settings(args))
+    runtime = Runtime(args.data_dir, open_log(args), _settings(args), chain, _anchor_settings(args),
+                      file_store=args.file_store or None)
     try:
         admin_key = runtime.bootstrap_admin_key()
         if admin_key:
@@ -271,11 +274,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         server = _Server(config)
         server.run()
     finally:
+        hold_while_closing()  # the server's handlers are still in place until here
         runtime.close()  # sequencers flushed, databases closed: a clean stop
-        # Only the exit is left; Python's finalization would put the handler back to the
-        # default and make a late repeat a death by signal.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
+        ignore_for_exit()
     return 0
 
 
@@ -287,8 +288,8 @@ def _server_class():
     class Server(uvicorn.Server):
         """uvicorn re-raises SIGTERM/SIGINT once it has shut down, and puts the default
         handlers back first, so the first or a repeated signal kills the process before the
-        ledgers close. Here a signal only ends serving, its handler stays until the ledgers
-        are closed, and `serve` returns."""
+        ledgers close. Here a signal only ends serving, its handler stays until `serve` puts
+        ingest.stopping's in its place, and `serve` returns."""
 
         @contextlib.contextmanager
         def capture_signals(self):
@@ -323,7 +324,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     Exit 0 for verdict 1, 1 for verdict 2, 2 when a file cannot be read."""
     from .verify import run
 
-    return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file)
+    return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file,
+               contract=args.contract)
 
 
 def _cmd_certificate(args: argparse.Namespace) -> int:
@@ -366,7 +368,10 @@ def _cmd_stream_worker(args: argparse.Namespace) -> int:
     from ingest.log_rocksdb import RocksDBLog
     from ingest.stream import PartitionDataDirs, SingleDataDir, run_worker
 
+    from merkle.hashing import warm_up
+
     settings = _stream_settings(args)
+    warm_up()  # the SM3 kernels before the ledgers open and the worker joins its group
     if settings.layout == "partition":
         if args.log != "rocksdb":
             raise ValueError("--layout partition keeps a RocksDB log per partition directory; it does not "
@@ -607,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="run ingest, sequencer, anchor worker and the HTTP API in one process")
     serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=_env_number("PORT", 8080, int), help="port (default 8080)")
+    serve.add_argument("--file-store", default=_env("FILE_STORE", ""), metavar="DIR",
+                       help="keep uploaded files in DIR, by ledger and SM3, and serve them to auditors "
+                            "(env EVLEDGER_FILE_STORE; default: keep only their SM3)")
     serve.set_defaults(func=_cmd_serve)
 
     verify = sub.add_parser("verify", help="check a proof bundle offline: leaf, path, signed checkpoint, the file, "
@@ -657,6 +665,9 @@ def main(argv: list[str] | None = None) -> int:
     except (LogCorruption, CheckpointMismatch) as exc:
         print(f"evledger {args.command}: error: {exc}; run `evledger rebuild LEDGER`", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:  # what was opened is closed on the way out (with-blocks)
+        print(f"evledger {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from ingest.sequencer import SequencerSettings
 from merkle.hashing import warm_up
 
 from .access import ALL_LEDGERS, AccessStore
+from .filestore import FileStore
 
 log = logging.getLogger("evledger.serve")
 
@@ -40,13 +41,15 @@ class Metrics:
 
 class Runtime:
     def __init__(self, data_dir: str | os.PathLike, log_backend=None, settings: SequencerSettings = SequencerSettings(),
-                 chain=None, anchor_settings: AnchorSettings = AnchorSettings(), max_file_bytes: int = 1 << 30):
+                 chain=None, anchor_settings: AnchorSettings = AnchorSettings(), max_file_bytes: int = 1 << 30,
+                 file_store: str | os.PathLike | None = None):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.service = LedgerService(self.data_dir, log_backend, settings)
         self.access = AccessStore(self.data_dir / "access.json")
         self.metrics = Metrics()
         self.max_file_bytes = max_file_bytes
+        self.files = FileStore(file_store) if file_store is not None else None  # None: uploads keep only the SM3
         self.started = time.time()
         self.worker: AnchorWorker | None = None
         if chain is not None:

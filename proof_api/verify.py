@@ -338,7 +338,9 @@ def _utc(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def check_anchor(b: dict) -> str:
+def check_anchor(b: dict, contract: str | None = None) -> str:
+    """`contract`: the registry's address as the consortium published it (--contract). Without
+    it, --rpc reads whatever contract the bundle names, which a forger can deploy too."""
     anchor = b["anchor"]
     if anchor is None:
         raise Failed("no anchor: the record is not proven to be in an anchored tree")
@@ -346,7 +348,10 @@ def check_anchor(b: dict) -> str:
     if anchor["ledger_key"] != want:
         raise Failed(f"anchor.ledger_key is {anchor['ledger_key']}, but keccak256 of the origin "
                      f"{b['origin']!r} is {want}")
-    return f"the bundle names its anchor: chain {anchor['chain_id']}, contract {anchor['contract']}, " \
+    if contract is not None and anchor["contract"].lower() != contract.lower():
+        raise Failed(f"the anchor is in contract {anchor['contract']}, not the registry given (--contract {contract})")
+    return f"the bundle names its anchor: chain {anchor['chain_id']}, contract {anchor['contract']}" \
+           f"{' (the registry given with --contract)' if contract is not None else ''}, " \
            f"tx {anchor['tx_hash']} in block {anchor['block_number']} ({_utc(anchor['block_time'])}); " \
            f"ledger key keccak256({b['origin']!r})"
 
@@ -406,15 +411,20 @@ def _run(name: str, check) -> Check:
         return Check(name, False, f"could not be checked: {type(exc).__name__}: {exc}")
 
 
-def _report(checks: list[Check], key_pinned: bool = False) -> Report:
+def _report(checks: list[Check], key_pinned: bool = False, contract_pinned: bool = False) -> Report:
     failed = [c.name for c in checks if c.ok is False]
     anchored = any(c.name == "anchor" and c.ok for c in checks)
     if not failed and anchored:
         text = "the record is in the anchored tree, unaltered"
-        if any(c.name == "anchor_on_chain" and c.ok is None for c in checks):
-            # Then nothing outside the bundle vouches for the root but a pinned key.
-            text += " (the anchor itself was not checked on chain: pass --rpc"
-            text += ")" if key_pinned else "; nor was the signing key pinned: pass --key)"
+        on_chain = any(c.name == "anchor_on_chain" and c.ok for c in checks)
+        # What vouches for the root from outside the bundle: a pinned key, or the anchor read
+        # from the published registry. Say which of them this verdict lacks.
+        notes = [] if on_chain else ["the anchor itself was not checked on chain: pass --rpc"]
+        if not key_pinned and not (on_chain and contract_pinned):
+            notes.append("the signing key was not pinned: pass --key" if not on_chain else
+                         "neither the signing key nor the contract was pinned: pass --key, or --contract")
+        if notes:
+            text += f" ({'; '.join(notes)})"
         return Report(checks, VERDICT_IN_TREE, text)
     return Report(checks, VERDICT_NOT_PROVEN,
                   f"the record is not proven to be in the anchored tree, or it was altered (failed: {', '.join(failed)})")
@@ -427,9 +437,10 @@ def malformed_report(problem: str) -> Report:
 
 
 def verify_bundle(bundle: dict, file_bytes: bytes | None = None, content_hash: str | None = None,
-                  rpc_url: str | None = None, trusted_keys: list[str] | None = None) -> Report:
-    """Every check of one bundle (and optionally the file, or its SM3 hash, the chain, and the
-    ledger's published verifier keys)."""
+                  rpc_url: str | None = None, trusted_keys: list[str] | None = None,
+                  contract: str | None = None) -> Report:
+    """Every check of one bundle (and optionally the file, or its SM3 hash, the chain, the
+    ledger's published verifier keys, and the registry's published address)."""
     first = _run("format", lambda: check_format(bundle))
     if not first.ok:
         return malformed_report(first.detail)
@@ -442,9 +453,9 @@ def verify_bundle(bundle: dict, file_bytes: bytes | None = None, content_hash: s
         _run("checkpoint", lambda: check_checkpoint(b, trusted_keys)),
         _run("file", lambda: check_file(b, file_bytes)),
         _run("content_hash", lambda: check_content_hash(b, content_hash)),
-        _run("anchor", lambda: check_anchor(b)),
+        _run("anchor", lambda: check_anchor(b, contract)),
         _run("anchor_on_chain", lambda: check_anchor_on_chain(b, rpc_url)),
-    ], key_pinned=trusted_keys is not None)
+    ], key_pinned=trusted_keys is not None, contract_pinned=contract is not None)
 
 
 def format_report(report: Report) -> str:
@@ -488,6 +499,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "signed by one of the keys given (repeat for rotated keys)")
     parser.add_argument("--key-file", action="append", default=[], metavar="FILE",
                         help="a file of such verifier keys, one per line (# comments)")
+    parser.add_argument("--contract", metavar="ADDR",
+                        help="the anchor registry's address as the consortium published it: the anchor must be there")
 
 
 def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key") -> list[str] | None:
@@ -495,9 +508,15 @@ def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key
     given. OSError for a file that cannot be read, ValueError for a line that is not a key."""
     given = [(named, k.strip()) for k in keys]
     for path in key_files:
-        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip() and not line.lstrip().startswith("#"):
-                given.append((f"{path} line {number}", line.strip()))
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")  # -sig: a BOM some editors write
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path} is not UTF-8 text: {exc}") from None
+        found = [(f"{path} line {number}", line.strip()) for number, line in enumerate(text.splitlines(), 1)
+                 if line.strip() and not line.lstrip().startswith("#")]
+        if not found:  # an empty download must not quietly mean "trust the bundle's key"
+            raise ValueError(f"{path} holds no verifier keys")
+        given.extend(found)
     if not given:
         return None
     for where, key in given:
@@ -511,14 +530,16 @@ def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key
 
 
 def run(bundle_path: str, file: str | None = None, content_hash: str | None = None, rpc_url: str | None = None,
-        out=None, keys: list[str] = (), key_files: list[str] = ()) -> int:
+        out=None, keys: list[str] = (), key_files: list[str] = (), contract: str | None = None) -> int:
     """Verify, print the report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read or
-    a key given is not a verifier key."""
+    a key or contract given is not one."""
     out = out or sys.stdout
     try:
         text = sys.stdin.buffer.read() if bundle_path == "-" else Path(bundle_path).read_bytes()
         file_bytes = Path(file).read_bytes() if file is not None else None
         trusted_keys = load_trusted_keys(list(keys), list(key_files))
+        if contract is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
+            raise ValueError(f"--contract {contract!r} is not an address (0x and 40 hex digits)")
     except (OSError, ValueError) as exc:
         print(f"evledger verify: error: {exc}", file=sys.stderr)
         return 2
@@ -527,7 +548,7 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         report = malformed_report(f"the bundle is not JSON: {exc}")
     else:
-        report = verify_bundle(bundle, file_bytes, content_hash, rpc_url, trusted_keys)
+        report = verify_bundle(bundle, file_bytes, content_hash, rpc_url, trusted_keys, contract)
     print(format_report(report), file=out)
     return 0 if report.verdict == VERDICT_IN_TREE else 1
 
@@ -536,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evledger verify", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file)
+    return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file,
+               contract=args.contract)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ OCCURRED = "2026-11-26T01:00:00Z"  # written as is into query strings: no "+"
 
 
 def make_runtime(data_dir: Path, *, chain: bool = True, batch_max_delay: float = 0.05,
-                 anchor_min_interval: float = 0.0, max_file_bytes: int = 1 << 30) -> tuple[Runtime, str]:
+                 anchor_min_interval: float = 0.0, max_file_bytes: int = 1 << 30,
+                 file_store: Path | None = None) -> tuple[Runtime, str]:
     """A Runtime (in-process chain unless chain=False) and its bootstrapped service admin key."""
     runtime = Runtime(data_dir, settings=SequencerSettings(batch_max_delay=batch_max_delay),
                       chain=Web3Chain.in_process() if chain else None,
                       anchor_settings=AnchorSettings(min_interval=anchor_min_interval, poll_interval=0.05),
-                      max_file_bytes=max_file_bytes)
+                      max_file_bytes=max_file_bytes, file_store=file_store)
     path = runtime.bootstrap_admin_key()
     assert path == str(Path(data_dir) / "admin.key")
     return runtime, Path(path).read_text().strip()

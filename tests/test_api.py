@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -28,8 +29,8 @@ from fastapi.testclient import TestClient
 from merkle.checkpoint import verify_checkpoint
 from merkle.proof import verify_consistency
 from proof_api.app import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, create_app
-from tests.api_helpers import (OCCURRED, assert_error, auth, free_port, make_runtime, record_count, settle,
-                               wait_until)
+from tests.api_helpers import (OCCURRED, ROLES, assert_error, auth, free_port, make_runtime, record_count,
+                               settle, wait_until)
 from tests.sample_records import chash, rec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -352,6 +353,70 @@ def test_file_upload(api):
 # --- reading ----------------------------------------------------------------------------------
 
 
+def test_file_store_keeps_uploads_durably_and_serves_them_to_auditors_only(tmp_path):
+    from proof_api.filestore import FileStore
+
+    store = tmp_path / "files"
+    runtime, admin = make_runtime(tmp_path / "data", chain=False, max_file_bytes=MAX_FILE_BYTES, file_store=store)
+    c = TestClient(create_app(runtime))
+    try:
+        keys = {}
+        for ledger in ("acme", "other"):
+            assert c.post("/v1/ledgers", json={"ledger": ledger}, headers=auth(admin)).status_code == 201
+            keys[ledger] = {role: auth(c.post(f"/v1/ledgers/{ledger}/api-keys", json={"role": role},
+                                              headers=auth(admin)).json()["key"]) for role in ROLES}
+        producer, auditor = keys["acme"]["producer"], keys["acme"]["auditor"]
+        url = f"/v1/ledgers/acme/files?business_type=contract&occurred_at={OCCURRED}&evidence_id=kept-1"
+        blob = secrets.token_bytes(MAX_FILE_BYTES - 1000)
+        digest = sm3_hex(blob)
+        r = c.post(url, content=(blob[i:i + 8192] for i in range(0, len(blob), 8192)), headers=producer)
+        assert r.status_code == 201 and r.json()["stored"] is True and r.json()["content_hash"] == digest, r.text
+        kept = store / "acme" / digest[:2] / digest
+        assert kept.read_bytes() == blob
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600 and stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+
+        got = c.get(f"/v1/ledgers/acme/files/{digest.upper()}", headers=auditor)
+        assert got.status_code == 200 and got.content == blob and got.headers["x-content-sm3"] == digest
+        assert got.headers["content-type"] == "application/octet-stream"
+        for role in ("producer", "verifier"):
+            assert_error(c.get(f"/v1/ledgers/acme/files/{digest}", headers=keys["acme"][role]), 403, "forbidden")
+        assert_error(c.get(f"/v1/ledgers/acme/files/{digest}", headers=keys["other"]["auditor"]), 404,
+                     "unknown_ledger")
+        assert_error(c.get(f"/v1/ledgers/other/files/{digest}", headers=keys["other"]["auditor"]), 404, "not_found")
+        assert_error(c.get("/v1/ledgers/acme/files/not-a-hash", headers=auditor), 422, "invalid_request",
+                     "content_hash")
+
+        # Recorded by hash only: the record exists, the file does not.
+        only_hash = sm3_hex(b"never uploaded")
+        assert c.post("/v1/ledgers/acme/records", json=rec(1, content_hash=only_hash), headers=producer).status_code == 201
+        assert_error(c.get(f"/v1/ledgers/acme/files/{only_hash}", headers=auditor), 404, "not_stored")
+
+        # The same content again: a duplicate, one file. Bad fields: refused before any byte is kept.
+        again = c.post(url, content=blob, headers=producer)
+        assert again.status_code == 200 and again.json()["duplicate"] is True
+
+        def files():
+            return sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file())
+        assert files() == [kept.relative_to(store)]
+        assert_error(c.post(url.replace(OCCURRED, "soon"), content=b"other bytes", headers=producer), 422,
+                     "invalid_record", "occurred_at")
+        assert_error(c.post(url.replace("kept-1", "kept-big"), content=b"x" * (MAX_FILE_BYTES + 1), headers=producer),
+                     413, "file_too_large")
+        assert files() == [kept.relative_to(store)]  # no temporary file left either
+        # A conflicting evidence_id is found only after the upload: kept, but no record names it.
+        assert_error(c.post(url, content=b"different content", headers=producer), 422, "invalid_record",
+                     "evidence_id")
+        assert_error(c.get(f"/v1/ledgers/acme/files/{sm3_hex(b'different content')}", headers=auditor), 404,
+                     "not_found")
+    finally:
+        c.close()
+        runtime.close()
+    # An upload a crash cut short is removed when the store opens again.
+    (store / "acme" / ".incoming-crashed").write_bytes(b"half a file")
+    FileStore(store)
+    assert not (store / "acme" / ".incoming-crashed").exists() and kept.read_bytes() == blob
+
+
 def test_record_status_recorded_checkpointed_anchored(api):
     c = api.client
     assert c.post("/v1/ledgers", json={"ledger": "flow"}, headers=api.H("service")).status_code == 201
@@ -671,14 +736,16 @@ def test_unknown_routes_and_wrong_methods(api):
 
 
 def test_real_server_evledger_serve(tmp_path):
-    """`evledger serve` on 127.0.0.1: create a ledger, submit a record and a streamed file, fetch
-    and verify the proof over real HTTP, stop cleanly on SIGTERM, however often it comes."""
+    """`evledger serve` on 127.0.0.1: create a ledger, submit a record and a streamed file (kept
+    in the file store and fetched back), fetch and verify the proof over real HTTP, stop cleanly
+    on SIGTERM, however often it comes."""
     from proof_api.verify import VERDICT_IN_TREE, verify_bundle
 
     port = free_port()
     data = tmp_path / "data"
     proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data), "--batch-max-delay", "0.05",
-                             "serve", "--host", "127.0.0.1", "--port", str(port), "--anchor-min-interval", "0"],
+                             "serve", "--host", "127.0.0.1", "--port", str(port), "--anchor-min-interval", "0",
+                             "--file-store", str(tmp_path / "files")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     try:
@@ -701,6 +768,10 @@ def test_real_server_evledger_serve(tmp_path):
             f = http.post(f"/v1/ledgers/live/files?business_type=contract&occurred_at={OCCURRED}&evidence_id=live-f",
                           content=(blob[i:i + 65536] for i in range(0, len(blob), 65536)), headers=producer)
             assert f.status_code == 201 and f.json()["content_hash"] == sm3_hex(blob), f.text
+            assert f.json()["stored"] is True
+            auditor = auth(http.post("/v1/ledgers/live/api-keys", json={"role": "auditor"}, headers=admin).json()["key"])
+            kept = http.get(f"/v1/ledgers/live/files/{sm3_hex(blob)}", headers=auditor)
+            assert kept.status_code == 200 and kept.content == blob
             assert_error(http.get("/v1/ledgers/live/records/0", headers=verifier), 403, "forbidden")
             assert_error(http.get("/v1/ledgers/ghost/records/0", headers=verifier), 404, "unknown_ledger")
 

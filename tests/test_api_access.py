@@ -25,6 +25,7 @@ from tests.api_helpers import OCCURRED, ROLES, assert_error, auth, make_runtime,
 from tests.sample_records import chash, rec
 
 A, B, GHOST = "alpha", "beta", "ghost"
+STORED_FILE = b"a contract kept in the file store of both ledgers\n"
 PROBE_IP, ADMIN_IP = "203.0.113.7", "198.51.100.1"
 _unique = itertools.count(1000)
 
@@ -32,7 +33,7 @@ _unique = itertools.count(1000)
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     data = tmp_path_factory.mktemp("access") / "data"
-    runtime, admin = make_runtime(data)
+    runtime, admin = make_runtime(data, file_store=data.parent / "files")
     app = create_app(runtime)
     client = TestClient(app)
     try:
@@ -43,8 +44,11 @@ def ctx(tmp_path_factory):
             r = client.post(f"/v1/ledgers/{ledger}/records/batch", headers=auth(producer), json=[
                 rec(1, evidence_id="ev-1", business_id="flow-1"), rec(2, evidence_id="ev-2", business_id="flow-1")])
             assert r.json()["recorded"] == 2, r.text
+            r = client.post(f"/v1/ledgers/{ledger}/files?business_type=contract&occurred_at={OCCURRED}",
+                            content=STORED_FILE, headers=auth(producer))
+            assert r.status_code == 201 and r.json()["stored"] is True, r.text
             sizes[ledger] = settle(runtime, ledger)
-        assert sizes[A] == sizes[B] == 2
+        assert sizes[A] == sizes[B] == 3
         keys = {role: client.post(f"/v1/ledgers/{A}/api-keys", json={"role": role}, headers=auth(admin)).json()["key"]
                 for role in ROLES}
         made = [admin, *keys.values()]
@@ -92,6 +96,7 @@ ROUTES = [
     ("latest_checkpoint", "GET", "/checkpoints/latest", lambda c, l: {}, {"auditor", "verifier"}),
     ("checkpoint_at_size", "GET", "/checkpoints/{size}", lambda c, l: {}, {"auditor", "verifier"}),
     ("list_anchors", "GET", "/anchors", lambda c, l: {}, {"auditor"}),
+    ("get_file", "GET", f"/files/{hashlib.new('sm3', STORED_FILE).hexdigest()}", lambda c, l: {}, {"auditor"}),
 ]
 ROUTE_IDS = [r[0] for r in ROUTES]
 

@@ -543,7 +543,7 @@ def test_a_whole_forged_bundle_passes_offline_unless_the_key_is_pinned(good, imp
     assert impostor["checkpoint"]["verifier_key"] != real_key and impostor["origin"] == good["origin"]
     alone = verify_bundle(impostor)  # every link holds: only an outside key or the chain tells
     assert_verdict_1(alone)
-    assert "nor was the signing key pinned: pass --key" in alone.verdict_text
+    assert "the signing key was not pinned: pass --key" in alone.verdict_text
     assert "the bundle's own key (pass --key to pin it)" in alone.check("checkpoint").detail
     pinned = verify_bundle(impostor, trusted_keys=[real_key])
     assert pinned.verdict == 2 and failed(pinned) == {"checkpoint"}
@@ -577,6 +577,31 @@ def test_the_command_takes_keys_and_key_files_and_refuses_what_is_not_a_key(good
     assert f"{keys} line 2: 'not-a-key' is not a verifier key" in capsys.readouterr().err
     assert run(str(genuine), key_files=[str(tmp_path / "missing.keys")]) == 2
     assert "evledger verify: error:" in capsys.readouterr().err
+    keys.write_text("# nothing published yet\n\n")  # an empty download must not mean "trust the bundle"
+    assert run(str(forged), key_files=[str(keys)]) == 2
+    assert f"{keys} holds no verifier keys" in capsys.readouterr().err
+    keys.write_bytes(b"\xef\xbb\xbf" + real_key.encode() + b"\r\n")  # a BOM and CRLF, as Notepad saves it
+    assert run(str(genuine), key_files=[str(keys)]) == 0
+    capsys.readouterr()
+    keys.write_bytes(b"\xff\xfe" + real_key.encode("utf-16-le"))
+    assert run(str(genuine), key_files=[str(keys)]) == 2
+    assert f"{keys} is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_the_contract_pin_refuses_an_anchor_in_another_registry(good, impostor, tmp_path, capsys):
+    # Both ledgers anchored on chains of their own, but to the same deterministic address:
+    # the pin compares the address, and --rpc (test_anchor_on_a_real_chain) the chain.
+    address = good["anchor"]["contract"]
+    assert_verdict_1(verify_bundle(good, contract=address.lower()))
+    elsewhere = copy.deepcopy(good)
+    elsewhere["anchor"]["contract"] = "0x" + "ab" * 20
+    refused = verify_bundle(elsewhere, contract=address)
+    assert refused.verdict == 2 and failed(refused) == {"anchor"}
+    assert f"not the registry given (--contract {address})" in refused.check("anchor").detail
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(good))
+    assert run(str(path), contract="0x1234") == 2
+    assert "--contract '0x1234' is not an address" in capsys.readouterr().err
 
 
 def test_file_and_hash_are_exclusive(tmp_path):
@@ -616,6 +641,12 @@ def test_anchor_on_a_real_chain(tmp_path):
         assert_verdict_1(report, file_checked=True, on_chain=True)
         assert f"chain 31337 at {node.url}: getAnchor(" in report.check("anchor_on_chain").detail
         assert "pass --rpc" not in report.verdict_text
+        # Read from whatever contract the bundle names, the root is vouched for only with the
+        # registry's published address (or the key) pinned.
+        assert "neither the signing key nor the contract was pinned" in report.verdict_text
+        pinned = verify_bundle(bundle, rpc_url=node.url, contract=registry)
+        assert_verdict_1(pinned, on_chain=True)
+        assert pinned.verdict_text == "the record is in the anchored tree, unaltered"
 
         # Every anchor field, tampered, is caught on chain (offline they are informational).
         for what, path, tampered in field_mutations(bundle):

@@ -1,0 +1,83 @@
+"""Optional storage of uploaded evidence files (`evledger serve --file-store DIR`).
+
+Without it the service keeps only a file's SM3 (in the record); with it, each file uploaded
+through `POST /v1/ledgers/{id}/files` is kept by content, per ledger:
+
+    DIR/<ledger>/<sm3[:2]>/<sm3>
+
+An upload is written to a temporary file in DIR/<ledger>/, fsynced, and renamed into place
+(then the directory fsynced) before its record is submitted, so a receipt is never returned
+for a file that is not durably kept, and a crash leaves a whole file or none. Files are named
+by their SM3: the same content uploaded twice is stored once, and nothing else can hide
+behind a name. A file whose record was then refused (a conflicting evidence_id) stays in the
+store but is never served: GET serves a file only when a record of that ledger names its hash.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ingest.ledger import check_ledger_id
+
+_INCOMING = ".incoming-"
+
+
+class FileStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Uploads a crash interrupted: never acknowledged, so never needed.
+        for leftover in self.root.glob(f"*/{_INCOMING}*"):
+            leftover.unlink(missing_ok=True)
+
+    def path(self, ledger_id: str, content_hash: str) -> Path:
+        check_ledger_id(ledger_id)
+        if len(content_hash) != 64 or any(c not in "0123456789abcdef" for c in content_hash):
+            raise ValueError(f"not an SM3 hex digest: {content_hash!r}")
+        return self.root / ledger_id / content_hash[:2] / content_hash
+
+    def find(self, ledger_id: str, content_hash: str) -> Path | None:
+        path = self.path(ledger_id, content_hash)
+        return path if path.is_file() else None
+
+    def begin(self, ledger_id: str) -> "Upload":
+        directory = self.root / check_ledger_id(ledger_id)
+        directory.mkdir(exist_ok=True, mode=0o700)
+        return Upload(self, ledger_id, directory)
+
+
+class Upload:
+    """One upload being written: write() its chunks, then keep() it under its hash, or
+    discard() it."""
+
+    def __init__(self, store: FileStore, ledger_id: str, directory: Path):
+        self.store, self.ledger_id = store, ledger_id
+        fd, name = tempfile.mkstemp(prefix=_INCOMING, dir=directory)
+        self.temp = Path(name)
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+
+    def keep(self, content_hash: str) -> Path:
+        """Durably store the upload as the file of `content_hash` (the caller computed it from
+        the same bytes) and return its path."""
+        final = self.store.path(self.ledger_id, content_hash)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        final.parent.mkdir(exist_ok=True, mode=0o700)
+        os.replace(self.temp, final)  # same content if it was there already
+        for directory in (final.parent, final.parent.parent):
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return final
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.temp.unlink(missing_ok=True)

@@ -46,6 +46,10 @@ def hold_while_closing(loop=None) -> None:
         else:  # another loop: its removal resets to the default for a moment
             loop.remove_signal_handler(sig)
             signal.signal(sig, _while_closing)
+    if isinstance(handlers, dict) and not handlers:
+        # What remove_signal_handler does for the last one: else, once the loop closes its
+        # self-pipe, each signal would write a byte to whatever file reuses that descriptor.
+        signal.set_wakeup_fd(-1)
 
 
 def ignore_for_exit() -> None:

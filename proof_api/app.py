@@ -374,17 +374,23 @@ def create_app(runtime: Runtime) -> FastAPI:
                   "business_id": business_id}
         # The record's own fields first, so a bad one costs no upload (and leaves no stored file).
         validate_record({"content_hash": "0" * 64, **fields})
-        upload = runtime.files.begin(ledger_id) if runtime.files is not None else None
+        upload = await run_in_threadpool(runtime.files.begin, ledger_id) if runtime.files is not None else None
         try:
             sm3 = hashlib.new("sm3")
             size = 0
+            pending = bytearray()  # written in the thread pool a MiB at a time, off the event loop
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > runtime.max_file_bytes:
                     raise ApiError(413, "file_too_large", f"the upload exceeds {runtime.max_file_bytes:,} bytes")
                 sm3.update(chunk)
                 if upload is not None:
-                    upload.write(chunk)
+                    pending += chunk
+                    if len(pending) >= 1 << 20:
+                        await run_in_threadpool(upload.write, bytes(pending))
+                        pending.clear()
+            if upload is not None and pending:
+                await run_in_threadpool(upload.write, bytes(pending))
             if size == 0:
                 raise ApiError(422, "empty_file", "the upload is empty", "file")
             record = {"content_hash": sm3.hexdigest(), **fields}

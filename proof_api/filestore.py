@@ -11,6 +11,7 @@ for a file that is not durably kept, and a crash leaves a whole file or none. Fi
 by their SM3: the same content uploaded twice is stored once, and nothing else can hide
 behind a name. A file whose record was then refused (a conflicting evidence_id) stays in the
 store but is never served: GET serves a file only when a record of that ledger names its hash.
+One service writes a store: at start it deletes the temporary files a crash left behind.
 """
 from __future__ import annotations
 
@@ -23,10 +24,28 @@ from ingest.ledger import check_ledger_id
 _INCOMING = ".incoming-"
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dir(path: Path) -> None:
+    """mkdir, and make the new entry durable in its parent (a stored file's path must survive
+    a power loss, not only its bytes)."""
+    if not path.is_dir():
+        if not path.parent.is_dir():
+            _make_dir(path.parent)
+        path.mkdir(exist_ok=True, mode=0o700)
+        _fsync_dir(path.parent)
+
+
 class FileStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _make_dir(self.root)
         # Uploads a crash interrupted: never acknowledged, so never needed.
         for leftover in self.root.glob(f"*/{_INCOMING}*"):
             leftover.unlink(missing_ok=True)
@@ -43,41 +62,45 @@ class FileStore:
 
     def begin(self, ledger_id: str) -> "Upload":
         directory = self.root / check_ledger_id(ledger_id)
-        directory.mkdir(exist_ok=True, mode=0o700)
+        _make_dir(directory)
         return Upload(self, ledger_id, directory)
 
 
 class Upload:
     """One upload being written: write() its chunks, then keep() it under its hash, or
-    discard() it."""
+    discard() it. Once keep() has begun, discard() leaves the file to it: a request cancelled
+    while keep() runs in a worker thread must not pull the file from under it."""
 
     def __init__(self, store: FileStore, ledger_id: str, directory: Path):
         self.store, self.ledger_id = store, ledger_id
         fd, name = tempfile.mkstemp(prefix=_INCOMING, dir=directory)
         self.temp = Path(name)
         self._file = os.fdopen(fd, "wb")
+        self._keeping = False
 
-    def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
 
     def keep(self, content_hash: str) -> Path:
         """Durably store the upload as the file of `content_hash` (the caller computed it from
         the same bytes) and return its path."""
-        final = self.store.path(self.ledger_id, content_hash)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        final.parent.mkdir(exist_ok=True, mode=0o700)
-        os.replace(self.temp, final)  # same content if it was there already
-        for directory in (final.parent, final.parent.parent):
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        return final
+        self._keeping = True
+        try:
+            final = self.store.path(self.ledger_id, content_hash)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            _make_dir(final.parent)
+            os.replace(self.temp, final)  # same content if it was there already
+            _fsync_dir(final.parent)
+            return final
+        except BaseException:
+            self._file.close()
+            self.temp.unlink(missing_ok=True)
+            raise
 
     def discard(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._keeping:
+            return
+        self._file.close()
         self.temp.unlink(missing_ok=True)

@@ -45,11 +45,11 @@ class Runtime:
                  file_store: str | os.PathLike | None = None):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.files = FileStore(file_store) if file_store is not None else None  # None: uploads keep only the SM3
         self.service = LedgerService(self.data_dir, log_backend, settings)
         self.access = AccessStore(self.data_dir / "access.json")
         self.metrics = Metrics()
         self.max_file_bytes = max_file_bytes
-        self.files = FileStore(file_store) if file_store is not None else None  # None: uploads keep only the SM3
         self.started = time.time()
         self.worker: AnchorWorker | None = None
         if chain is not None:

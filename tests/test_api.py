@@ -834,3 +834,20 @@ def test_duplicate_receipt_of_anchored_record_says_anchored(api, anchored):
 def test_proof_without_selector_does_not_offer_business_id(api):
     error = assert_error(api.client.get("/v1/ledgers/acme/proof", headers=api.H("auditor")), 400, "invalid_request")
     assert "business_id" not in error["message"]
+
+
+def test_a_file_store_upload_kept_is_not_undone_and_one_that_fails_leaves_nothing(tmp_path):
+    from proof_api.filestore import FileStore
+
+    store = FileStore(tmp_path / "files")
+    upload = store.begin("acme")
+    upload.write(b"the contract")
+    kept = upload.keep(sm3_hex(b"the contract"))
+    upload.discard()  # as the request's finally does, even when it was cancelled during keep()
+    assert kept.read_bytes() == b"the contract"
+    failing = store.begin("acme")
+    failing.write(b"half")
+    with pytest.raises(ValueError):
+        failing.keep("not a digest")
+    failing.discard()
+    assert sorted(p.name for p in (tmp_path / "files").rglob("*") if p.is_file()) == [kept.name]

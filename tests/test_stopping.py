@@ -67,3 +67,23 @@ kill(signal.SIGTERM)
 print("survived", flush=True)
 """)
     assert result.returncode == -15 and result.stdout == ""
+
+
+def test_a_loop_with_only_the_stop_signals_leaves_no_wakeup_descriptor_behind():
+    # Without set_wakeup_fd(-1), the closed loop's self-pipe descriptor stays the signal
+    # wakeup fd: the next file opened gets that number and a byte per signal written into it.
+    result = run(PRELUDE + """
+import tempfile
+loop = asyncio.new_event_loop()
+loop.add_signal_handler(signal.SIGTERM, lambda: None)
+loop.add_signal_handler(signal.SIGINT, lambda: None)
+hold_while_closing(loop)
+loop.close()
+files = [tempfile.TemporaryFile() for _ in range(4)]  # take the freed descriptor numbers
+kill(signal.SIGTERM)
+for f in files:
+    f.seek(0)
+print(repr(b"".join(f.read() for f in files)), flush=True)
+""")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "b''\n"

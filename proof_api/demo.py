@@ -92,7 +92,8 @@ class Service:
 
         # /readyz: up, and the SM3 kernels compiled (the first run on a machine), so the figures
         # below are the service's and not numba's.
-        deadline = time.monotonic() + 180
+        started = time.monotonic()
+        deadline = started + 180
         said, why = False, "no answer"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -102,7 +103,7 @@ class Service:
                 if ready.status_code == 200:
                     return
                 why = "; ".join(ready.json().get("problems", [])) or ready.text
-                if not said:
+                if not said and time.monotonic() - started > 2:  # not for the kernels' load from cache
                     print(f"waiting for the service: {why}", flush=True)
                     said = True
             except httpx.HTTPError:

@@ -28,6 +28,7 @@ from ingest.stream import (ERROR_HEADER, SOURCE_HEADER, BatchHandler, FatalStrea
                            PartitionDataDirs, SingleDataDir, StreamSettings, bootstrap_servers, handle_batch,
                            make_app, partition_for, produce_records)
 from proof_api.cli import _stream_settings, build_parser
+from tests.api_helpers import wait_until
 from tests.sample_records import rec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -569,9 +570,14 @@ def test_sigkill_mid_stream_and_restart_records_everything_exactly_once(broker, 
     everything = expected["acme"] | expected["beta"]
     kills = 0
     for round_ in range(2):  # kill twice, each time once receipts are flowing but far from done
+        committed_before = committed_offsets(broker, topics, 2)
         worker = Worker(data, broker, topics, tmp_path / f"worker-{round_}.log", batch_size=200)
         seen_before = len(read_topic(broker, topics.receipts, timeout=0.5))
         so_far = read_topic(broker, topics.receipts, until=lambda m: len(m) >= seen_before + 1500, timeout=30)
+        # ... and once this worker has committed (every 0.3 s), so the kill falls between commits:
+        # 1,500 receipts can come within the first interval.
+        wait_until(lambda: committed_offsets(broker, topics, 2) != committed_before, timeout=10,
+                   what="the worker's first offset commit")
         worker.kill()
         kills += 1
         assert len(so_far) >= seen_before + 1500, worker.output()[-3000:]

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from ingest.stopping import terminate
+
 NODE_BIN = Path(__file__).resolve().parent / "contracts" / "node_modules" / ".bin"
 ANVIL = NODE_BIN / "anvil"
 CAST = NODE_BIN / "cast"
@@ -64,13 +66,8 @@ class Anvil:
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM), so a --state file is written."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, 15)
         if self.proc is not None and self.proc.stderr:
             self.proc.stderr.close()
         self.proc = None

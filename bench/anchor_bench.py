@@ -46,7 +46,7 @@ import numpy as np
 from anchor.chain import Web3Chain, deploy_registry
 from anchor.devchain import ANVIL, Anvil, DEV_KEYS
 from anchor.worker import AnchorSettings, AnchorWorker
-from bench.machine import machine_info, machine_line
+from bench.machine import machine_info, machine_line, write_result
 from ingest import events as ev
 from ingest.ledger import LedgerService, Receipt
 from ingest.sequencer import SequencerSettings
@@ -720,15 +720,11 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result["total_seconds"] = time.perf_counter() - started
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (out / f"anchor-{stamp}.json").write_text(json.dumps(result, indent=2))
     md = markdown(result)
-    (out / f"anchor-{stamp}.md").write_text(md)
+    written = write_result(args.out, "anchor", result, md)
     print()
     print(md)
-    print(f"total {result['total_seconds']:.0f} s; wrote {out}/anchor-{stamp}.json and .md")
+    print(f"total {result['total_seconds']:.0f} s; wrote {written} and .md")
     return 0
 
 

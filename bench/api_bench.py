@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import re
 import shutil
@@ -63,8 +62,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from bench.ingest_bench import _proc_stat, filesystem_of, met, percentiles
-from bench.machine import machine_info, machine_line
+from bench.ingest_bench import _proc_stat, make_workdir, met, percentiles
+from bench.machine import machine_info, machine_line, write_result
+from ingest.stopping import terminate
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -156,13 +156,7 @@ class Server:
             return ""
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # uvicorn shuts down, then runtime.close()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc, 30, signal.SIGINT)  # uvicorn shuts down, then runtime.close()
         self._log.close()
         return self.proc.returncode
 
@@ -676,12 +670,7 @@ def main(argv=None) -> int:
 
     result = {"machine": machine_info(), "quick": quick}
     print("machine:", machine_line(result["machine"]))
-    workdir = tempfile.mkdtemp(dir=args.workdir, prefix="evledger-api-bench-")
-    fs = filesystem_of(workdir)
-    result.update(workdir=workdir, filesystem=fs)
-    print(f"data folder: {workdir} on {fs['device']} ({fs['fstype']}, mounted at {fs['mount']})")
-    if fs["fstype"] in ("tmpfs", "ramfs", "overlay"):
-        print(f"  WARNING: {fs['fstype']} is not a plain disk: fsync may cost nothing here; pass --workdir on a real disk")
+    workdir = make_workdir(args.workdir, "api", result)
     try:
         import uvloop
         loop_impl = f"uvloop {uvloop.__version__}"
@@ -820,12 +809,8 @@ def main(argv=None) -> int:
     result["goals"] = {"batch_records_per_s": {"goal": GOAL_BATCH, "best": best_batch, "met": best_batch >= GOAL_BATCH},
                        "proof_ratio": {"goal": GOAL_PROOF_RATIO, "best": best_ratio, "met": best_ratio >= GOAL_PROOF_RATIO,
                                        "by_server_cpu": max(r["ratio_by_server_cpu"] for r in result["proof"])}}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (out / f"api-{stamp}.json").write_text(json.dumps(result, indent=2))
     md = markdown(result)
-    (out / f"api-{stamp}.md").write_text(md)
+    written = write_result(args.out, "api", result, md)
     print()
     print(md)
     g = result["goals"]
@@ -839,7 +824,7 @@ def main(argv=None) -> int:
         if t["spread"] > 0.2:
             print(f"  NOTE: the trivial rate at C={t['concurrency']} moved {t['spread']:.0%} between before and after: "
                   "a noisy machine; rerun")
-    print(f"total {result['total_seconds']:.0f} s; wrote {out}/api-{stamp}.json and .md")
+    print(f"total {result['total_seconds']:.0f} s; wrote {written} and .md")
     return 0
 
 

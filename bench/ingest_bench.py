@@ -22,7 +22,6 @@ Nothing is asserted: the issue's goals are printed next to the figures, met or n
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench.machine import machine_info, machine_line
+from bench.machine import machine_info, machine_line, write_result
 from ingest import events as ev
 from ingest.leaf import encode_leaf, format_received_at
 from ingest.ledger import LedgerService, Receipt
@@ -203,6 +202,19 @@ def filesystem_of(path: str) -> dict:
     except OSError:
         pass
     return best
+
+
+def make_workdir(root: str, name: str, result: dict) -> str:
+    """A fresh data folder under `root` for one benchmark, its filesystem noted in `result` and
+    printed, with a warning where fsync may cost nothing."""
+    workdir = tempfile.mkdtemp(dir=root, prefix=f"evledger-{name}-bench-")
+    fs = filesystem_of(workdir)
+    result.update(workdir=workdir, filesystem=fs)
+    print(f"data folder: {workdir} on {fs['device']} ({fs['fstype']}, mounted at {fs['mount']})")
+    if fs["fstype"] in ("tmpfs", "ramfs", "overlay"):
+        print(f"  WARNING: {fs['fstype']} is not a plain disk: fsync may cost nothing here, so these are not "
+              "durable-disk figures; pass --workdir on a real disk")
+    return workdir
 
 
 def dir_bytes(path: str) -> int:
@@ -623,13 +635,7 @@ def main(argv=None) -> int:
 
     result = {"machine": machine_info(), "quick": quick}
     print("machine:", machine_line(result["machine"]))
-    workdir = tempfile.mkdtemp(dir=args.workdir, prefix="evledger-ingest-bench-")
-    fs = filesystem_of(workdir)
-    result.update(workdir=workdir, filesystem=fs)
-    print(f"data folder: {workdir} on {fs['device']} ({fs['fstype']}, mounted at {fs['mount']})")
-    if fs["fstype"] in ("tmpfs", "ramfs", "overlay"):
-        print(f"  WARNING: {fs['fstype']} is not a plain disk: fsync may cost nothing here, so these are not "
-              "durable-disk figures; pass --workdir on a real disk")
+    workdir = make_workdir(args.workdir, "ingest", result)
     started = time.perf_counter()
     run_clock = CpuClock()
     try:
@@ -740,12 +746,8 @@ def main(argv=None) -> int:
         "rebuild_events_per_s": {"goal": GOAL_REBUILD, "measured": rb["events_per_s"],
                                  "met": rb["events_per_s"] >= GOAL_REBUILD},
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (out / f"ingest-{stamp}.json").write_text(json.dumps(result, indent=2))
     md = markdown(result)
-    (out / f"ingest-{stamp}.md").write_text(md)
+    written = write_result(args.out, "ingest", result, md)
     print()
     print(md)
     g = result["goals"]
@@ -757,7 +759,7 @@ def main(argv=None) -> int:
     run = result["run"]
     print(f"over the whole run: process CPU {run['cpu_cores']:.2f} cores, machine iowait {run['iowait_cores']:.2f} "
           f"cores, steal {run['steal_cores']:.2f} cores (steal above ~0.1 means a noisy neighbour: rerun)")
-    print(f"total {result['total_seconds']:.0f} s; wrote {out}/ingest-{stamp}.json and .md")
+    print(f"total {result['total_seconds']:.0f} s; wrote {written} and .md")
     return 0
 
 

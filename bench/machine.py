@@ -1,10 +1,13 @@
-"""What every benchmark report states: the machine, the versions, the commit."""
+"""What every benchmark report states: the machine, the versions, the commit; and where each
+module writes its result."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
 import time
+from pathlib import Path
 
 
 def _cpu_model() -> str:
@@ -59,3 +62,15 @@ def machine_info() -> dict:
 def machine_line(info: dict) -> str:
     return (f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; Python {info['python']}, "
             f"numba {info['numba']}, {info['openssl']}; commit {info['commit']}; {info['date_utc']}")
+
+
+def write_result(out: str | os.PathLike, name: str, result: dict, md: str | None = None) -> Path:
+    """Write <out>/<name>-<UTC stamp>.json (the raw result, what bench.suite and capacity read)
+    and, given the report, the .md beside it; return the .json's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path.write_text(json.dumps(result, indent=2))
+    if md is not None:
+        path.with_suffix(".md").write_text(md)
+    return path

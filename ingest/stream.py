@@ -187,6 +187,17 @@ def partition_for(ledger_id: str, partitions: int) -> int:
     return (murmur2(ledger_id.encode()) & 0x7FFFFFFF) % partitions
 
 
+def ledgers_on_distinct_partitions(partitions: int) -> list[str]:
+    """Ledger ids ledger-<i>, one for each partition in order: for tests and benchmarks that
+    need every partition to hold a ledger."""
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < partitions:
+        found.setdefault(partition_for(f"ledger-{i}", partitions), f"ledger-{i}")
+        i += 1
+    return [found[p] for p in range(partitions)]
+
+
 # ----------------------------------------------------------------------- where ledgers live
 
 class LedgerDirectory:

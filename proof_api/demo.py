@@ -10,11 +10,8 @@ writes a certificate, prints the figures and stops the service.
 from __future__ import annotations
 
 import bisect
-import os
 import random
-import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +22,8 @@ from pathlib import Path
 
 import orjson
 from tqdm import tqdm
+
+from ingest.stopping import terminate
 
 FLOWS = {
     "account-opening": ("account-opening.application", "account-opening.id-check", "account-opening.video",
@@ -113,13 +112,7 @@ class Service:
         raise RuntimeError(f"evledger serve was not ready within 180 s: {why}")
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 30)
         self.proc.stderr.close()
         return self.proc.returncode
 

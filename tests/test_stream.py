@@ -24,9 +24,10 @@ from ingest.devbroker import Tansu, tansu_binary
 from ingest.ledger import LedgerError, LedgerService
 from ingest.log_rocksdb import RocksDBLog
 from ingest.sequencer import SequencerSettings
+from ingest.stopping import terminate
 from ingest.stream import (ERROR_HEADER, SOURCE_HEADER, BatchHandler, FatalStreamError, InRecord,
                            PartitionDataDirs, SingleDataDir, StreamSettings, bootstrap_servers, handle_batch,
-                           make_app, partition_for, produce_records)
+                           ledgers_on_distinct_partitions, make_app, partition_for, produce_records)
 from proof_api.cli import _stream_settings, build_parser
 from tests.api_helpers import wait_until
 from tests.sample_records import rec
@@ -422,14 +423,8 @@ class Worker:
         self.proc.wait(10)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"worker did not stop on SIGTERM:\n{self.output()[-3000:]}")
+        if not terminate(self.proc, 30):
+            raise AssertionError(f"worker did not stop on SIGTERM:\n{self.output()[-3000:]}")
         self._out.close()
         return self.proc.returncode
 
@@ -635,20 +630,11 @@ def check_commits_follow_receipts_and_receipts_follow_the_log(broker: Tansu, top
             f"receipt for {receipt['evidence_id']} published but the record is not in the log"
 
 
-def _ledgers_on_distinct_partitions(partitions: int) -> list[str]:
-    found: dict[int, str] = {}
-    i = 0
-    while len(found) < partitions:
-        found.setdefault(partition_for(f"ledger-{i}", partitions), f"ledger-{i}")
-        i += 1
-    return [found[p] for p in range(partitions)]
-
-
 @needs_tansu
 def test_two_workers_in_one_group_split_the_partitions_one_writer_per_ledger(broker, tmp_path):
     topics = Topics(broker, "split", 2)
     root = tmp_path / "data"
-    ledgers = _ledgers_on_distinct_partitions(2)
+    ledgers = ledgers_on_distinct_partitions(2)
     for ledger in ledgers:
         created = subprocess.run([sys.executable, "-m", "proof_api.cli", "--data-dir", str(root), "stream",
                                   "create-ledger", ledger, "--broker", broker.url, "--topic", topics.evidence],

@@ -245,6 +245,11 @@ class AnchorWorker:
         sealed = self._sealed_at.pop((ledger.id, size), None)
         if sealed is not None:
             self.metrics.confirm_latency.append(time.monotonic() - sealed)
+        # Checkpoints sealed between anchors are covered by this one and never anchored
+        # themselves: forget them, or the map grows by one a second per ledger.
+        # list() copies the keys in one step: the sequencer's thread adds to the map meanwhile.
+        for key in [k for k in list(self._sealed_at) if k[0] == ledger.id and k[1] < size]:
+            self._sealed_at.pop(key, None)
         self.metrics.confirmed += 1
         state.pending = None
         state.mined_at = None

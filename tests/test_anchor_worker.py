@@ -430,3 +430,17 @@ def test_settings_validation():
     with pytest.raises(ValueError):
         AnchorSettings(min_interval=-1)
     assert AnchorSettings().min_interval == 10.0  # the issue's default
+
+
+def test_checkpoints_covered_by_a_confirmed_anchor_leave_the_latency_map(service, chain):
+    """Checkpoints are sealed about once a second and anchored at most every min_interval:
+    the ones in between are covered by the next anchor and must not stay in memory forever."""
+    alpha = service.create_ledger("alpha")
+    worker = AnchorWorker(service, chain, fast(min_interval=3600))
+    worker.step()  # takes the ledger on: from now it notes when each checkpoint is sealed
+    sizes = [ingest(alpha, i * 5, 5)["size"] for i in range(3)]
+    assert sizes == [5, 10, 15] and {("alpha", s) for s in sizes} <= set(worker._sealed_at)
+    worker.anchor_now("alpha")
+    assert worker.wait_confirmed("alpha", 15, timeout=15) is not None
+    assert not [key for key in worker._sealed_at if key[0] == "alpha"]
+    assert worker.metrics.confirm_latency  # the confirmed checkpoint's own latency was taken first

@@ -105,7 +105,7 @@ class ChainBackend:
     def latest_anchor(self, origin: str) -> OnChainAnchor | None:
         raise NotImplementedError
 
-    def find_anchor_tx(self, origin: str, size: int, from_block: int = 0) -> str | None:
+    def find_anchor_tx(self, origin: str, size: int) -> str | None:
         """The hash of the transaction that anchored (origin, size), from the contract's
         Anchored events: how a restarted worker finds a transaction it sent but never logged."""
         raise NotImplementedError
@@ -283,9 +283,9 @@ class Web3Chain(ChainBackend):
             return None
         return OnChainAnchor(size, bytes(root), number, timestamp)
 
-    def find_anchor_tx(self, origin: str, size: int, from_block: int = 0) -> str | None:
+    def find_anchor_tx(self, origin: str, size: int) -> str | None:
         event = self.contract.events.Anchored
-        logs = self._call(lambda: event.get_logs(from_block=from_block,
+        logs = self._call(lambda: event.get_logs(from_block=0,
                                                   argument_filters={"ledger": ledger_key(origin), "size": size}))
         return _hex(logs[-1]["transactionHash"]) if logs else None
 

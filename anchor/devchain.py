@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from ingest.devbroker import free_port
 from ingest.stopping import terminate
 
 NODE_BIN = Path(__file__).resolve().parent / "contracts" / "node_modules" / ".bin"
@@ -21,12 +22,6 @@ DEV_KEYS = (
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Anvil:

@@ -51,7 +51,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,7 @@ import orjson
 
 from bench.ingest_bench import _proc_stat, make_workdir, met, percentiles
 from bench.machine import machine_info, machine_line, write_result
+from ingest.devbroker import free_port
 from ingest.stopping import terminate
 
 RESULTS = Path(__file__).parent / "results"
@@ -101,12 +101,6 @@ def serve_child(data_dir: str, port: int) -> int:
     finally:
         runtime.close()
     return 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -33,6 +33,7 @@ def tansu_binary() -> Path | None:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for the dev servers and tests)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -102,11 +103,6 @@ class Tansu:
         if result.returncode != 0:
             raise RuntimeError(f"tansu topic create {name} failed ({result.returncode}): "
                                f"{(result.stdout + result.stderr).decode(errors='replace')[-2000:]}")
-
-    def list_topics(self) -> str:
-        result = subprocess.run([str(self.binary), "topic", "list", "--broker", self.listener],
-                                stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=True)
-        return result.stdout.decode()
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -185,7 +185,6 @@ class Ledger:
         prepared: list = []  # what the sequencer is handed: a PreparedRecord or the event itself
         outcomes: list[list | None] = []
         leaves: list[bytes] = []
-        new_ids: list[str] = []
         in_group: dict[str, tuple] = {}  # evidence ids first written by this group -> (fingerprint, seq)
         recent_get = self._recent.get
         fingerprint_of_record = self._fingerprint
@@ -251,7 +250,6 @@ class Ledger:
                 new_events.append(evidence_recorded(leaf, fingerprint))
                 prepared.append(PreparedRecord(leaf, seq, record, fingerprint))
                 if evidence_id is not None:
-                    new_ids.append(evidence_id)
                     in_group[evidence_id] = (fingerprint, seq, None)
                 seq += 1
             outcomes.append(results)
@@ -267,14 +265,14 @@ class Ledger:
             if new_events:
                 self._version = self.log.append(self.id, new_events, self._version)
         except WrongExpectedVersion as exc:
-            self._drop_recent(new_ids)
+            self._drop_recent(in_group)
             self._absorb_log_from(first_position)
             raise LedgerError("concurrent_writer", f"ledger {self.id!r} has another writer (its stream "
                               f"moved to version {exc.actual}); nothing of this group was recorded") from None
         except BaseException as exc:
             # The append may or may not have reached the log (a timeout after the server
             # committed): believe the log, so a retry finds what did get in as duplicates.
-            self._drop_recent(new_ids)
+            self._drop_recent(in_group)
             try:
                 self._absorb_log_from(first_position)
             except Exception:
@@ -308,7 +306,7 @@ class Ledger:
                 request.result = [final[r.evidence_id]._replace(duplicate=True) if type(r) is _Same else r
                                   for r in results]
 
-    def _drop_recent(self, evidence_ids: list[str]) -> None:
+    def _drop_recent(self, evidence_ids) -> None:
         with self._recent_lock:
             for evidence_id in evidence_ids:
                 self._recent.pop(evidence_id, None)

@@ -515,7 +515,7 @@ class StreamRuntime:
     that runs handle() off the event loop (one thread: batches and partition releases run in
     order), and what to do when a batch cannot be made durable."""
 
-    def __init__(self, handler: BatchHandler | None, on_fatal: Callable[[BaseException], None] = _default_on_fatal):
+    def __init__(self, handler: BatchHandler, on_fatal: Callable[[BaseException], None] = _default_on_fatal):
         self.handler = handler
         self.publisher: Publisher | None = None
         self.on_fatal = on_fatal
@@ -550,19 +550,18 @@ class StreamRuntime:
         self.errors += len(result.dead_letters)
 
     async def release(self, partitions: set[int]) -> None:
-        if partitions and self.handler is not None:
+        if partitions:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.executor, self.handler.ledgers.release, partitions)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
-        if self.handler is not None:
-            self.handler.close()
-            self.handler.ledgers.close()
+        self.handler.close()
+        self.handler.ledgers.close()
 
 
-def make_app(settings: StreamSettings, handler: BatchHandler | None = None,
-             on_fatal: Callable[[BaseException], None] = _default_on_fatal, datadir: str | os.PathLike | None = None):
+def make_app(settings: StreamSettings, handler: BatchHandler, *, datadir: str | os.PathLike,
+             on_fatal: Callable[[BaseException], None] = _default_on_fatal):
     """The faust app: consumer group `settings.group`, the three topics, and the `ingest`
     agent. `app.evledger` is its StreamRuntime; `app.evledger_agent` the agent."""
     import faust
@@ -574,8 +573,7 @@ def make_app(settings: StreamSettings, handler: BatchHandler | None = None,
         autodiscover=False,
         web_enabled=False,  # several workers on one machine; nothing to serve
         store="memory://",
-        # faust's table directory (this app has no tables): never its default, ./<group>-data.
-        datadir=str(datadir) if datadir else os.path.join(tempfile.gettempdir(), f"evledger-faust-{settings.group}"),
+        datadir=str(datadir),  # faust's table directory (this app has no tables): not ./<group>-data
         topic_disable_leader=True,  # no extra internal topic to create
         topic_allow_declare=False,  # the topics are the operator's (docs/stream.md)
         consumer_auto_offset_reset="earliest",  # a new group starts at the beginning, not at the end

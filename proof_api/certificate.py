@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from html import escape
 from html.parser import HTMLParser
 
-BUNDLE_FORMAT = "evledger-proof/1"
+from .bundle import BUNDLE_FORMAT
 SCRIPT_ID = "evledger-proof"
 BEIJING = timezone(timedelta(hours=8), "UTC+8")
 MISSING = "—"

@@ -365,7 +365,6 @@ def _stream_settings(args: argparse.Namespace):
 
 def _cmd_stream_worker(args: argparse.Namespace) -> int:
     from ingest.ledger import LedgerService
-    from ingest.log_rocksdb import RocksDBLog
     from ingest.stream import PartitionDataDirs, SingleDataDir, run_worker
 
     from merkle.hashing import warm_up
@@ -378,7 +377,7 @@ def _cmd_stream_worker(args: argparse.Namespace) -> int:
                              "take --log kurrentdb (docs/stream.md)")
         sequencer = _settings(args)
         ledgers = PartitionDataDirs(
-            args.data_dir, lambda path: LedgerService(path, RocksDBLog(os.path.join(path, "log")), sequencer))
+            args.data_dir, lambda path: LedgerService(path, settings=sequencer))  # a RocksDB log in each
     else:
         ledgers = SingleDataDir(open_service(args))
     print(f"evledger stream worker: {settings.broker} topic {settings.topic} -> {settings.receipts_topic} "
@@ -412,7 +411,6 @@ def _cmd_stream_create_ledger(args: argparse.Namespace) -> int:
     import asyncio
 
     from ingest.ledger import LedgerService
-    from ingest.log_rocksdb import RocksDBLog
     from ingest.stream import PartitionDataDirs, partition_for, topic_partition_count
 
     partitions = args.partitions
@@ -420,7 +418,7 @@ def _cmd_stream_create_ledger(args: argparse.Namespace) -> int:
         partitions = asyncio.run(topic_partition_count(args.broker, args.topic, _stream_settings(args)))
     partition = partition_for(args.ledger, partitions)
     path = PartitionDataDirs.path(args.data_dir, partition)
-    with LedgerService(path, RocksDBLog(os.path.join(path, "log")), _settings(args), start=False) as service:
+    with LedgerService(path, settings=_settings(args), start=False) as service:
         ledger = service.create_ledger(args.ledger, alg=args.alg)
         print(f"created ledger {ledger.id} ({ledger.alg}) in {path}: partition {partition} of the "
               f"{partitions} of {args.topic}")

@@ -28,7 +28,7 @@ from ingest.leaf import LeafError, decode_leaf
 from merkle.checkpoint import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
 from merkle.proof import ProofError, hash_function, verify_inclusion
 
-BUNDLE_FORMAT = "evledger-proof/1"
+from .bundle import BUNDLE_FORMAT
 CHECK_NAMES = ("format", "leaf", "leaf_hash", "inclusion", "checkpoint", "file", "content_hash",
                "anchor", "anchor_on_chain")
 VERDICT_IN_TREE = 1  # ①

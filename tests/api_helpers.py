@@ -4,7 +4,6 @@ a real uvicorn server on 127.0.0.1 in a thread."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import uvicorn
 
 from anchor.chain import Web3Chain
 from anchor.worker import AnchorSettings
+from ingest.devbroker import free_port
 from ingest.sequencer import SequencerSettings
 from proof_api.runtime import Runtime
 
@@ -88,10 +88,6 @@ def settle(runtime: Runtime, ledger_id: str, timeout: float = 30.0) -> int:
     return size
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

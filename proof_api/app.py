@@ -21,12 +21,13 @@ from ingest.records import RECORD_FIELD, RecordError, validate_record
 from merkle.proof import ProofError
 
 from .access import ALL_LEDGERS, ROLES, Principal
+from .bodies import (MAX_BATCH_BYTES, MAX_RECORD_BODY_BYTES, MAX_SMALL_BODY_BYTES, MAX_VERIFY_BODY_BYTES, MIB,
+                     BodyError, BodyLimits, BodyTimeouts, InFlight, parse_json, route_class)
 from .bundle import BundleError, build_bundle
 from .runtime import Runtime
 
 API_VERSION = "v1"
 MAX_BATCH_ITEMS = 10_000
-MAX_BATCH_BYTES = 16 << 20  # 16 MiB
 
 RECORD_EXAMPLE = {
     "content_hash": "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0",
@@ -104,19 +105,31 @@ def _is_network(text: str) -> bool:
 _JSON_BODY_SUFFIXES = ("/records", "/v1/ledgers", "/api-keys", "/ip-rules", "/v1/verify")
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="evidence-ledger", version="1", default_response_class=ORJSONResponse,
+# Routes that take records: admitted against the ledger's in-flight budget before the body is read.
+_INGEST_SUFFIXES = ("/records", "/records/batch", "/files")
+_LEDGER_ROUTE_PREFIX = "/v1/ledgers/"
+
+
+def create_app(runtime: Runtime, in_flight: InFlight | None = None,
+               body_timeouts: BodyTimeouts = BodyTimeouts()) -> FastAPI:
+    # strict_content_type off: a JSON body without a Content-Type is read as JSON on every route
+    # (as /records/batch always did), rather than refused by some routes and not others.
+    app = FastAPI(title="evidence-ledger", version="1", default_response_class=ORJSONResponse, strict_content_type=False,
                   description="Records in an event-sourced log, SM3 Merkle trees, SM2-signed checkpoints anchored "
                               "on a consortium chain, offline-verifiable proof bundles (evledger-proof/1). "
                               "Authenticate with `Authorization: Bearer evk_...`.")
     app.state.runtime = runtime
     metrics = runtime.metrics
+    in_flight = in_flight or InFlight()
 
     # -- errors ---------------------------------------------------------------------------
 
-    def error(status: int, code: str, message: str, field: str | None = None) -> ORJSONResponse:
+    def error(status: int, code: str, message: str, field: str | None = None, headers=None,
+              **extra) -> ORJSONResponse:
         metrics.errors.labels(code).inc()
-        return ORJSONResponse(_error_body(code, message, field), status_code=status)
+        body = _error_body(code, message, field)
+        body["error"].update(extra)
+        return ORJSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(ApiError)
     async def _api_error(request, exc: ApiError):
@@ -124,7 +137,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(RecordError)
     async def _record_error(request, exc: RecordError):
-        return error(422, exc.code, exc.message, exc.field)
+        return error(422, exc.code, exc.message, exc.field, rule=exc.rule)
 
     @app.exception_handler(LedgerError)
     async def _ledger_error(request, exc: LedgerError):
@@ -152,8 +165,8 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc: StarletteHTTPException):
-        if exc.status_code == 400 and "JSON" in str(exc.detail):  # e.g. nesting too deep to parse
-            return error(400, "malformed_json", str(exc.detail), RECORD_FIELD)
+        if isinstance(exc, BodyError):
+            return error(exc.status_code, exc.code, exc.detail, exc.field, exc.headers)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error(exc.status_code, code, str(exc.detail))
 
@@ -161,14 +174,27 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def _unexpected(request, exc: Exception):
         return error(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
+    def body_limit(method: str, path: str) -> tuple[int, str]:
+        """The most bytes a route's body may have, and the code of the 413 beyond it."""
+        if method == "POST" and path.startswith(_LEDGER_ROUTE_PREFIX):
+            if path.endswith("/records/batch"):
+                return MAX_BATCH_BYTES, "body_too_large"
+            if path.endswith("/records"):
+                return MAX_RECORD_BODY_BYTES, "body_too_large"
+            if path.endswith("/files"):
+                return runtime.max_file_bytes, "file_too_large"
+        if path == "/v1/verify":
+            return MAX_VERIFY_BODY_BYTES, "body_too_large"
+        return MAX_SMALL_BODY_BYTES, "body_too_large"
+
+    def refuse(status: int, code: str, message: str) -> ORJSONResponse:
+        metrics.requests.labels(f"{status // 100}xx").inc()
+        return error(status, code, message, headers={"Connection": "close"})
+
+    app.add_middleware(BodyLimits, limit_for=body_limit, refuse=refuse, timeouts=body_timeouts)
+
     @app.middleware("http")
     async def _count(request: Request, call_next):
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BATCH_BYTES and not request.url.path.endswith("/files"):
-            metrics.requests.labels("4xx").inc()
-            metrics.errors.labels("body_too_large").inc()
-            return ORJSONResponse(_error_body("body_too_large", f"the body is {int(declared):,} bytes; the limit is "
-                                              f"{MAX_BATCH_BYTES:,}"), status_code=413)
         if request.method in ("POST", "PUT") and request.url.path.endswith(_JSON_BODY_SUFFIXES):
             ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
             if ctype != "application/json":
@@ -183,6 +209,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     # -- access ---------------------------------------------------------------------------
 
     def principal(request: Request) -> Principal:
+        known = getattr(request.state, "principal", None)
+        if known is not None:  # authenticated before the body was read
+            return known
         header = request.headers.get("authorization", "")
         key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
         who = runtime.access.authenticate(key)
@@ -199,6 +228,27 @@ def create_app(runtime: Runtime) -> FastAPI:
         if who.role not in roles and not (who.ledger == ALL_LEDGERS and who.role == "admin"):
             raise ApiError(403, "forbidden", f"the {who.role} role may not do this (needs {' or '.join(roles)})")
         return ledger
+
+    def before_body(request: Request):
+        """Who sent it, and whether the ledger has room for it, before any of its body is read:
+        a refused request costs no body. Returns the release of the ledger's admission."""
+        path = request.url.path
+        if not path.startswith(_LEDGER_ROUTE_PREFIX) and path != "/v1/ledgers":  # the keyed routes
+            return None
+        who = request.state.principal = principal(request)
+        ledger_id = request.path_params.get("ledger_id")
+        if request.method != "POST" or ledger_id is None or not path.endswith(_INGEST_SUFFIXES):
+            return None
+        ledger_for(request, ledger_id, who, ("producer",))
+        if path.endswith("/files"):  # streamed to disk a MiB at a time, never held whole
+            charge = MIB
+        else:
+            limit = body_limit("POST", path)[0]
+            declared = request.headers.get("content-length", "")
+            charge = min(int(declared), limit) if declared.isdigit() else limit
+        return in_flight.admit(ledger_id, charge)
+
+    app.router.route_class = route_class(before_body)
 
     LedgerId = Path(description="ledger id", pattern=LEDGER_ID_PATTERN, max_length=63)
 
@@ -221,24 +271,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {"evidence_id": receipt.evidence_id, "business_id": receipt.business_id, "seq": receipt.seq,
                 "leaf_hash": receipt.leaf_hash, "received_at": receipt.received_at, "status": status,
                 "duplicate": receipt.duplicate}
-
-    async def read_limited(request: Request, limit: int) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise ApiError(413, "body_too_large", f"the body is {int(declared):,} bytes; the limit is {limit:,}")
-        chunks, total = [], 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise ApiError(413, "body_too_large", f"the body exceeds the limit of {limit:,} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def parse_json(body: bytes):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}", RECORD_FIELD) from None
 
     # -- ledgers and keys (admin) ------------------------------------------------------------
 
@@ -324,7 +356,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                   "application/x-ndjson": {"schema": {"type": "string"}}}}})
     async def submit_batch(request: Request, ledger_id: str = LedgerId, who: Principal = Depends(principal)):
         ledger = ledger_for(request, ledger_id, who, ("producer",))
-        body = await read_limited(request, MAX_BATCH_BYTES)
+        body = await request.body()  # counted against MAX_BATCH_BYTES as it streams (BodyLimits)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         items: list = []
         parse_errors: dict[int, RecordError] = {}
@@ -336,7 +368,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                     items.append(None)
                     parse_errors[i] = RecordError(RECORD_FIELD, "json", f"line {i + 1} is not JSON: {exc}")
         elif ctype in ("application/json", ""):
-            items = parse_json(body)
+            items = parse_json(body, RECORD_FIELD)
             if not isinstance(items, list):
                 raise ApiError(422, "invalid_request", "a batch is a JSON array of records", RECORD_FIELD)
         else:
@@ -380,9 +412,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             size = 0
             pending = bytearray()  # written in the thread pool a MiB at a time, off the event loop
             async for chunk in request.stream():
-                size += len(chunk)
-                if size > runtime.max_file_bytes:
-                    raise ApiError(413, "file_too_large", f"the upload exceeds {runtime.max_file_bytes:,} bytes")
+                size += len(chunk)  # at most runtime.max_file_bytes: BodyLimits refuses more
                 sm3.update(chunk)
                 if upload is not None:
                     pending += chunk
@@ -558,9 +588,18 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.post("/v1/verify", tags=["proofs"], summary="Verify a proof bundle (and optionally the file's SM3): "
                                                     "verdict 1 (in the anchored tree, unaltered) or 2")
-    async def verify(body: VerifyRequest):
-        from .verify import load_trusted_keys, verify_bundle
+    async def verify(request: Request, body: VerifyRequest):
+        from .strict_json import StrictJSONError, loads_strict
+        from .verify import MAX_BUNDLE_DEPTH, load_trusted_keys, unreadable_report, verify_bundle
 
+        # The bundle as `evledger verify` reads it: JSON that strict reading refuses (a key
+        # twice, a non-canonical number), which the body's parser let through, is verdict 2 here
+        # as it is there, never a second reading of the same text.
+        try:
+            bundle = loads_strict(await request.body(), max_bytes=MAX_VERIFY_BODY_BYTES,
+                                  max_depth=MAX_BUNDLE_DEPTH + 1)["bundle"]
+        except StrictJSONError as exc:
+            return unreadable_report(exc).as_dict()
         trusted_keys = None
         if body.verifier_keys is not None:
             try:
@@ -568,7 +607,12 @@ def create_app(runtime: Runtime) -> FastAPI:
             except ValueError as exc:
                 raise ApiError(422, "invalid_request", str(exc), "verifier_keys") from None
         # Never a chain URL from the client: the server would fetch whatever it was told.
-        report = await run_in_threadpool(verify_bundle, body.bundle, None, body.content_hash, None, trusted_keys)
+        # Admitted only now that the body is in: a slow client holds no verification slot.
+        release = in_flight.admit_verification()
+        try:
+            report = await run_in_threadpool(verify_bundle, bundle, None, body.content_hash, None, trusted_keys)
+        finally:
+            release()
         return report.as_dict()
 
     # -- operations -------------------------------------------------------------------------

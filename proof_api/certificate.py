@@ -378,7 +378,9 @@ def extract_bundle(html_text: str) -> dict:
     if finder.found != 1:
         raise ValueError(f"expected one <script type=\"application/json\" id=\"{SCRIPT_ID}\"> element, "
                          f"found {finder.found}")
-    bundle = json.loads(finder.text)
+    from .verify import load_bundle  # read as every verifier reads a bundle: one text, one bundle
+
+    bundle = load_bundle(finder.text)
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise ValueError(f"the embedded JSON is not an {BUNDLE_FORMAT} bundle")
     return bundle
@@ -478,6 +480,14 @@ def main(argv: list[str] | None = None) -> int:
         with open(path, encoding="utf-8") as f:
             return f.read()
 
+    def read_bundle(path: str):
+        from .verify import load_bundle, read_bundle_file  # as every verifier reads a bundle
+
+        try:
+            return load_bundle(read_bundle_file(path))
+        except ValueError as exc:  # StrictJSONError
+            raise ValueError(f"{path}: the bundle cannot be read: {exc}") from None
+
     def write(path: str, text: str) -> None:
         if path == "-":
             sys.stdout.write(text)
@@ -487,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "render":
-            write(args.output, render_certificate(json.loads(read(args.bundle))))
+            write(args.output, render_certificate(read_bundle(args.bundle)))
         else:
             write(args.output, json.dumps(extract_bundle(read(args.certificate)), ensure_ascii=False, indent=1) + "\n")
     except (OSError, ValueError) as exc:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import json
 import re
 import sys
 import time
@@ -29,6 +28,8 @@ from merkle.checkpoint import CheckpointError, parse_note, parse_verifier_key, v
 from merkle.proof import ProofError, hash_function, verify_inclusion
 
 from .bundle import BUNDLE_FORMAT
+from .strict_json import StrictJSONError, loads_strict
+
 CHECK_NAMES = ("format", "leaf", "leaf_hash", "inclusion", "checkpoint", "file", "content_hash",
                "anchor", "anchor_on_chain")
 VERDICT_IN_TREE = 1  # ①
@@ -45,6 +46,17 @@ GET_ANCHOR_ABI = [{
                 {"name": "blockNumber", "type": "uint64", "internalType": "uint64"},
                 {"name": "timestamp", "type": "uint64", "internalType": "uint64"}],
 }]
+# The event `anchor(ledger, size, root)` emits, and nothing else does: the proof that a
+# transaction wrote this anchor. Topics: keccak256 of the signature, ledger, size, anchorer;
+# data: root.
+ANCHORED_EVENT = "Anchored(bytes32,uint64,bytes32,address)"
+
+# What a verifier reads before any check (docs/proof-bundle.md, "How a verifier reads a
+# bundle"). A real bundle is a few KB (a record of at most 16 KB by default, twice, and at most
+# 64 path hashes) and nests 4 objects deep ($.record.record.signature): the limits leave room
+# and bound the work a hostile text can cause.
+MAX_BUNDLE_BYTES = 1 << 20  # 1 MiB
+MAX_BUNDLE_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -393,8 +405,35 @@ def check_anchor_on_chain(b: dict, rpc_url: str | None) -> str:
     receipt = ask(f"the receipt of {anchor['tx_hash']}", lambda: w3.eth.get_transaction_receipt(anchor["tx_hash"]))
     if receipt["status"] != 1 or receipt["blockNumber"] != number or str(receipt["to"]).lower() != anchor["contract"].lower():
         raise Failed(f"transaction {anchor['tx_hash']} is not a successful call of {anchor['contract']} in block {number}")
+    # Any successful call of the registry in that block passes the test above (admin(), or
+    # another ledger's anchor): the transaction must be the one whose Anchored event wrote
+    # exactly this (ledger key, size, root).
+    want = (anchor["ledger_key"], size, b["checkpoint"]["root"])
+    written = _anchored_events(receipt, anchor["contract"], Web3.keccak(text=ANCHORED_EVENT))
+    matching = [event for event in written if event[:3] == want]
+    if not matching:
+        if not written:
+            raise Failed(f"transaction {anchor['tx_hash']} emitted no Anchored event from {anchor['contract']}: "
+                         f"it did not call anchor({anchor['ledger_key']}, {size}, 0x{b['checkpoint']['root']})")
+        differs = "; ".join(f"{name} {got}, not {expected}" for name, got, expected
+                            in zip(("ledger key", "size", "root"), written[0][:3], want) if got != expected)
+        raise Failed(f"transaction {anchor['tx_hash']} anchored another checkpoint: its Anchored event has {differs}")
     return f"chain {chain_id} at {rpc_url}: getAnchor({anchor['ledger_key']}, {size}) = root {b['checkpoint']['root']}, " \
-           f"block {number} {anchor['block_hash']} ({_utc(timestamp)}), written by tx {anchor['tx_hash']}"
+           f"block {number} {anchor['block_hash']} ({_utc(timestamp)}), written by tx {anchor['tx_hash']} " \
+           f"(its Anchored event, from anchorer {matching[0][3]})"
+
+
+def _anchored_events(receipt, contract: str, topic: bytes) -> list[tuple[str, int, str, str]]:
+    """(ledger key 0x-hex, size, root hex, anchorer) of each Anchored event that `contract`
+    emitted in the transaction; logs of other contracts or events, or malformed, are skipped."""
+    found = []
+    for log in receipt.get("logs") or []:
+        topics, data = [bytes(t) for t in log.get("topics") or []], bytes(log.get("data") or b"")
+        if (str(log.get("address")).lower() != contract.lower() or log.get("removed") or len(topics) != 4
+                or topics[0] != bytes(topic) or len(data) != 32 or any(topics[3][:12]) or any(topics[2][:24])):
+            continue
+        found.append(("0x" + topics[1].hex(), int.from_bytes(topics[2], "big"), data.hex(), "0x" + topics[3][12:].hex()))
+    return found
 
 
 # --- the verdict -------------------------------------------------------------------------------
@@ -473,19 +512,28 @@ def _short(value) -> str:
 # --- the command: `evledger verify BUNDLE [--file F | --hash H] [--rpc URL] [--key K]` -----------
 
 
-def load_bundle(text: bytes | str):
-    """The bundle as JSON values; ValueError for text that is not strict JSON (no NaN, no
-    duplicate keys: two parsers must never read one bundle two ways)."""
-    def no_duplicates(pairs):
-        keys = [k for k, _ in pairs]
-        if len(keys) != len(set(keys)):
-            raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
-        return dict(pairs)
+def load_bundle(data: bytes | str) -> object:
+    """The JSON value of a bundle's text, read strictly (proof_api/strict_json.py) within
+    MAX_BUNDLE_BYTES and MAX_BUNDLE_DEPTH, or StrictJSONError (a ValueError) saying what was
+    wrong and where. Every entry point reads a bundle with this, because two parsers that read
+    one text two ways (which of two equal keys wins) would give two verdicts; the format check
+    of verify_bundle then says whether the value is an evledger-proof/1 bundle."""
+    return loads_strict(data, max_bytes=MAX_BUNDLE_BYTES, max_depth=MAX_BUNDLE_DEPTH)
 
-    def no_constant(name):
-        raise ValueError(f"{name} is not JSON")
 
-    return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+def read_bundle_file(path: str) -> bytes:
+    """A bundle file's bytes (- for stdin), at most one byte more than MAX_BUNDLE_BYTES: enough
+    for load_bundle to refuse a larger file without reading all of it. OSError if unreadable."""
+    if path == "-":
+        return sys.stdin.buffer.read(MAX_BUNDLE_BYTES + 1)
+    with open(path, "rb") as f:
+        return f.read(MAX_BUNDLE_BYTES + 1)
+
+
+def unreadable_report(error: StrictJSONError) -> Report:
+    """The report for a bundle text that load_bundle refused: verdict ②, the format check
+    failed with the reason, nothing else checked."""
+    return malformed_report(f"the bundle cannot be read: {error}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -535,7 +583,7 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
     a key or contract given is not one."""
     out = out or sys.stdout
     try:
-        text = sys.stdin.buffer.read() if bundle_path == "-" else Path(bundle_path).read_bytes()
+        text = read_bundle_file(bundle_path)
         file_bytes = Path(file).read_bytes() if file is not None else None
         trusted_keys = load_trusted_keys(list(keys), list(key_files))
         if contract is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
@@ -545,8 +593,8 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
         return 2
     try:
         bundle = load_bundle(text)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        report = malformed_report(f"the bundle is not JSON: {exc}")
+    except StrictJSONError as exc:
+        report = unreadable_report(exc)
     else:
         report = verify_bundle(bundle, file_bytes, content_hash, rpc_url, trusted_keys, contract)
     print(format_report(report), file=out)

@@ -109,3 +109,37 @@ def uvicorn_server(app):
         server.should_exit = True
         thread.join(timeout=15)
         assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@contextlib.contextmanager
+def evledger_serve(data_dir: Path, *serve_args: str, global_args: tuple[str, ...] = ("--batch-max-delay", "0.05"),
+                   env: dict | None = None, scheme: str = "http", verify=True):
+    """A real `evledger serve` process on 127.0.0.1 (a free port, its own data directory);
+    yields (process, base URL, service admin key) once /healthz answers. Killed if still up."""
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data_dir), *global_args,
+                             "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args],
+                            cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
+    base = f"{scheme}://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10, verify=verify) as http:
+            def up():
+                if proc.poll() is not None:
+                    raise AssertionError(f"evledger serve exited {proc.returncode}: {proc.stderr.read()}")
+                try:
+                    return http.get("/healthz").status_code == 200
+                except httpx.TransportError:
+                    return False
+            wait_until(up, timeout=90, interval=0.1, what="evledger serve")
+        yield proc, base, (Path(data_dir) / "admin.key").read_text().strip()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()

@@ -12,6 +12,7 @@ on chain with the same root and block.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -442,6 +443,65 @@ def test_verify_cli_accepts_flags_after_the_action_as_documented(anvil, registry
     except SystemExit as exc:  # argparse's usage error
         code, out = exc.code, ""
     assert code == 0 and "VERIFIED" in out
+
+
+def test_verify_rpc_refuses_a_tx_hash_that_did_not_write_the_anchor(anvil, registry, chain, service, capsys,
+                                                                     cli_env, tmp_path):
+    """`anchor.tx_hash` is not under the checkpoint signature: anyone can point it at another
+    transaction. Pointed at another successful call of the registry in the anchor's own block
+    (admin() from another account, or the anchor of another ledger), `verify --rpc` must say ②,
+    naming the transaction, even with the key and the contract pinned."""
+    from proof_api.bundle import build_bundle
+    from proof_api.verify import format_report, load_bundle, verify_bundle
+
+    victim, neighbour = service.create_ledger("victim"), service.create_ledger("neighbour")
+    cp, other_cp = ingest(victim, 0, 5), ingest(neighbour, 0, 3)
+    worker = AnchorWorker(service, chain, fast())
+    w3 = Web3(HTTPProvider(anvil.url))
+    contract = w3.eth.contract(address=registry, abi=load_artifact()["abi"])
+    anvil.rpc("evm_setAutomine", False)
+    worker.step()  # both anchors submitted, not mined
+    admin_call = "0x" + bytes(contract.functions.admin().transact({"from": OUTSIDER.address})).hex()
+    anvil.rpc("evm_mine")  # one block: both anchors and the admin() call
+    anvil.rpc("evm_setAutomine", True)
+    done = worker.wait_confirmed("victim", cp["size"], timeout=15)
+    other = worker.wait_confirmed("neighbour", other_cp["size"], timeout=15)
+    assert done is not None and other is not None and done["tx_hash"] != other["tx_hash"]
+    for tx in (admin_call, other["tx_hash"]):  # what the check used to accept: a good call, same block, same contract
+        receipt = w3.eth.get_transaction_receipt(tx)
+        assert (receipt["status"], receipt["blockNumber"], receipt["to"]) == (1, done["block_number"], registry)
+
+    bundle = load_bundle(json.dumps(build_bundle(victim, 2)))
+    key = bundle["checkpoint"]["verifier_key"]
+    pinned = {"rpc_url": anvil.url, "trusted_keys": [key], "contract": registry}
+    report = verify_bundle(bundle, **pinned)
+    assert report.verdict == 1, format_report(report)
+    assert f"written by tx {done['tx_hash']} (its Anchored event, from anchorer {ADMIN.address.lower()})" \
+        in report.check("anchor_on_chain").detail
+
+    def pointed_at(tx: str) -> dict:
+        return {**bundle, "anchor": {**bundle["anchor"], "tx_hash": tx}}
+
+    report = verify_bundle(pointed_at(admin_call), **pinned)
+    assert report.verdict == 2 and [c.name for c in report.checks if c.ok is False] == ["anchor_on_chain"]
+    assert report.check("anchor_on_chain").detail == (
+        f"transaction {admin_call} emitted no Anchored event from {bundle['anchor']['contract']}: it did not call "
+        f"anchor({bundle['anchor']['ledger_key']}, {cp['size']}, 0x{cp['root']})")
+
+    report = verify_bundle(pointed_at(other["tx_hash"]), **pinned)
+    assert report.verdict == 2 and [c.name for c in report.checks if c.ok is False] == ["anchor_on_chain"]
+    assert report.check("anchor_on_chain").detail == (
+        f"transaction {other['tx_hash']} anchored another checkpoint: its Anchored event has "
+        f"ledger key 0x{ledger_key(neighbour.origin).hex()}, not 0x{ledger_key(victim.origin).hex()}; "
+        f"size {other_cp['size']}, not {cp['size']}; root {other_cp['root']}, not {cp['root']}")
+
+    # The command says the same: ② naming the check, exit 1.
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(pointed_at(admin_call)))
+    code, out, _ = run_cli(capsys, ["verify", path, "--rpc", anvil.url, "--contract", registry, "--key", key])
+    assert code == 1, out
+    assert f"✘ anchor on chain: transaction {admin_call} emitted no Anchored event" in out
+    assert out.splitlines()[-1].endswith("(failed: anchor_on_chain)") and "verdict ②" in out
 
 
 # --- restart everything ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -681,6 +682,31 @@ def test_verify_endpoint(api, anchored):
     r = c.post("/v1/verify", content=b"{not json", headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500
     assert_error(r, r.status_code)
+
+
+def test_verify_endpoint_and_cli_read_an_ambiguous_bundle_alike(api, anchored, tmp_path):
+    """Bundle text with a key twice: whichever reading a parser picks, the HTTP verifier and
+    `evledger verify` both give verdict 2, naming the duplicated key, never 1."""
+    from proof_api.verify import run
+
+    bundle = api.client.get("/v1/ledgers/acme/proof?evidence_id=proof-early", headers=api.H("verifier")).json()
+    text = json.dumps(bundle)
+    ledger_twice = text.replace('"ledger": ', '"ledger": "someone-else", "ledger": ', 1)
+    index = bundle["leaf"]["index"]
+    index_twice = text.replace(f'"index": {index}', f'"index": {index + 1}, "index": {index}', 1)
+    for ambiguous, key in ((ledger_twice, "ledger"), (index_twice, "index")):
+        assert ambiguous != text
+        r = api.client.post("/v1/verify", content=f'{{"bundle": {ambiguous}}}'.encode(),
+                            headers={"content-type": "application/json"})
+        assert r.status_code == 200 and r.json()["verdict"] == 2, r.text[:300]
+        assert f"duplicate key '{key}'" in r.json()["checks"][0]["detail"], r.json()["checks"][0]
+        path = tmp_path / f"{key}.json"
+        path.write_text(ambiguous)
+        out = io.StringIO()
+        assert run(str(path), out=out) == 1
+        assert f"duplicate key '{key}'" in out.getvalue() and "verdict ②" in out.getvalue(), out.getvalue()
+    # The unambiguous text passes both.
+    assert api.client.post("/v1/verify", content=f'{{"bundle": {text}}}'.encode()).json()["verdict"] == 1
 
 
 # --- operations and routing -------------------------------------------------------------------

@@ -511,7 +511,7 @@ def test_the_command_prints_the_report_and_exits_0_only_for_1(good, tmp_path, ca
     capsys.readouterr()
     path.write_text(json.dumps(good)[:-1])
     assert run(str(path)) == 1
-    assert "✘ format: the bundle is not JSON" in capsys.readouterr().out
+    assert "✘ format: the bundle cannot be read: not JSON: " in capsys.readouterr().out
     path.write_text('{"format": "evledger-proof/1", "format": "evledger-proof/1"}')
     assert run(str(path)) == 1
     assert "duplicate key 'format'" in capsys.readouterr().out

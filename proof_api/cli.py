@@ -254,10 +254,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .bodies import MIB, BodyTimeouts, InFlight
     from .runtime import Runtime
 
     from ingest.stopping import hold_while_closing, ignore_for_exit
 
+    from .serving import check_tls_files, protocol_class, raise_open_files_limit
+
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        print("evledger serve: error: --ssl-certfile and --ssl-keyfile (env EVLEDGER_SSL_CERTFILE, "
+              "EVLEDGER_SSL_KEYFILE) go together: give both or neither", file=sys.stderr)
+        return 2
+    if not args.header_timeout > 0:
+        print(f"evledger serve: error: --header-timeout must be over 0 seconds, not {args.header_timeout:g}",
+              file=sys.stderr)
+        return 2
+    if args.ssl_certfile:  # before anything opens: uvicorn would fail late, with a traceback
+        check_tls_files(args.ssl_certfile, args.ssl_keyfile)
+    raise_open_files_limit()
     _Server = _server_class()
     chain = open_chain(args)
     runtime = Runtime(args.data_dir, open_log(args), _settings(args), chain, _anchor_settings(args),
@@ -267,10 +281,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if admin_key:
             print(f"evledger serve: the service admin's API key was written to {admin_key} (0600); "
                   f"use it to create ledgers and their keys", file=sys.stderr)
+        app = create_app(runtime, InFlight(per_ledger=args.ledger_in_flight_mib * MIB,
+                                           total=max(256, args.ledger_in_flight_mib) * MIB),
+                         BodyTimeouts.scaled(args.body_timeout))
+        metrics = runtime.metrics
+
+        def refused(status: int, code: str) -> None:  # answered below the app: counted here
+            metrics.requests.labels(f"{status // 100}xx").inc()
+            metrics.errors.labels(code).inc()
+
         # proxy_headers off: IP rules must see the real peer, not an X-Forwarded-For any local
-        # client can write.
-        config = uvicorn.Config(create_app(runtime), host=args.host, port=args.port, log_level="warning",
-                                access_log=False, timeout_graceful_shutdown=10, proxy_headers=False)
+        # client can write. The protocol adds the header timeout and size limits uvicorn lacks
+        # (proof_api/serving.py); ws off: no route takes a WebSocket, so no upgrade hands the
+        # connection to a library outside those limits. limit_max_requests stays off: uvicorn
+        # would stop serving after that many requests, a count any client can run up.
+        config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                                access_log=False, timeout_graceful_shutdown=10, proxy_headers=False,
+                                http=protocol_class(args.header_timeout, refused), ws="none",
+                                limit_max_requests=None, ssl_certfile=args.ssl_certfile or None,
+                                ssl_keyfile=args.ssl_keyfile or None)
         server = _Server(config)
         server.run()
     finally:
@@ -306,14 +335,18 @@ def _server_class():
 
 
 def _read_bundle(path: str) -> dict:
+    """The bundle at `path` (- for stdin), read as `evledger verify` reads it (load_bundle):
+    a text that one entry point refuses, or reads another way, must not pass another."""
+    from .verify import load_bundle, read_bundle_file
+
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+        raw = read_bundle_file(path)
     except OSError as exc:
         raise OSError(f"cannot read the bundle {path}: {exc.strerror}") from None
     try:
-        bundle = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not JSON: {exc}") from None
+        bundle = load_bundle(raw)
+    except ValueError as exc:  # StrictJSONError
+        raise ValueError(f"{path}: the bundle cannot be read: {exc}") from None
     if not isinstance(bundle, dict):
         raise ValueError(f"{path} is not a proof bundle (a JSON object)")
     return bundle
@@ -613,6 +646,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--file-store", default=_env("FILE_STORE", ""), metavar="DIR",
                        help="keep uploaded files in DIR, by ledger and SM3, and serve them to auditors "
                             "(env EVLEDGER_FILE_STORE; default: keep only their SM3)")
+    serve.add_argument("--ssl-certfile", default=_env("SSL_CERTFILE", ""), metavar="FILE",
+                       help="serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile "
+                            "(env EVLEDGER_SSL_CERTFILE)")
+    serve.add_argument("--ssl-keyfile", default=_env("SSL_KEYFILE", ""), metavar="FILE",
+                       help="its unencrypted PEM private key (env EVLEDGER_SSL_KEYFILE)")
+    serve.add_argument("--header-timeout", type=float, default=_env_number("HEADER_TIMEOUT", 10.0, float),
+                       metavar="S", help="a request line and headers must arrive within S seconds, else 408 "
+                                         "request_timeout and the connection closes (env EVLEDGER_HEADER_TIMEOUT; "
+                                         "default 10)")
+    serve.add_argument("--body-timeout", type=float, default=_env_number("BODY_TIMEOUT", 30.0, float), metavar="S",
+                       help="a request body must arrive within S seconds plus one second per 64 KiB, and never "
+                            "pause for S/2 seconds; else 408 body_timeout (default 30)")
+    serve.add_argument("--ledger-in-flight-mib", type=int, default=_env_number("LEDGER_IN_FLIGHT_MIB", 64, int),
+                       metavar="MIB", help="submissions in flight per ledger, in MiB of body, before producers get "
+                                           "429 with Retry-After (default 64; 256 for the whole service)")
     serve.set_defaults(func=_cmd_serve)
 
     verify = sub.add_parser("verify", help="check a proof bundle offline: leaf, path, signed checkpoint, the file, "

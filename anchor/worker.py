@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ingest import events as ev
 from ingest.leaf import format_received_at
+from ingest.ledger import LedgerError
 
 from .chain import AnchorRejected, AnchorTx, ChainBackend, ChainError, TxStatus
 
@@ -70,6 +71,8 @@ class AnchorMetrics:
 
 
 class AnchorWorker:
+    LOG_RETRY = 5.0  # seconds between tries while the log takes no writes
+
     def __init__(self, service, chain: ChainBackend, settings: AnchorSettings = AnchorSettings()):
         self.service = service
         self.chain = chain
@@ -135,6 +138,14 @@ class AnchorWorker:
                     state.backoff = min(self.settings.max_backoff, max(1.0, state.backoff * 2))
                     state.next_try = time.monotonic() + state.backoff
                     log.warning("ledger %r: chain unavailable (%s); retrying in %.0f s", ledger_id, exc, state.backoff)
+                except LedgerError as exc:
+                    if exc.code != "log_unavailable":
+                        raise
+                    # The log takes no writes for now (a full disk): the anchor events wait for it.
+                    self.metrics.last_error = str(exc)
+                    state.next_try = time.monotonic() + self.LOG_RETRY
+                    log.warning("ledger %r: cannot log anchor events (%s); retrying in %.0f s", ledger_id, exc,
+                                self.LOG_RETRY)
 
     def _maybe_submit(self, ledger, state: _LedgerState) -> None:
         checkpoint = ledger.projections.latest_checkpoint()

@@ -110,6 +110,7 @@ class Ledger:
         self._recent_order: deque[tuple[int, str]] = deque()
         self._recent_lock = threading.Lock()
         self._writer = GroupCommitter(self._write_group)
+        self._log_unsure = False  # an append failed: the log may have moved (or reopened) since
         self.sequencer = Sequencer(ledger_id, log_backend, self.projections, settings, origin=self.origin,
                                    sign=self._sign, append=self.append_events)
         self.sequencer.on_projected.append(self._forget_projected)
@@ -181,6 +182,16 @@ class Ledger:
         A record's result is, until the append succeeds: a _New (its leaf index and receipt
         fields but the leaf hash), a _Same for a repeat of a record earlier in this group,
         a Receipt (a repeat of an earlier durable record) or a RecordError (a conflict)."""
+        if self._log_unsure:
+            # Before numbering anything: let the log reopen if a failed write left it refusing
+            # writes (a full disk), then take its word for what it holds from our version on.
+            try:
+                self.log.recover()
+                self._absorb_log_from(self._version)
+            except Exception as exc:
+                raise LedgerError("log_unavailable", f"ledger {self.id!r}: the log takes no writes now ({exc}); "
+                                  f"nothing of this submission was recorded: retry later") from None
+            self._log_unsure = False
         new_events: list[NewEvent] = []
         prepared: list = []  # what the sequencer is handed: a PreparedRecord or the event itself
         outcomes: list[list | None] = []
@@ -272,6 +283,7 @@ class Ledger:
         except BaseException as exc:
             # The append may or may not have reached the log (a timeout after the server
             # committed): believe the log, so a retry finds what did get in as duplicates.
+            self._log_unsure = True
             self._drop_recent(in_group)
             try:
                 self._absorb_log_from(first_position)

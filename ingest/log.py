@@ -113,6 +113,15 @@ class LogBackend:
         threading.Event().wait(timeout)
         return self.version(stream) > version
 
+    # Why appends fail now (e.g. the disk is full), or None; for readiness checks.
+    unavailable: str | None = None
+
+    def recover(self) -> None:
+        """After a failed append: make the backend take writes again if it can (the RocksDB
+        backend reopens its database once there is room); raises LogError while it cannot.
+        A backend that recovers from a failed write itself (or has nothing to recover) does
+        nothing here."""
+
     def close(self) -> None:
         pass
 

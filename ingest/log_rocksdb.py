@@ -13,6 +13,11 @@ metadata + data. Heads and the group record travel in the same WriteBatch as the
 RocksDB's WAL makes a group all-or-nothing; `_check_tail` still verifies on open that the
 events agree with the heads and the last group, because a torn tail is what a crash mid-write
 or a damaged disk leaves, and unacknowledged events past a head must never be served.
+
+A write that fails (a full disk, a failed fsync) acknowledges nothing, and RocksDB then takes
+no writes until the database is reopened: the log reopens it, by itself once there is room
+(merkle.rocks), and reloads the heads from what is on disk. Until then appends fail with a
+LogError and reads go on.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ import struct
 import threading
 import zlib
 from typing import Iterator, Sequence
+
+from merkle.rocks import RocksHandle, StorageUnavailable
 
 from .group import GroupCommitter, Request
 from .log import LogBackend, LogError, NewEvent, RecordedEvent, WrongExpectedVersion, check_new_events
@@ -42,13 +49,12 @@ def _event_key(prefix: bytes, position: int) -> bytes:
     return prefix + _U64.pack(position)
 
 
-def open_rocksdb(path: str, opts, what: str):
-    """Open a RocksDB database, turning its bare exceptions (most often: another process has
+def open_rocksdb(path: str, options, what: str) -> RocksHandle:
+    """Open a RocksDB database (`options()` makes its Options) as a handle that can be reopened
+    after a failed write, turning rocksdict's bare exceptions (most often: another process has
     it open) into a LogError that says so."""
-    from rocksdict import Rdict
-
     try:
-        return Rdict(path, opts)
+        return RocksHandle(path, options, what)
     except Exception as exc:  # rocksdict raises plain Exception
         hint = " (is another evledger process using this data directory?)" if "lock" in str(exc).lower() else ""
         raise LogError(f"cannot open {what} at {path}: {exc}{hint}") from None
@@ -79,23 +85,23 @@ def decode_event(stream: str, position: int, value: bytes) -> RecordedEvent:
 
 
 class RocksDBLog(LogBackend):
+    READ_CHUNK = 1024  # events read per iterator: a reopen never waits for a slow consumer
+
     def __init__(self, path: str | os.PathLike, sync: bool = True):
-        from rocksdict import DBRecoveryMode, Options, WriteOptions
+        from rocksdict import WriteOptions
 
         os.makedirs(path, exist_ok=True)
-        opts = Options(raw_mode=True)
-        opts.create_if_missing(True)
-        opts.set_max_background_jobs(2)
-        # Replay the WAL up to the last intact record and stop there: a torn final write is
-        # dropped whole instead of failing the open (RocksDB's kPointInTimeRecovery).
-        opts.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
         self.path = str(path)
-        self._db = open_rocksdb(self.path, opts, "the event log")
+        self._db = open_rocksdb(self.path, self._options, "the event log")
         self._sync_opts = WriteOptions()
         self._sync_opts.sync = sync
         self._lock = threading.Lock()
         self._appended = threading.Condition(self._lock)
         self._committer = GroupCommitter(self._write_group)
+        self._write_lock = threading.Lock()  # the group writer or a reopen, one at a time
+        self._closed = False
+        self._stopping = threading.Event()
+        self._recovery: threading.Thread | None = None
         self._versions: dict[str, int] = {}
         self._group = 0
         self.groups_written = 0  # group commits (one fsync each), for benchmarks and tests
@@ -106,16 +112,29 @@ class RocksDBLog(LogBackend):
         log.info("log %s opened: %d streams, %d events, last group commit #%d", self.path,
                  len(self._versions), sum(self._versions.values()), self._group)
 
+    @staticmethod
+    def _options():
+        from rocksdict import DBRecoveryMode, Options
+
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        opts.set_max_background_jobs(2)
+        # Replay the WAL up to the last intact record and stop there: a torn final write is
+        # dropped whole instead of failing the open (RocksDB's kPointInTimeRecovery).
+        opts.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
+        return opts
+
     # -- opening ------------------------------------------------------------------------
 
     def _load_heads(self) -> None:
+        versions = {}
         for key, value in self._db.items(from_key=b"h"):
             if not key.startswith(b"h"):
                 break
-            self._versions[key[1:].decode("ascii")] = _U64.unpack(value)[0]
+            versions[key[1:].decode("ascii")] = _U64.unpack(value)[0]
         raw = self._db.get(_GROUP_KEY)
-        if raw is not None:
-            self._group = _U64.unpack_from(raw)[0]
+        self._versions = versions  # one assignment: readers see the old heads or the new
+        self._group = _U64.unpack_from(raw)[0] if raw is not None else 0
 
     def _check_tail(self) -> None:
         """Make the stored events agree with the heads, loudly.
@@ -178,11 +197,22 @@ class RocksDBLog(LogBackend):
 
     def append(self, stream: str, events: Sequence[NewEvent], expected_version: int) -> int:
         check_new_events(stream, events)
-        if self._db is None:
+        if self._closed:
             raise LogError("log is closed")
         return self._committer.submit((stream, events, expected_version))
 
     def _write_group(self, group: list[Request]) -> None:
+        with self._write_lock:
+            if self._db.failure is not None:
+                try:
+                    self._recover_locked()
+                except LogError as exc:
+                    for req in group:
+                        req.error = exc
+                    return
+            self._write_group_locked(group)
+
+    def _write_group_locked(self, group: list[Request]) -> None:
         """Write every queued append that names the right version as one synced WriteBatch."""
         from rocksdict import WriteBatch
 
@@ -214,6 +244,8 @@ class RocksDBLog(LogBackend):
             self._group -= 1
             for req, _ in accepted:
                 req.error = LogError(f"log write failed: {exc}")
+            if self._db.failure is not None:
+                self._start_recovery()
             return
         for req, version in accepted:
             req.result = version
@@ -222,25 +254,86 @@ class RocksDBLog(LogBackend):
             self.groups_written += 1
             self._appended.notify_all()
 
+    # -- recovering after a failed write -----------------------------------------------------
+
+    @property
+    def unavailable(self) -> str | None:
+        return self._db.failure
+
+    def recover(self) -> None:
+        if self._db.failure is None:
+            return
+        with self._write_lock:
+            self._recover_locked()
+
+    def _recover_locked(self) -> None:
+        try:
+            reopened = self._db.recover()
+        except StorageUnavailable as exc:
+            raise LogError(str(exc)) from None
+        if not reopened:
+            return
+        with self._lock:
+            before = dict(self._versions)
+        self._load_heads()
+        self._check_tail()
+        moved = {s: (before.get(s, 0), v) for s, v in self._versions.items() if v != before.get(s, 0)}
+        if moved:  # a write that reported failure reached the disk after all; it was never acknowledged
+            log.warning("log %s: after reopening, streams moved past what was acknowledged: %s", self.path,
+                        ", ".join(f"{s!r} {a} -> {b}" for s, (a, b) in sorted(moved.items())))
+        with self._lock:
+            self._appended.notify_all()
+
+    def _start_recovery(self) -> None:
+        """Reopen in the background as soon as there is room, so the log takes writes again
+        (and says so on readiness checks) without waiting for the next append."""
+        with self._lock:
+            if self._closed or (self._recovery is not None and self._recovery.is_alive()):
+                return
+            self._recovery = threading.Thread(target=self._recover_loop, name="evledger-log-recovery", daemon=True)
+            self._recovery.start()
+
+    def _recover_loop(self) -> None:
+        delay = 0.1
+        while not self._stopping.is_set() and self._db.failure is not None:
+            try:
+                self.recover()
+            except LogError:
+                pass
+            except Exception as exc:  # never let the thread die silently
+                log.error("log %s: reopening failed: %s", self.path, exc)
+            if self._db.failure is None:
+                return
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 1.0)
+
     # -- reading ------------------------------------------------------------------------
 
     def read(self, stream: str, from_position: int = 0, limit: int | None = None) -> Iterator[RecordedEvent]:
-        if self._db is None:
+        if self._closed:
             raise LogError("log is closed")
         if from_position < 0:
             raise LogError(f"from_position must be >= 0, got {from_position}")
         end = self.version(stream)  # never serve past the acknowledged head
         if limit is not None:
             end = min(end, from_position + limit)
-        if from_position >= end:
-            return
         prefix = _stream_prefix(stream)
         position = from_position
-        for key, value in self._db.items(from_key=_event_key(prefix, from_position)):
-            if position >= end or not key.startswith(prefix):
-                break
-            yield decode_event(stream, position, value)
-            position += 1
+        while position < end:
+            # A chunk at a time, each iterator finished before yielding: a consumer that keeps
+            # this generator waiting never holds a RocksDB iterator (or a reopen) up.
+            want = min(end - position, self.READ_CHUNK)
+            values = []
+            with self._db.reading() as db:
+                for key, value in db.items(from_key=_event_key(prefix, position)):
+                    if len(values) >= want or not key.startswith(prefix):
+                        break
+                    values.append(value)
+            if not values:
+                return
+            for value in values:
+                yield decode_event(stream, position, value)
+                position += 1
 
     def version(self, stream: str) -> int:
         return self._versions.get(stream, 0)
@@ -255,6 +348,12 @@ class RocksDBLog(LogBackend):
 
     def close(self) -> None:
         with self._lock:
-            db, self._db = self._db, None
-        if db is not None:
-            db.close()
+            if self._closed:
+                return
+            self._closed = True
+            recovery = self._recovery
+        self._stopping.set()
+        if recovery is not None:
+            recovery.join(10)
+        with self._write_lock:  # after the group being written, if any
+            self._db.close()

@@ -15,7 +15,8 @@ log's nodes, merkle.RocksDBStore) and `index` (raw keys, integers big-endian):
 Applying is idempotent: a record whose seq is below the tree size is already in the tree and
 only its (identical) index entries are written again. So a crash between the tree's write and
 the index's write only means replaying a little, and everything here can be deleted and
-rebuilt from the log (`ingest.rebuild`).
+rebuilt from the log (`ingest.rebuild`). For the same reason a write that fails (a full disk)
+only means trying again: `recover()` reopens the databases once there is room (merkle.rocks).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import orjson
 
 from merkle import MerkleLog, RocksDBStore
 from merkle.checkpoint import CheckpointError, verify_checkpoint
+from merkle.rocks import StorageUnavailable
 
 from .log import LogError
 from .log_rocksdb import open_rocksdb
@@ -55,8 +57,6 @@ class CheckpointMismatch(RuntimeError):
 
 class Projections:
     def __init__(self, directory: str | os.PathLike, ledger: str, alg: str):
-        from rocksdict import Options
-
         self.directory = Path(directory)
         self.ledger = ledger
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -66,12 +66,43 @@ class Projections:
             raise LogError(f"cannot open ledger {ledger!r}'s tree at {self.directory / 'tree'}: {exc} "
                            f"(is another evledger process using this data directory?)") from None
         self.tree = MerkleLog(self.store, alg)
+        self.index = open_rocksdb(str(self.directory / "index"), self._index_options, f"ledger {ledger!r}'s index")
+        self._load_position()
+        self._reconcile()
+
+    @staticmethod
+    def _index_options():
+        from rocksdict import Options
+
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
-        self.index = open_rocksdb(str(self.directory / "index"), opts, f"ledger {ledger!r}'s index")
+        return opts
+
+    def _load_position(self) -> None:
         raw = self.index.get(_POSITION_KEY)
         self.position = _U64.unpack(raw)[0] if raw is not None else 0
-        self._reconcile()
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the projections take no writes (a write failed, e.g. on a full disk), or None."""
+        return self.store.unavailable or self.index.failure
+
+    def recover(self) -> bool:
+        """After a failed write: reopen whichever database failed, once it can be. True if one
+        was reopened just now: the position is read again, and the caller carries on from it
+        as a restart would. Raises StorageUnavailable while one cannot be reopened yet."""
+        reopened, errors = False, []
+        for database in (self.store, self.index):
+            try:
+                reopened = database.recover() or reopened
+            except StorageUnavailable as exc:
+                errors.append(exc)
+        if reopened:
+            self._load_position()
+            self._reconcile()
+        if errors:
+            raise errors[0]
+        return reopened
 
     def _reconcile(self) -> None:
         """The tree and the index are two databases written one after the other without fsync:

@@ -90,6 +90,7 @@ class Sequencer:
                                              else None)
         self.failure: BaseException | None = None  # set when it stopped for good
         self.errors = 0  # transient failures retried
+        self.stalled: str | None = None  # why the last step failed, while it retries; None when working
         self.on_sealed: list[Callable[[dict], None]] = []  # observers of each logged checkpoint
         self.on_projected: list[Callable[[int], None]] = []  # called with the new record count
         self._changed = threading.Condition()
@@ -278,7 +279,15 @@ class Sequencer:
         backoff = 0.1
         while not self._stop.is_set():
             try:
+                # A failed write (a full disk) leaves a database refusing writes until it is
+                # reopened: that is a pause, not corruption, so reopen and go on once there is room.
+                if self.stalled is not None and self.projections.recover():
+                    self._resync()
                 self._step(poll)
+                if self.stalled is not None:
+                    log.warning("ledger %r: sequencer working again after %d failed attempt(s)", self.ledger_id,
+                                self.errors)
+                    self.stalled = None
                 backoff = 0.1
             except (LogCorruption, CheckpointMismatch) as exc:
                 # The log and the projections disagree: sealing on would sign a wrong root.
@@ -290,9 +299,17 @@ class Sequencer:
                 return
             except Exception as exc:  # a log or disk hiccup: state is consistent, try again
                 self.errors += 1
+                self.stalled = str(exc) or type(exc).__name__
                 log.error("ledger %r: sequencer step failed, retrying in %.1f s: %s", self.ledger_id, backoff, exc)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _resync(self) -> None:
+        """After the projections were reopened: carry on from what they hold, as a restart
+        would. Records read but not yet written are read from the log again."""
+        self.position = self.projections.position
+        self._leaves, self._records = [], []
+        self.next_seq = 0 if self.position == 0 else None
 
     def _step(self, poll: float) -> None:
         offered = self._take_offered()

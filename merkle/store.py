@@ -93,20 +93,47 @@ class RocksDBStore(NodeStore):
     _SIZE_KEY = b"m:size"
 
     def __init__(self, path: str | os.PathLike, sync: bool = False, cache_chunks: int = 4096):
-        from rocksdict import Options, Rdict, WriteOptions
+        from rocksdict import WriteOptions
+
+        from .rocks import RocksHandle
 
         os.makedirs(path, exist_ok=True)
-        opts = Options(raw_mode=True)
-        opts.create_if_missing(True)
-        opts.set_max_background_jobs(2)
-        self._db = Rdict(str(path), opts)
+        self._db = RocksHandle(path, self._options, "the Merkle node store")
         self._write_opts = WriteOptions()
         self._write_opts.sync = sync
-        raw = self._db.get(self._SIZE_KEY)
-        self._size = struct.unpack(">Q", raw)[0] if raw is not None else 0
         self._tail: dict[int, tuple[int, bytes]] = {}  # level -> (chunk number, its bytes)
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_chunks = cache_chunks
+        self._load_size()
+
+    @staticmethod
+    def _options():
+        from rocksdict import Options
+
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        opts.set_max_background_jobs(2)
+        return opts
+
+    def _load_size(self) -> None:
+        raw = self._db.get(self._SIZE_KEY)
+        self._size = struct.unpack(">Q", raw)[0] if raw is not None else 0
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the store takes no writes (a write failed, e.g. on a full disk), or None."""
+        return self._db.failure
+
+    def recover(self) -> bool:
+        """After a failed write: reopen the database once it can be (see merkle.rocks);
+        True if it was reopened just now. Raises StorageUnavailable while it cannot be."""
+        if not self._db.recover():
+            return False
+        # Full chunks never change, so the cache stays; the partial tails and the size are
+        # read again from what the database holds now.
+        self._tail.clear()
+        self._load_size()
+        return True
 
     @staticmethod
     def _key(level: int, chunk: int) -> bytes:
@@ -166,6 +193,4 @@ class RocksDBStore(NodeStore):
         self._size = new_size
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        self._db.close()

@@ -10,6 +10,8 @@ listing), admin (keys, IP rules, signing-key rotation, anchoring now).
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import hmac
 import ipaddress
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+
+from ingest.ledger import LedgerError
 
 ROLES = ("producer", "auditor", "verifier", "admin")
 ALL_LEDGERS = "*"
@@ -50,15 +54,30 @@ class AccessStore:
         self._networks: dict[str, tuple[list, list]] = {}
         self._compile()
 
-    def _save(self) -> None:
+    def _save(self, data: dict) -> None:
+        """Make `data` the store, on disk first: a write that fails (a full disk) leaves both
+        the file and the keys in memory as they were, never a key that works only until a
+        restart."""
         tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        text = memoryview(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         try:
-            os.write(fd, orjson.dumps(self._data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                while text:  # os.write may write less than asked (a nearly full disk)
+                    text = text[os.write(fd, text):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise LedgerError("storage_full", f"the access store {self.path} could not be written "
+                                  f"({exc.strerror}): nothing was changed; retry once there is room") from None
+            raise
+        self._data = data
+        self._compile()
 
     def _compile(self) -> None:
         self._networks = {ledger: ([ipaddress.ip_network(n) for n in rules.get("allow", [])],
@@ -74,16 +93,15 @@ class AccessStore:
         key_id = secrets.token_hex(6)
         key = f"evk_{key_id}_{secrets.token_urlsafe(32)}"
         with self._lock:
-            self._data["keys"][key_id] = {"hash": _digest(key), "ledger": ledger, "role": role,
-                                          "created": int(time.time())}
-            self._save()
+            entry = {"hash": _digest(key), "ledger": ledger, "role": role, "created": int(time.time())}
+            self._save({**self._data, "keys": {**self._data["keys"], key_id: entry}})
         return key_id, key
 
     def revoke(self, key_id: str) -> bool:
         with self._lock:
-            if self._data["keys"].pop(key_id, None) is None:
+            if key_id not in self._data["keys"]:
                 return False
-            self._save()
+            self._save({**self._data, "keys": {k: v for k, v in self._data["keys"].items() if k != key_id}})
             return True
 
     def keys(self, ledger: str | None = None) -> list[dict]:
@@ -115,9 +133,7 @@ class AccessStore:
         rules = {"allow": [str(ipaddress.ip_network(n, strict=False)) for n in allow],
                  "deny": [str(ipaddress.ip_network(n, strict=False)) for n in deny]}
         with self._lock:
-            self._data["ip_rules"][ledger] = rules
-            self._compile()
-            self._save()
+            self._save({**self._data, "ip_rules": {**self._data["ip_rules"], ledger: rules}})
         return rules
 
     def ip_rules(self, ledger: str) -> dict:

@@ -19,6 +19,7 @@ from ingest.keys import KeyFileError
 from ingest.ledger import LEDGER_ID_RE, LedgerError, Receipt
 from ingest.records import RECORD_FIELD, RecordError, validate_record
 from merkle.proof import ProofError
+from merkle.rocks import StorageUnavailable
 
 from .access import ALL_LEDGERS, ROLES, Principal
 from .bodies import (MAX_BATCH_BYTES, MAX_RECORD_BODY_BYTES, MAX_SMALL_BODY_BYTES, MAX_VERIFY_BODY_BYTES, MIB,
@@ -59,7 +60,7 @@ def _error_body(code: str, message: str, field: str | None = None) -> dict:
 
 _LEDGER_STATUS = {"unknown_ledger": 404, "not_found": 404, "ledger_exists": 409, "invalid_request": 400,
                   "invalid_ledger_id": 400, "ledger_halted": 503, "log_unavailable": 503,
-                  "concurrent_writer": 503, "stale_signing_key": 503}
+                  "concurrent_writer": 503, "stale_signing_key": 503, "storage_full": 503}
 _BUNDLE_STATUS = {"not_found": 404, "invalid_request": 400, "not_anchored": 409, "not_checkpointed": 409}
 
 
@@ -150,6 +151,10 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
     @app.exception_handler(ProofError)
     async def _proof_error(request, exc: ProofError):
         return error(400, "invalid_request", str(exc))
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_unavailable(request, exc: StorageUnavailable):
+        return error(503, "log_unavailable", f"the data directory cannot be read now: {exc}")
 
     @app.exception_handler(KeyFileError)
     async def _key_error(request, exc: KeyFileError):

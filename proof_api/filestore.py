@@ -12,16 +12,41 @@ by their SM3: the same content uploaded twice is stored once, and nothing else c
 behind a name. A file whose record was then refused (a conflicting evidence_id) stays in the
 store but is never served: GET serves a file only when a record of that ledger names its hash.
 One service writes a store: at start it deletes the temporary files a crash left behind.
+
+A full disk (or quota) while an upload is written fails it with `StorageFull`, code
+`storage_full`: the partial file is removed, no record is submitted, and the upload can be
+sent again once there is room.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-from ingest.ledger import check_ledger_id
+from ingest.ledger import LedgerError, check_ledger_id
 
 _INCOMING = ".incoming-"
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+class StorageFull(LedgerError):
+    """The file store has no room for an upload (ENOSPC or EDQUOT); nothing was recorded."""
+
+    def __init__(self, exc: OSError):
+        super().__init__("storage_full", f"the file store is full ({exc.strerror}): the upload was not kept and "
+                                         f"nothing was recorded; retry once there is room")
+
+
+@contextlib.contextmanager
+def _no_room_is_storage_full():
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _NO_ROOM:
+            raise StorageFull(exc) from None
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -62,8 +87,9 @@ class FileStore:
 
     def begin(self, ledger_id: str) -> "Upload":
         directory = self.root / check_ledger_id(ledger_id)
-        _make_dir(directory)
-        return Upload(self, ledger_id, directory)
+        with _no_room_is_storage_full():
+            _make_dir(directory)
+            return Upload(self, ledger_id, directory)
 
 
 class Upload:
@@ -79,28 +105,36 @@ class Upload:
         self._keeping = False
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        with _no_room_is_storage_full():
+            self._file.write(data)
 
     def keep(self, content_hash: str) -> Path:
         """Durably store the upload as the file of `content_hash` (the caller computed it from
         the same bytes) and return its path."""
         self._keeping = True
         try:
-            final = self.store.path(self.ledger_id, content_hash)
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            _make_dir(final.parent)
-            os.replace(self.temp, final)  # same content if it was there already
-            _fsync_dir(final.parent)
-            return final
+            with _no_room_is_storage_full():
+                final = self.store.path(self.ledger_id, content_hash)
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                _make_dir(final.parent)
+                os.replace(self.temp, final)  # same content if it was there already
+                _fsync_dir(final.parent)
+                return final
         except BaseException:
-            self._file.close()
+            self._close_quietly()
             self.temp.unlink(missing_ok=True)
             raise
+
+    def _close_quietly(self) -> None:
+        try:
+            self._file.close()
+        except OSError:  # flushing what is buffered hit the same full disk: the file goes anyway
+            pass
 
     def discard(self) -> None:
         if self._keeping:
             return
-        self._file.close()
+        self._close_quietly()
         self.temp.unlink(missing_ok=True)

@@ -109,10 +109,18 @@ class Runtime:
             out.append("compiling the SM3 kernels (the first start on this machine: up to about a minute)")
         elif self._warm_failure is not None:
             out.append(self._warm_failure)
+        unavailable = getattr(self.service.log, "unavailable", None)
+        if unavailable:  # e.g. the disk is full: receipts answer log_unavailable until it reopens
+            out.append(f"the log takes no writes: {unavailable}")
         for ledger_id in self.service.ledgers():
-            failure = self.service.ledger(ledger_id).sequencer.failure
-            if failure is not None:
-                out.append(f"ledger {ledger_id}: sequencer stopped: {failure}")
+            ledger = self.service.ledger(ledger_id)
+            sequencer = ledger.sequencer
+            if sequencer.failure is not None:
+                out.append(f"ledger {ledger_id}: sequencer stopped: {sequencer.failure}")
+            elif sequencer.stalled is not None:
+                out.append(f"ledger {ledger_id}: sequencer retrying (no checkpoints meanwhile): {sequencer.stalled}")
+            elif ledger.projections.unavailable:
+                out.append(f"ledger {ledger_id}: projections take no writes: {ledger.projections.unavailable}")
         return out
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import time
 
 import orjson
@@ -106,6 +107,34 @@ def _is_network(text: str) -> bool:
 _JSON_BODY_SUFFIXES = ("/records", "/v1/ledgers", "/api-keys", "/ip-rules", "/v1/verify")
 
 
+_NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+_NDJSON_LINE = re.compile(rb"[^\S\n]*\S[^\n]*")  # a line with something on it; blank ones are skipped
+
+
+def parse_batch(body: bytes, ndjson: bool) -> tuple[list, dict[int, RecordError]]:
+    """The items of a batch body and, for NDJSON, the lines that are not JSON; a batch of more
+    than MAX_BATCH_ITEMS is refused as soon as its item MAX_BATCH_ITEMS + 1 is seen."""
+    too_many = ApiError(413, "batch_too_large", f"more than {MAX_BATCH_ITEMS:,} records; a batch holds at most "
+                                                 f"{MAX_BATCH_ITEMS:,}")
+    if not ndjson:
+        items = parse_json(body)
+        if not isinstance(items, list):
+            raise ApiError(422, "invalid_request", "a batch is a JSON array of records", RECORD_FIELD)
+        if len(items) > MAX_BATCH_ITEMS:
+            raise too_many
+        return items, {}
+    items, errors = [], {}
+    for i, line in enumerate(_NDJSON_LINE.finditer(body)):
+        if i == MAX_BATCH_ITEMS:
+            raise too_many
+        try:
+            items.append(orjson.loads(line[0]))
+        except orjson.JSONDecodeError as exc:
+            items.append(None)
+            errors[i] = RecordError(RECORD_FIELD, "json", f"line {i + 1} is not JSON: {exc}")
+    return items, errors
+
+
 # Routes that take records: admitted against the ledger's in-flight budget before the body is read.
 _INGEST_SUFFIXES = ("/records", "/records/batch", "/files")
 _LEDGER_ROUTE_PREFIX = "/v1/ledgers/"
@@ -193,7 +222,6 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
         return MAX_SMALL_BODY_BYTES, "body_too_large"
 
     def refuse(status: int, code: str, message: str) -> ORJSONResponse:
-        metrics.requests.labels(f"{status // 100}xx").inc()
         return error(status, code, message, headers={"Connection": "close"})
 
     app.add_middleware(BodyLimits, limit_for=body_limit, refuse=refuse, timeouts=body_timeouts)
@@ -361,25 +389,12 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
                   "application/x-ndjson": {"schema": {"type": "string"}}}}})
     async def submit_batch(request: Request, ledger_id: str = LedgerId, who: Principal = Depends(principal)):
         ledger = ledger_for(request, ledger_id, who, ("producer",))
-        body = await request.body()  # counted against MAX_BATCH_BYTES as it streams (BodyLimits)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        items: list = []
-        parse_errors: dict[int, RecordError] = {}
-        if ctype in ("application/x-ndjson", "application/ndjson", "application/jsonl"):
-            for i, line in enumerate(l for l in body.split(b"\n") if l.strip()):
-                try:
-                    items.append(orjson.loads(line))
-                except orjson.JSONDecodeError as exc:
-                    items.append(None)
-                    parse_errors[i] = RecordError(RECORD_FIELD, "json", f"line {i + 1} is not JSON: {exc}")
-        elif ctype in ("application/json", ""):
-            items = parse_json(body, RECORD_FIELD)
-            if not isinstance(items, list):
-                raise ApiError(422, "invalid_request", "a batch is a JSON array of records", RECORD_FIELD)
-        else:
+        if ctype not in _NDJSON_TYPES and ctype not in ("application/json", ""):
             raise ApiError(415, "unsupported_media_type", f"send application/json or application/x-ndjson, not {ctype}")
-        if len(items) > MAX_BATCH_ITEMS:
-            raise ApiError(413, "batch_too_large", f"{len(items):,} records; a batch holds at most {MAX_BATCH_ITEMS:,}")
+        body = await request.body()  # counted against MAX_BATCH_BYTES as it streams (BodyLimits)
+        # Off the event loop: 16 MiB of JSON takes a while to parse, and /healthz must not wait.
+        items, parse_errors = await run_in_threadpool(parse_batch, body, ctype in _NDJSON_TYPES)
         good = [r for i, r in enumerate(items) if i not in parse_errors]
         submitted = iter(await run_in_threadpool(ledger.submit, good) if good else [])
         results, recorded, failed = [], 0, 0
@@ -597,25 +612,30 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
         from .strict_json import StrictJSONError, loads_strict
         from .verify import MAX_BUNDLE_DEPTH, load_trusted_keys, unreadable_report, verify_bundle
 
-        # The bundle as `evledger verify` reads it: JSON that strict reading refuses (a key
-        # twice, a non-canonical number), which the body's parser let through, is verdict 2 here
-        # as it is there, never a second reading of the same text.
-        try:
-            bundle = loads_strict(await request.body(), max_bytes=MAX_VERIFY_BODY_BYTES,
-                                  max_depth=MAX_BUNDLE_DEPTH + 1)["bundle"]
-        except StrictJSONError as exc:
-            return unreadable_report(exc).as_dict()
         trusted_keys = None
         if body.verifier_keys is not None:
             try:
                 trusted_keys = load_trusted_keys(body.verifier_keys, [], named="verifier_keys")
             except ValueError as exc:
                 raise ApiError(422, "invalid_request", str(exc), "verifier_keys") from None
-        # Never a chain URL from the client: the server would fetch whatever it was told.
-        # Admitted only now that the body is in: a slow client holds no verification slot.
+        text = await request.body()
+
+        def read_and_verify():
+            # The bundle as `evledger verify` reads it: JSON that strict reading refuses (a key
+            # twice, a non-canonical number), which the body's parser let through, is verdict 2
+            # here as it is there, never a second reading of the same text.
+            try:
+                bundle = loads_strict(text, max_bytes=MAX_VERIFY_BODY_BYTES, max_depth=MAX_BUNDLE_DEPTH + 1)["bundle"]
+            except StrictJSONError as exc:
+                return unreadable_report(exc)
+            # Never a chain URL from the client: the server would fetch whatever it was told.
+            return verify_bundle(bundle, None, body.content_hash, None, trusted_keys)
+
+        # Admitted only now that the body is in, so a slow client holds no slot; the strict
+        # reading (pure Python, up to a second for 1 MiB) runs inside the slot, off the event loop.
         release = in_flight.admit_verification()
         try:
-            report = await run_in_threadpool(verify_bundle, bundle, None, body.content_hash, None, trusted_keys)
+            report = await run_in_threadpool(read_and_verify)
         finally:
             release()
         return report.as_dict()

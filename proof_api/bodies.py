@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 KIB, MIB = 1 << 10, 1 << 20
 MAX_BATCH_BYTES = 16 * MIB
 MAX_RECORD_BODY_BYTES = 256 * KIB  # a valid record encodes to at most 16 KiB; escapes may grow its text 6x
-MAX_VERIFY_BODY_BYTES = 1 * MIB + 64 * KIB  # the offline verifier's bundle limit, and room for the keys
+MAX_VERIFY_BODY_BYTES = 1 * MIB  # the offline verifier's bundle limit: no bundle it refuses for size passes here
 MAX_SMALL_BODY_BYTES = 64 * KIB  # ledgers, API keys, IP rules, and routes that take no body
 
 
@@ -78,14 +78,15 @@ class BodyLimits:
             response = self.refuse(413, code, f"the body is {declared:,} bytes; the limit is {limit:,}")
             return await response(scope, receive, send)
         t = self.timeouts
-        started = time.monotonic()
+        started = None  # the body's clock starts when the route first reads it, not at the head
         received = 0
-        done = False
+        done = not (declared or _header(scope, b"transfer-encoding"))  # a request with no body
 
         async def limited_receive():
-            nonlocal received, done
+            nonlocal started, received, done
             if done:  # the body is in: what follows (a disconnect) may take as long as it takes
                 return await receive()
+            started = started or time.monotonic()
             allowed = t.grace_s + received / t.min_rate - (time.monotonic() - started)
             try:
                 message = await asyncio.wait_for(receive(), timeout=max(0.0, min(allowed, t.idle_s)))
@@ -94,16 +95,23 @@ class BodyLimits:
                                 f"the body came too slowly: {received:,} bytes in {time.monotonic() - started:.1f} s "
                                 f"(a body must arrive within {t.grace_s:g} s plus one second per {t.min_rate:,} "
                                 f"bytes, without a pause of {t.idle_s:g} s)") from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyError(413, code, f"the body exceeds the limit of {limit:,} bytes")
-                done = not message.get("more_body", False)
-            else:
-                done = True
+            if message["type"] != "http.request":
+                # Gone mid-body: no one reads an answer, but the route must stop, not log a traceback.
+                raise BodyError(400, "client_disconnected", f"the client went away after {received:,} bytes of the body")
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyError(413, code, f"the body exceeds the limit of {limit:,} bytes")
+            done = not message.get("more_body", False)
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def send_closing_early(message):
+            # An answer given before the whole body came in (a 401, 404, 413, 429, 408): the rest
+            # of the body would be read as the next request's head, so close the connection.
+            if message["type"] == "http.response.start" and not done:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, limited_receive, send_closing_early)
 
 
 class InFlight:
@@ -158,11 +166,16 @@ class InFlight:
         return release
 
 
-def _content_length(scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
+def _header(scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
     return None
+
+
+def _content_length(scope) -> int | None:
+    value = _header(scope, b"content-length")
+    return int(value) if value is not None and value.isdigit() else None
 
 
 class JSONRequest(Request):

@@ -254,7 +254,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
-    from .bodies import MIB, BodyTimeouts, InFlight
+    from .bodies import MAX_BATCH_BYTES, MIB, BodyTimeouts, InFlight
     from .runtime import Runtime
 
     from ingest.stopping import hold_while_closing, ignore_for_exit
@@ -265,9 +265,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("evledger serve: error: --ssl-certfile and --ssl-keyfile (env EVLEDGER_SSL_CERTFILE, "
               "EVLEDGER_SSL_KEYFILE) go together: give both or neither", file=sys.stderr)
         return 2
-    if not args.header_timeout > 0:
-        print(f"evledger serve: error: --header-timeout must be over 0 seconds, not {args.header_timeout:g}",
-              file=sys.stderr)
+    for flag, value in (("--header-timeout", args.header_timeout), ("--body-timeout", args.body_timeout)):
+        if not value > 0:
+            print(f"evledger serve: error: {flag} must be over 0 seconds, not {value:g}", file=sys.stderr)
+            return 2
+    if args.ledger_in_flight_mib < MAX_BATCH_BYTES // MIB:  # a chunked batch is charged the whole limit
+        print(f"evledger serve: error: --ledger-in-flight-mib must hold one full batch, at least "
+              f"{MAX_BATCH_BYTES // MIB}, not {args.ledger_in_flight_mib}", file=sys.stderr)
         return 2
     if args.ssl_certfile:  # before anything opens: uvicorn would fail late, with a traceback
         check_tls_files(args.ssl_certfile, args.ssl_keyfile)
@@ -282,7 +286,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"evledger serve: the service admin's API key was written to {admin_key} (0600); "
                   f"use it to create ledgers and their keys", file=sys.stderr)
         app = create_app(runtime, InFlight(per_ledger=args.ledger_in_flight_mib * MIB,
-                                           total=max(256, args.ledger_in_flight_mib) * MIB),
+                                           total=max(256, 4 * args.ledger_in_flight_mib) * MIB),
                          BodyTimeouts.scaled(args.body_timeout))
         metrics = runtime.metrics
 
@@ -660,7 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "pause for S/2 seconds; else 408 body_timeout (default 30)")
     serve.add_argument("--ledger-in-flight-mib", type=int, default=_env_number("LEDGER_IN_FLIGHT_MIB", 64, int),
                        metavar="MIB", help="submissions in flight per ledger, in MiB of body, before producers get "
-                                           "429 with Retry-After (default 64; 256 for the whole service)")
+                                           "429 with Retry-After (default 64, at least 16; the whole service "
+                                           "takes four times that, at least 256)")
     serve.set_defaults(func=_cmd_serve)
 
     verify = sub.add_parser("verify", help="check a proof bundle offline: leaf, path, signed checkpoint, the file, "

@@ -112,18 +112,21 @@ def _text(pattern=None):
 
 
 def _int(minimum: int):
-    return lambda v: type(v) is int and v >= minimum  # type() is int: not True, not 1.0
+    # type() is int: not True, not 1.0. Below 2**64: the contract's and the tree's sizes are
+    # uint64, and a parser that reads numbers as doubles could not hold more, so no bundle passes
+    # one reader and fails another on a number's size.
+    return lambda v: type(v) is int and minimum <= v < 2**64
 
 
 # Field -> (test, what it must be); a nested dict is a nested object. Mirrors docs/proof-bundle.schema.json.
 _ANCHOR_FIELDS = {
-    "chain_id": (_int(1), "a positive integer"),
+    "chain_id": (_int(1), "a positive integer below 2**64"),
     "contract": (_text(_ADDRESS), "0x and 40 hex digits"),
     "ledger_key": (_text(_HEX64_0X), "0x and 64 lower-case hex digits"),
     "tx_hash": (_text(_HEX64_0X), "0x and 64 lower-case hex digits"),
-    "block_number": (_int(1), "a positive integer"),
+    "block_number": (_int(1), "a positive integer below 2**64"),
     "block_hash": (_text(_HEX64_0X), "0x and 64 lower-case hex digits"),
-    "block_time": (_int(0), "a non-negative integer (Unix seconds)"),
+    "block_time": (_int(0), "a non-negative integer below 2**64 (Unix seconds)"),
 }
 _BUNDLE_FIELDS = {
     "format": (lambda v: v == BUNDLE_FORMAT, repr(BUNDLE_FORMAT)),
@@ -131,17 +134,17 @@ _BUNDLE_FIELDS = {
     "origin": (_text(), "a non-empty string"),
     "hash_alg": (lambda v: v in ("sm3", "sha256"), '"sm3" or "sha256"'),
     "leaf": {
-        "index": (_int(0), "a non-negative integer"),
+        "index": (_int(0), "a non-negative integer below 2**64"),
         "bytes_b64": (_text(_BASE64), "base64 text"),
         "hash": (_text(_HEX64), "64 lower-case hex digits"),
     },
     "inclusion": {
-        "tree_size": (_int(1), "a positive integer"),
+        "tree_size": (_int(1), "a positive integer below 2**64"),
         "path": (lambda v: type(v) is list and len(v) <= MAX_PATH and all(map(_text(_HEX64), v)),
                  f"a list of at most {MAX_PATH} hashes of 64 lower-case hex digits"),
     },
     "checkpoint": {
-        "size": (_int(1), "a positive integer"),
+        "size": (_int(1), "a positive integer below 2**64"),
         "root": (_text(_HEX64), "64 lower-case hex digits"),
         "note": (_text(), "a non-empty string"),
         "verifier_key": (_text(), "a non-empty string"),

@@ -220,7 +220,7 @@ def test_a_trickled_body_is_cut_off_with_408(live):
 
 
 def test_a_flooded_ledger_answers_429_with_retry_after_and_the_others_are_unaffected(tmp_path):
-    with evledger_serve(tmp_path / "data", "--ledger-in-flight-mib", "8") as (proc, base, admin), \
+    with evledger_serve(tmp_path / "data", "--ledger-in-flight-mib", "16") as (proc, base, admin), \
             httpx.Client(base_url=base, timeout=30) as http:
         keys = {}
         for ledger in ("acme", "other"):
@@ -228,13 +228,13 @@ def test_a_flooded_ledger_answers_429_with_retry_after_and_the_others_are_unaffe
             keys[ledger] = http.post(f"/v1/ledgers/{ledger}/api-keys", json={"role": "producer"},
                                      headers=auth(admin)).json()["key"]
         port = int(base.rsplit(":", 1)[1])
-        # Four slow producers hold acme's 8 MiB budget (2 MiB each, declared, the body held back).
+        # Four slow producers hold acme's 16 MiB budget (4 MiB each, declared, the body held back).
         holders = []
         for _ in range(4):
             s = socket.create_connection(("127.0.0.1", port), timeout=30)
             s.sendall((f"POST /v1/ledgers/acme/records/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                        f"Content-Type: application/json\r\nAuthorization: Bearer {keys['acme']}\r\n"
-                       f"Content-Length: {2 << 20}\r\n\r\n[").encode())
+                       f"Content-Length: {4 << 20}\r\n\r\n[").encode())
             holders.append(s)
         try:
             time.sleep(0.5)
@@ -265,3 +265,94 @@ def test_a_flooded_ledger_answers_429_with_retry_after_and_the_others_are_unaffe
             time.sleep(0.2)
         assert r.status_code == 200 and r.json()["recorded"] == 1, r.text
         assert proc.poll() is None and http.get("/healthz").status_code == 200
+
+
+# --- found by an outside review ------------------------------------------------------------------
+
+
+def health_latency_while(live, work) -> tuple[object, float]:
+    """Run `work()` in a thread; the slowest /healthz answer meanwhile (event loop liveness)."""
+    import threading
+
+    result, worst = {}, 0.0
+    thread = threading.Thread(target=lambda: result.setdefault("r", work()))
+    thread.start()
+    with httpx.Client(base_url=live.base, timeout=60) as probe:
+        while thread.is_alive():
+            started = time.monotonic()
+            assert probe.get("/healthz").status_code == 200
+            worst = max(worst, time.monotonic() - started)
+            time.sleep(0.05)
+    thread.join()
+    return result["r"], worst
+
+
+def test_an_ndjson_batch_of_millions_of_lines_is_refused_at_line_10001_off_the_event_loop(live):
+    body = b"x\n" * (8 << 20)  # 16 MiB of one-byte lines: each a parse error, 8 million of them
+    r, worst = health_latency_while(live, lambda: live.http.post(
+        "/v1/ledgers/acme/records/batch", content=body, headers={**live.H(), "content-type": "application/x-ndjson"}))
+    assert_error(r, 413, "batch_too_large")
+    assert worst < 5, f"/healthz waited {worst:.1f} s while the batch was parsed"  # was 50 s
+
+
+def test_verify_reads_big_bundles_off_the_event_loop(live):
+    body = b'{"bundle":{"x":[' + b"{}," * 340_000 + b'{}]}}'  # just under 1 MiB, slow to read strictly
+
+    def verify_four():
+        with httpx.Client(base_url=live.base, timeout=60) as c:
+            return [c.post("/v1/verify", content=body, headers={"content-type": "application/json"})
+                    for _ in range(4)]
+    answers, worst = health_latency_while(live, verify_four)
+    assert all(a.status_code == 200 and a.json()["verdict"] == 2 for a in answers), answers[0].text[:300]
+    assert worst < 3, f"/healthz waited {worst:.1f} s behind the verifier"
+
+
+def test_an_answer_before_the_body_closes_the_connection_rather_than_read_the_body_as_a_head(live):
+    host = live.base.removeprefix("http://")
+    port = int(host.split(":")[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(f"POST /v1/ledgers/acme/records HTTP/1.1\r\nHost: {host}\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n".encode())
+        time.sleep(0.3)
+        s.sendall(b"{}")  # the body, after the 401 was already sent
+        received = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 401 "), received[:200]
+    assert b"connection: close" in received.lower()
+    assert received.count(b"HTTP/1.1 ") == 1, received  # no second, unasked-for answer
+
+
+def test_a_client_gone_mid_body_is_counted_not_an_internal_error(live):
+    def errors(code: str) -> int:
+        return sum(int(float(line.rsplit(" ", 1)[1])) for line in live.http.get("/metrics").text.splitlines()
+                   if line.startswith(f'evledger_errors_total{{code="{code}"}}'))
+
+    before_gone, before_internal = errors("client_disconnected"), errors("internal_error")
+    host = live.base.removeprefix("http://")
+    for path in ("/v1/ledgers/acme/records/batch", "/v1/ledgers/acme/records", "/v1/verify",
+                 "/v1/ledgers/acme/files?business_type=contract&occurred_at=2026-11-26T01:00:00Z"):
+        with socket.create_connection(("127.0.0.1", int(host.split(":")[1])), timeout=15) as s:
+            s.sendall((f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                       f"Authorization: Bearer {live.keys['acme', 'producer']}\r\nContent-Length: 1000\r\n\r\n[{{}}").encode())
+            time.sleep(0.2)
+    wait_for = time.monotonic() + 10
+    while errors("client_disconnected") < before_gone + 4 and time.monotonic() < wait_for:
+        time.sleep(0.1)
+    assert errors("client_disconnected") == before_gone + 4
+    assert errors("internal_error") == before_internal
+    alive(live)
+
+
+@pytest.mark.parametrize("flags, message", [(("--body-timeout", "0"), "--body-timeout must be over 0"),
+                                            (("--ledger-in-flight-mib", "8"), "at least 16")])
+def test_serve_refuses_limits_that_would_refuse_everything(tmp_path, flags, message):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "proof_api.cli", "--data-dir", str(tmp_path / "d"), "serve", *flags],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr, done.stderr

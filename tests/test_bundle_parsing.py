@@ -15,6 +15,7 @@ the C stack).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -321,3 +322,22 @@ def test_a_certificate_with_a_duplicated_key_inside_is_refused(good_text):
     tampered = html[:start] + html[start:].replace('"ledger": "acme"', '"ledger": "evil", "ledger": "acme"', 1)
     with pytest.raises(StrictJSONError, match="^duplicate key 'ledger' in object at \\$$"):
         extract_bundle(tampered)
+
+
+@pytest.mark.parametrize("field", [b'"chain_id":', b'"block_number":', b'"index":'])
+def test_an_integer_no_double_or_uint64_holds_is_refused_offline_as_over_http(good_text, field):
+    """10**400 in a bundle: orjson (the HTTP body parser) cannot read it, so the offline
+    verifier must not give 1 for it either: every count in a bundle is below 2**64."""
+    import orjson
+
+    from proof_api.verify import load_bundle, verify_bundle
+
+    assert verify_bundle(load_bundle(good_text)).verdict == 1
+    start = good_text.index(field) + len(field)
+    end = start + len(re.match(rb"[0-9]+", good_text[start:])[0])
+    for huge in (b"1" + b"0" * 400, str(2**64).encode()):
+        text = good_text[:start] + huge + good_text[end:]
+        report = verify_bundle(load_bundle(text))
+        assert report.verdict == 2 and report.checks[0].name == "format" and "below 2**64" in report.checks[0].detail
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(good_text[:start] + b"1" + b"0" * 400 + good_text[end:])

@@ -85,6 +85,7 @@ def serve_child(data_dir: str, port: int) -> int:
     from proof_api.app import create_app
     from proof_api.cli import _anchor_settings, _settings, build_parser, open_chain, open_log
     from proof_api.runtime import Runtime
+    from proof_api.serving import protocol_class
 
     args = build_parser().parse_args(["--data-dir", data_dir, "serve", "--port", str(port)])
     runtime = Runtime(args.data_dir, open_log(args), _settings(args), open_chain(args), _anchor_settings(args))
@@ -96,8 +97,8 @@ def serve_child(data_dir: str, port: int) -> int:
         async def trivial():
             return {"ok": True}
 
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=10)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                    timeout_graceful_shutdown=10, http=protocol_class(args.header_timeout), ws="none")
     finally:
         runtime.close()
     return 0

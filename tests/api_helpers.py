@@ -113,25 +113,29 @@ def uvicorn_server(app):
 
 @contextlib.contextmanager
 def evledger_serve(data_dir: Path, *serve_args: str, global_args: tuple[str, ...] = ("--batch-max-delay", "0.05"),
-                   env: dict | None = None, scheme: str = "http", verify=True):
+                   env: dict | None = None):
     """A real `evledger serve` process on 127.0.0.1 (a free port, its own data directory);
-    yields (process, base URL, service admin key) once /healthz answers. Killed if still up."""
+    yields (process, base URL, service admin key) once /healthz answers, its stderr in
+    <data dir>.stderr (a file: a pipe nobody reads would fill and stall the server). Killed if
+    still up at the end."""
     import os
     import subprocess
     import sys
 
     port = free_port()
     repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data_dir), *global_args,
-                             "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args],
-                            cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
-    base = f"{scheme}://127.0.0.1:{port}"
+    stderr = Path(f"{data_dir}.stderr")
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data_dir), *global_args,
+                                 "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args],
+                                cwd=repo, stdout=subprocess.DEVNULL, stderr=err,
+                                env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
+    base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=10, verify=verify) as http:
+        with httpx.Client(base_url=base, timeout=10) as http:
             def up():
                 if proc.poll() is not None:
-                    raise AssertionError(f"evledger serve exited {proc.returncode}: {proc.stderr.read()}")
+                    raise AssertionError(f"evledger serve exited {proc.returncode}: {stderr.read_text()}")
                 try:
                     return http.get("/healthz").status_code == 200
                 except httpx.TransportError:
@@ -142,4 +146,3 @@ def evledger_serve(data_dir: Path, *serve_args: str, global_args: tuple[str, ...
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        proc.stderr.close()

@@ -13,12 +13,9 @@ import copy
 import hashlib
 import io
 import json
-import os
 import secrets
 import signal
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,11 +27,10 @@ from fastapi.testclient import TestClient
 from merkle.checkpoint import verify_checkpoint
 from merkle.proof import verify_consistency
 from proof_api.app import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, create_app
-from tests.api_helpers import (OCCURRED, ROLES, assert_error, auth, free_port, make_runtime, record_count,
+from tests.api_helpers import (OCCURRED, ROLES, assert_error, auth, evledger_serve, make_runtime, record_count,
                                settle, wait_until)
 from tests.sample_records import chash, rec
 
-REPO = Path(__file__).resolve().parents[1]
 RECEIPT_FIELDS = {"evidence_id", "business_id", "seq", "leaf_hash", "received_at", "status", "duplicate"}
 MAX_FILE_BYTES = 64 * 1024
 
@@ -767,23 +763,9 @@ def test_real_server_evledger_serve(tmp_path):
     on SIGTERM, however often it comes."""
     from proof_api.verify import VERDICT_IN_TREE, verify_bundle
 
-    port = free_port()
     data = tmp_path / "data"
-    proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data), "--batch-max-delay", "0.05",
-                             "serve", "--host", "127.0.0.1", "--port", str(port), "--anchor-min-interval", "0",
-                             "--file-store", str(tmp_path / "files")],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            def up():
-                if proc.poll() is not None:
-                    raise AssertionError(f"evledger serve exited {proc.returncode}: {proc.stderr.read()}")
-                try:
-                    return http.get("/healthz").status_code == 200
-                except httpx.TransportError:
-                    return False
-            wait_until(up, timeout=60, interval=0.1, what="evledger serve")
+    with evledger_serve(data, "--anchor-min-interval", "0", "--file-store", str(tmp_path / "files")) as (proc, base, _):
+        with httpx.Client(base_url=base, timeout=10) as http:
             admin = auth((data / "admin.key").read_text().strip())
             assert http.post("/v1/ledgers", json={"ledger": "live"}, headers=admin).status_code == 201
             producer = auth(http.post("/v1/ledgers/live/api-keys", json={"role": "producer"}, headers=admin).json()["key"])
@@ -816,14 +798,8 @@ def test_real_server_evledger_serve(tmp_path):
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.005)
         assert proc.returncode == 0
-        stderr = proc.stderr.read()
+        stderr = Path(f"{data}.stderr").read_text()
         assert "Traceback" not in stderr, stderr
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 # --- regressions of bugs found by these tests ------------------------------------------------

@@ -13,7 +13,6 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest

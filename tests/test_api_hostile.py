@@ -45,6 +45,8 @@ def live(tmp_path_factory):
             yield SimpleNamespace(proc=proc, base=base, http=http, admin=admin, keys=keys,
                                   H=lambda ledger="acme", role="producer": auth(keys[ledger, role]))
         assert proc.poll() is None, "the service died"
+    stderr = Path(f"{data}.stderr").read_text()
+    assert "Traceback" not in stderr, stderr[-3000:]  # every hostile request answered, none crashed a route
 
 
 def alive(live) -> None:

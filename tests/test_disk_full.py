@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from ingest.devbroker import free_port
+from tests.api_helpers import wait_until
 from ingest.log import LogError, NewEvent
 from ingest.log_rocksdb import RocksDBLog
 
@@ -89,17 +90,6 @@ def fill_disk(directory: Path) -> Path:
     finally:
         os.close(fd)
     return ballast
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 # ------------------------------------------------------------------------------ the reopening handle (no mount)
@@ -247,7 +237,7 @@ def test_a_write_reported_failed_that_reached_the_disk_is_taken_in_after_the_reo
             ledger.submit([_record(i) for i in range(10, 20)])
         assert caught.value.code == "log_unavailable"
         assert svc.log.version("acme") == ledger._version  # not served before the reopen
-        wait_until(lambda: svc.log.unavailable is None, 10, "the log to reopen")
+        wait_until(lambda: svc.log.unavailable is None, 10, what="the log to reopen")
         again = ledger.submit([_record(i) for i in range(10, 25)])
         assert [r.duplicate for r in again] == [True] * 10 + [False] * 5
         assert [r.seq for r in before + again] == list(range(25))
@@ -279,7 +269,7 @@ def test_log_refuses_appends_on_a_full_disk_and_takes_them_again_by_itself(tmp_p
 
             ballast.unlink()
             # Reopened in the background, with no append to prompt it.
-            wait_until(lambda: log.unavailable is None, 10, "the log to reopen by itself")
+            wait_until(lambda: log.unavailable is None, 10, what="the log to reopen by itself")
             assert log.version("s") == acked
             assert log.append("s", [NewEvent("X", b"after")], acked) == acked + 1
         finally:
@@ -307,7 +297,7 @@ def test_sequencer_waits_out_a_full_disk_and_seals_by_itself(tmp_path):
             receipts = ledger.submit([_record(i) for i in range(2000)])
             ballast = fill_disk(fs)
             ledger.sequencer.start()
-            wait_until(lambda: ledger.sequencer.stalled is not None, 10, "the sequencer to hit the full disk")
+            wait_until(lambda: ledger.sequencer.stalled is not None, 10, what="the sequencer to hit the full disk")
             assert "No space left" in ledger.projections.unavailable
             time.sleep(0.5)  # a few retries on the full disk
             assert ledger.sequencer.failure is None and ledger.sequencer._thread.is_alive()
@@ -316,7 +306,7 @@ def test_sequencer_waits_out_a_full_disk_and_seals_by_itself(tmp_path):
             ballast.unlink()
             checkpoint = ledger.wait_for_checkpoint(len(receipts), timeout=20)
             assert checkpoint is not None and checkpoint["size"] == len(receipts)
-            wait_until(lambda: ledger.sequencer.stalled is None, 10, "the sequencer to say it works again")
+            wait_until(lambda: ledger.sequencer.stalled is None, 10, what="the sequencer to say it works again")
             assert ledger.projections.unavailable is None and ledger.sequencer.failure is None
             assert [ledger.projections.tree.leaf_hash(r.seq).hex() for r in receipts] == [r.leaf_hash for r in receipts]
         finally:
@@ -413,7 +403,7 @@ class Serve:
                 return self.http.get("/healthz").status_code == 200
             except httpx.TransportError:
                 return False
-        wait_until(up, 30, "evledger serve to answer /healthz", 0.1)
+        wait_until(up, 30, 0.1, what="evledger serve to answer /healthz")
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -510,12 +500,12 @@ def test_evledger_serve_through_a_full_disk(tmp_path):
             producer_thread = threading.Thread(target=produce, name="producer", daemon=True)
             producer_thread.start()
             try:
-                wait_until(lambda: len(receipts) >= 1000, 15, "the producer's first receipts")
+                wait_until(lambda: len(receipts) >= 1000, 15, what="the producer's first receipts")
 
                 # The disk fills up during ingest, and stays full for a while.
                 ballast = fill_disk(fs)
                 filled = time.monotonic()
-                wait_until(lambda: len(refused) >= 3 and time.monotonic() - filled > 1.5, 15,
+                wait_until(lambda: len(refused) >= 3 and time.monotonic() - filled > 1.5, 15, what=
                            "503 log_unavailable on the full disk")
                 assert server.proc.poll() is None, "evledger serve died"
                 ready = http.get("/readyz")
@@ -529,7 +519,7 @@ def test_evledger_serve_through_a_full_disk(tmp_path):
                 # Space comes back: ingest resumes by itself, with no restart.
                 ballast.unlink()
                 freed = time.monotonic()
-                wait_until(lambda: any(t > freed and s == 200 for t, s in statuses), 15, "a 200 after freeing space")
+                wait_until(lambda: any(t > freed and s == 200 for t, s in statuses), 15, what="a 200 after freeing space")
             finally:
                 stop_producing.set()
                 producer_thread.join(15)
@@ -541,8 +531,8 @@ def test_evledger_serve_through_a_full_disk(tmp_path):
             assert all(r["evidence_id"] in receipts for r in retried)
             total = len(receipts)
             assert total == next_id[0] - 50 * (len(refused) - 1)  # every batch but the refused ones, exactly
-            wait_until(lambda: latest_checkpoint_size() >= total, 20, "a checkpoint covering every receipt")
-            wait_until(lambda: http.get("/readyz").status_code == 200, 15, "/readyz to say ready again")
+            wait_until(lambda: latest_checkpoint_size() >= total, 20, what="a checkpoint covering every receipt")
+            wait_until(lambda: http.get("/readyz").status_code == 200, 15, what="/readyz to say ready again")
 
             chosen = random.Random(7).sample(sorted(receipts), 12) + [r["evidence_id"] for r in retried[:3]]
             sample = [(evidence_id, receipts[evidence_id]) for evidence_id in chosen]

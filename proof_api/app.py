@@ -13,7 +13,7 @@ from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.keys import KeyFileError
@@ -233,8 +233,9 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
             if ctype != "application/json":
                 metrics.requests.labels("4xx").inc()
                 metrics.errors.labels("unsupported_media_type").inc()
+                # Closed after the answer: the body was not read, and must not be (nor read as a head).
                 return ORJSONResponse(_error_body("unsupported_media_type", f"send application/json, not {ctype}"),
-                                      status_code=415)
+                                      status_code=415, headers={"Connection": "close"})
         response = await call_next(request)
         metrics.requests.labels(f"{response.status_code // 100}xx").inc()
         return response
@@ -607,35 +608,42 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
     # -- verification (public: the same code a court runs offline) -----------------------------------
 
     @app.post("/v1/verify", tags=["proofs"], summary="Verify a proof bundle (and optionally the file's SM3): "
-                                                    "verdict 1 (in the anchored tree, unaltered) or 2")
-    async def verify(request: Request, body: VerifyRequest):
+                                                    "verdict 1 (in the anchored tree, unaltered) or 2",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": VerifyRequest.model_json_schema()}}}})
+    async def verify(request: Request):
         from .strict_json import StrictJSONError, loads_strict
         from .verify import MAX_BUNDLE_DEPTH, load_trusted_keys, unreadable_report, verify_bundle
 
-        trusted_keys = None
-        if body.verifier_keys is not None:
-            try:
-                trusted_keys = load_trusted_keys(body.verifier_keys, [], named="verifier_keys")
-            except ValueError as exc:
-                raise ApiError(422, "invalid_request", str(exc), "verifier_keys") from None
-        text = await request.body()
-
-        def read_and_verify():
+        def read_and_verify(text: bytes):
             # The bundle as `evledger verify` reads it: JSON that strict reading refuses (a key
-            # twice, a non-canonical number), which the body's parser let through, is verdict 2
-            # here as it is there, never a second reading of the same text.
+            # twice, a non-canonical number) is verdict 2 here as it is there, never a second
+            # reading of the same text; text that is not JSON at all is a malformed request.
             try:
-                bundle = loads_strict(text, max_bytes=MAX_VERIFY_BODY_BYTES, max_depth=MAX_BUNDLE_DEPTH + 1)["bundle"]
+                given = loads_strict(text, max_bytes=MAX_VERIFY_BODY_BYTES, max_depth=MAX_BUNDLE_DEPTH + 1)
             except StrictJSONError as exc:
+                parse_json(text)  # BodyError malformed_json when no JSON parser reads it either
                 return unreadable_report(exc)
+            try:
+                body = VerifyRequest.model_validate(given)
+            except ValidationError as exc:
+                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+            trusted_keys = None
+            if body.verifier_keys is not None:
+                try:
+                    trusted_keys = load_trusted_keys(body.verifier_keys, [], named="verifier_keys")
+                except ValueError as exc:
+                    raise ApiError(422, "invalid_request", str(exc), "verifier_keys") from None
             # Never a chain URL from the client: the server would fetch whatever it was told.
-            return verify_bundle(bundle, None, body.content_hash, None, trusted_keys)
+            return verify_bundle(given["bundle"], None, body.content_hash, None, trusted_keys)
 
-        # Admitted only now that the body is in, so a slow client holds no slot; the strict
-        # reading (pure Python, up to a second for 1 MiB) runs inside the slot, off the event loop.
+        text = await request.body()
+        # The body is in (so a slow client holds no slot) but not yet parsed: a refused request
+        # costs no parsing, and the reading (pure Python, up to a second for 1 MiB) runs inside
+        # the slot, off the event loop.
         release = in_flight.admit_verification()
         try:
-            report = await run_in_threadpool(read_and_verify)
+            report = await run_in_threadpool(read_and_verify, text)
         finally:
             release()
         return report.as_dict()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import select
+from collections import Counter
 import socket
 import time
 from pathlib import Path
@@ -309,12 +310,36 @@ def test_verify_reads_big_bundles_off_the_event_loop(live):
     assert worst < 3, f"/healthz waited {worst:.1f} s behind the verifier"
 
 
-def test_an_answer_before_the_body_closes_the_connection_rather_than_read_the_body_as_a_head(live):
+def test_verify_refuses_a_crowd_before_parsing_anything(live):
+    """Fifty at once: those beyond the verification slots get 429 before their body is parsed,
+    so the event loop and memory stay free."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = b'{"bundle":{"x":[' + b"{}," * 340_000 + b'{}]}}'
+    before = rss_bytes(live.proc.pid)
+
+    def crowd():
+        with httpx.Client(base_url=live.base, timeout=120) as c, ThreadPoolExecutor(50) as pool:
+            return list(pool.map(lambda _: c.post("/v1/verify", content=body,
+                                                  headers={"content-type": "application/json"}), range(50)))
+    answers, worst = health_latency_while(live, crowd)
+    statuses = Counter(a.status_code for a in answers)
+    # 408: this server's --body-timeout is 2 s, and fifty uploads from one client can stall that long.
+    assert set(statuses) <= {200, 408, 429} and statuses[429] > 0, statuses
+    assert all(a.headers["retry-after"] == "1" for a in answers if a.status_code == 429)
+    assert worst < 3, f"/healthz waited {worst:.1f} s behind the crowd"
+    assert rss_bytes(live.proc.pid) - before < 400 << 20
+
+
+@pytest.mark.parametrize("path, ctype, status", [("/v1/ledgers/acme/records", "application/json", 401),
+                                                 ("/v1/verify", "text/plain", 415)])
+def test_an_answer_before_the_body_closes_the_connection_rather_than_read_the_body_as_a_head(live, path, ctype,
+                                                                                             status):
     host = live.base.removeprefix("http://")
     port = int(host.split(":")[1])
     with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
-        s.sendall(f"POST /v1/ledgers/acme/records HTTP/1.1\r\nHost: {host}\r\n"
-                  f"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n".encode())
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+                  f"Content-Type: {ctype}\r\nContent-Length: 2\r\n\r\n".encode())
         time.sleep(0.3)
         s.sendall(b"{}")  # the body, after the 401 was already sent
         received = b""
@@ -323,7 +348,7 @@ def test_an_answer_before_the_body_closes_the_connection_rather_than_read_the_bo
             if not chunk:
                 break
             received += chunk
-    assert received.startswith(b"HTTP/1.1 401 "), received[:200]
+    assert received.startswith(f"HTTP/1.1 {status} ".encode()), received[:200]
     assert b"connection: close" in received.lower()
     assert received.count(b"HTTP/1.1 ") == 1, received  # no second, unasked-for answer
 

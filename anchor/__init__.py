@@ -1,1 +1,2 @@
-"""Anchoring checkpoints to a consortium chain (issue 4)."""
+"""Anchoring checkpoints to a consortium chain: the registry contract, chain backends and the
+anchor worker."""

@@ -19,7 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ingest import events as ev
 from ingest.leaf import format_received_at
@@ -59,25 +62,77 @@ class _LedgerState:
     forced: bool = False
 
 
-@dataclass
+# Seconds from a checkpoint being sealed to its anchor being confirmed: a second or two on a
+# dev chain, up to minutes with public-chain block times and several confirmations.
+LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600)
+
+
 class AnchorMetrics:
-    submitted: int = 0
-    confirmed: int = 0
-    failed: int = 0
-    chain_errors: int = 0
-    reorgs: int = 0
-    last_error: str = ""
-    confirm_latency: list = field(default_factory=list)  # seconds, checkpoint sealed -> confirmed
+    """The worker's counters and confirmation-latency histogram, as Prometheus instruments in
+    the registry it is given (the API's, so /metrics shows them as they change) or its own.
+    Memory stays bounded in a long-running server; the integer properties read the counters
+    back for the CLI, the tests and the bench."""
+
+    KEEP_LATENCIES = 10_000  # per-anchor latencies kept for the bench: bounded, the histogram has them all
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.submitted_total = Counter("evledger_anchors_submitted", "Anchor transactions sent", registry=r)
+        self.confirmed_total = Counter("evledger_anchors_confirmed", "Anchors confirmed on chain", registry=r)
+        self.failed_total = Counter("evledger_anchors_failed", "AnchorFailed events since start", registry=r)
+        self.chain_errors_total = Counter("evledger_anchor_chain_errors", "Chain endpoint errors since start",
+                                          registry=r)
+        self.reorgs_total = Counter("evledger_anchor_reorgs", "Anchors whose block left the chain", registry=r)
+        self.confirm_seconds = Histogram("evledger_anchor_confirm_latency_seconds",
+                                         "Checkpoint sealed to its anchor confirmed", buckets=LATENCY_BUCKETS,
+                                         registry=r)
+        self._latencies: deque[float] = deque(maxlen=self.KEEP_LATENCIES)
+        self.last_error = ""
+
+    @staticmethod
+    def _count(counter: Counter) -> int:
+        return int(next(s.value for s in counter.collect()[0].samples if s.name.endswith("_total")))
+
+    @property
+    def submitted(self) -> int:
+        return self._count(self.submitted_total)
+
+    @property
+    def confirmed(self) -> int:
+        return self._count(self.confirmed_total)
+
+    @property
+    def failed(self) -> int:
+        return self._count(self.failed_total)
+
+    @property
+    def chain_errors(self) -> int:
+        return self._count(self.chain_errors_total)
+
+    @property
+    def reorgs(self) -> int:
+        return self._count(self.reorgs_total)
+
+    @property
+    def confirm_latency(self) -> list[float]:
+        """The latest confirmations' latencies in seconds, oldest first (at most KEEP_LATENCIES)."""
+        return list(self._latencies)
+
+    def observe_confirmed(self, seconds: float) -> None:
+        self.confirm_seconds.observe(seconds)
+        self._latencies.append(seconds)
 
 
 class AnchorWorker:
     LOG_RETRY = 5.0  # seconds between tries while the log takes no writes
 
-    def __init__(self, service, chain: ChainBackend, settings: AnchorSettings = AnchorSettings()):
+    def __init__(self, service, chain: ChainBackend, settings: AnchorSettings = AnchorSettings(),
+                 registry: CollectorRegistry | None = None):
         self.service = service
         self.chain = chain
         self.settings = settings
-        self.metrics = AnchorMetrics()
+        self.metrics = AnchorMetrics(registry)
         self._states: dict[str, _LedgerState] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -133,7 +188,7 @@ class AnchorWorker:
                     if state.pending is None and time.monotonic() >= state.next_try:
                         self._maybe_submit(ledger, state)
                 except ChainError as exc:  # the endpoint is down or slow: ingest goes on, retry later
-                    self.metrics.chain_errors += 1
+                    self.metrics.chain_errors_total.inc()
                     self.metrics.last_error = str(exc)
                     state.backoff = min(self.settings.max_backoff, max(1.0, state.backoff * 2))
                     state.next_try = time.monotonic() + state.backoff
@@ -187,7 +242,7 @@ class AnchorWorker:
         state.mined_at = None
         state.last_submit = time.monotonic()
         state.forced = False
-        self.metrics.submitted += 1
+        self.metrics.submitted_total.inc()
         log.info("ledger %r: anchoring size %d in tx %s", ledger.id, size, payload["tx_hash"])
 
     def _adopt(self, ledger, state: _LedgerState, on_chain) -> None:
@@ -221,7 +276,7 @@ class AnchorWorker:
             status = TxStatus("mined", on_chain.block_number, block[0]) if block else TxStatus("missing")
         if status.state == "missing":
             if state.mined_at is not None:
-                self.metrics.reorgs += 1
+                self.metrics.reorgs_total.inc()
                 reason = f"reorg: block {state.mined_at[0]} ({state.mined_at[1]}) holding the anchor left the chain"
             else:
                 reason = "transaction dropped: the node no longer knows it"
@@ -255,13 +310,13 @@ class AnchorWorker:
         state.backoff = 0.0  # only a confirmation ends a run of failures
         sealed = self._sealed_at.pop((ledger.id, size), None)
         if sealed is not None:
-            self.metrics.confirm_latency.append(time.monotonic() - sealed)
+            self.metrics.observe_confirmed(time.monotonic() - sealed)
         # Checkpoints sealed between anchors are covered by this one and never anchored
         # themselves: forget them, or the map grows by one a second per ledger.
         # list() copies the keys in one step: the sequencer's thread adds to the map meanwhile.
         for key in [k for k in list(self._sealed_at) if k[0] == ledger.id and k[1] < size]:
             self._sealed_at.pop(key, None)
-        self.metrics.confirmed += 1
+        self.metrics.confirmed_total.inc()
         state.pending = None
         state.mined_at = None
         log.info("ledger %r: size %d anchored in block %d (%d deep)", ledger.id, size, status.block_number, depth)
@@ -270,7 +325,7 @@ class AnchorWorker:
         payload = self._base(size, root)
         payload.update({"tx_hash": tx_hash, "reason": reason, "failed_at": _now()})
         self._log_event(ledger, ev.ANCHOR_FAILED, payload)
-        self.metrics.failed += 1
+        self.metrics.failed_total.inc()
         self.metrics.last_error = reason
         state.pending = None
         state.mined_at = None

@@ -1,1 +1,1 @@
-"""Evidence records, the event log and its backends, the sequencer, projections (issue 3)."""
+"""Evidence records, the event log and its backends, the sequencer, projections."""

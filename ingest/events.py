@@ -1,4 +1,5 @@
-"""The events of a ledger's stream and their payloads (docs/events.md).
+"""The events of a ledger's stream and their payloads (docs/ingest.md, "Ledgers and their
+streams"; the anchor events: docs/anchor.md, "Lifecycle").
 
 Position 0 of every ledger's stream is LedgerCreated. EvidenceRecorded carries the leaf bytes
 themselves as its data, so the log holds exactly what the tree commits to; its metadata holds

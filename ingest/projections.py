@@ -198,9 +198,6 @@ class Projections:
                  "position": next_position - 1}
         self._put(b"K" + bytes.fromhex(payload["key_id"]), orjson.dumps(entry), next_position)
 
-    def advance(self, next_position: int) -> None:
-        self._put(None, None, next_position)
-
     def _put(self, key: bytes | None, value: bytes | None, next_position: int) -> None:
         from rocksdict import WriteBatch
 

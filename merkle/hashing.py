@@ -6,7 +6,7 @@ node = H(0x01 || left || right)); only the SM3 hasher knows numba exists.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -219,8 +219,3 @@ def get_hasher(alg: str = "sm3") -> LogHasher:
     if alg not in _HASHERS:
         _HASHERS[alg] = LogHasher(alg)
     return _HASHERS[alg]
-
-
-def iter_bytes(digests: np.ndarray) -> Iterable[bytes]:
-    for row in digests:
-        yield row.tobytes()

@@ -35,8 +35,15 @@ class Metrics:
                                     ["ledger"], registry=self.registry)
         self.anchor_lag = Gauge("evledger_anchor_lag_records", "Records checkpointed but not yet covered by a "
                                 "confirmed anchor", ["ledger"], registry=self.registry)
+        # The names docs/api.md lists, kept as gauges (a Counter would show them as *_total) that read
+        # the anchor worker's counters, registered here too, at each scrape: see `follow`.
         self.anchor_failures = Gauge("evledger_anchor_failures", "AnchorFailed events since start", registry=self.registry)
         self.chain_errors = Gauge("evledger_chain_errors", "Chain endpoint errors since start", registry=self.registry)
+
+    def follow(self, worker: AnchorWorker) -> None:
+        """Expose `worker`'s counts under the documented gauge names (0 while there is no worker)."""
+        self.anchor_failures.set_function(lambda: worker.metrics.failed)
+        self.chain_errors.set_function(lambda: worker.metrics.chain_errors)
 
 
 class Runtime:
@@ -53,7 +60,8 @@ class Runtime:
         self.started = time.time()
         self.worker: AnchorWorker | None = None
         if chain is not None:
-            self.worker = AnchorWorker(self.service, chain, anchor_settings)
+            self.worker = AnchorWorker(self.service, chain, anchor_settings, registry=self.metrics.registry)
+            self.metrics.follow(self.worker)
             self.worker.start()
         # The SM3 kernels, before the first records need them: not ready until then.
         self.warmed = threading.Event()
@@ -98,9 +106,6 @@ class Runtime:
             m.checkpoints.labels(ledger_id).set(len(ledger.projections.checkpoints()))
             anchored = ledger.projections.latest_anchor(status="confirmed")
             m.anchor_lag.labels(ledger_id).set(sealed - (anchored["size"] if anchored else 0))
-        if self.worker is not None:
-            m.anchor_failures.set(self.worker.metrics.failed)
-            m.chain_errors.set(self.worker.metrics.chain_errors)
 
     def problems(self) -> list[str]:
         """Why the service is not ready, if it is not."""

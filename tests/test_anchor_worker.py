@@ -17,9 +17,10 @@ import logging
 import time
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from anchor.chain import Web3Chain, ledger_key
-from anchor.worker import AnchorSettings, AnchorWorker
+from anchor.worker import AnchorMetrics, AnchorSettings, AnchorWorker
 from ingest import events as ev
 from ingest.ledger import LedgerService
 from ingest.sequencer import SequencerSettings
@@ -444,3 +445,34 @@ def test_checkpoints_covered_by_a_confirmed_anchor_leave_the_latency_map(service
     assert worker.wait_confirmed("alpha", 15, timeout=15) is not None
     assert not [key for key in worker._sealed_at if key[0] == "alpha"]
     assert worker.metrics.confirm_latency  # the confirmed checkpoint's own latency was taken first
+
+
+def test_metrics_are_prometheus_instruments_in_the_registry_given(service, shared_chain):
+    """/metrics reads the worker's own counters and histogram: nothing copies them over."""
+    registry = CollectorRegistry()
+    metered = service.create_ledger("metered")
+    worker = AnchorWorker(service, shared_chain, fast(), registry=registry)
+    worker.step()  # takes the ledger on: from now it notes when each checkpoint is sealed
+    cp = ingest(metered, 0, 3)
+    assert worker.wait_confirmed("metered", cp["size"], timeout=15) is not None
+    sample = registry.get_sample_value
+    assert sample("evledger_anchors_submitted_total") == worker.metrics.submitted == 1
+    assert sample("evledger_anchors_confirmed_total") == worker.metrics.confirmed == 1
+    assert sample("evledger_anchors_failed_total") == worker.metrics.failed == 0
+    assert sample("evledger_anchor_chain_errors_total") == worker.metrics.chain_errors == 0
+    assert sample("evledger_anchor_reorgs_total") == worker.metrics.reorgs == 0
+    (latency,) = worker.metrics.confirm_latency
+    assert sample("evledger_anchor_confirm_latency_seconds_count") == 1
+    assert sample("evledger_anchor_confirm_latency_seconds_sum") == pytest.approx(latency)
+    assert sample("evledger_anchor_confirm_latency_seconds_bucket", {"le": "600.0"}) == 1
+    # A worker given no registry has its own, so several can run in one process.
+    assert AnchorWorker(service, shared_chain, fast()).metrics.registry is not registry
+
+
+def test_confirm_latency_memory_is_bounded():
+    metrics = AnchorMetrics()
+    keep = AnchorMetrics.KEEP_LATENCIES
+    for i in range(keep + 5):
+        metrics.observe_confirmed(float(i))
+    assert len(metrics.confirm_latency) == keep and metrics.confirm_latency[0] == 5.0  # the latest kept
+    assert metrics.registry.get_sample_value("evledger_anchor_confirm_latency_seconds_count") == keep + 5

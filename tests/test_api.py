@@ -741,6 +741,12 @@ def test_health_ready_metrics(api):
     assert values['evledger_http_requests_total{status="2xx"}'] >= 1
     assert values['evledger_http_requests_total{status="4xx"}'] >= 1
     assert values['evledger_errors_total{code="unauthorized"}'] >= 1
+    # The anchor worker's own instruments, and the documented names that read its counters. Its
+    # thread runs meanwhile: a count read after the scrape can only be higher.
+    assert values["evledger_anchor_failures"] == values["evledger_anchors_failed_total"]
+    assert values["evledger_chain_errors"] == values["evledger_anchor_chain_errors_total"]
+    confirmed = values["evledger_anchors_confirmed_total"]
+    assert values["evledger_anchor_confirm_latency_seconds_count"] <= confirmed <= api.runtime.worker.metrics.confirmed
 
 
 def test_unknown_routes_and_wrong_methods(api):

@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 
 from anchor.chain import Web3Chain, deploy_registry
-from anchor.devchain import ANVIL, Anvil, DEV_KEYS
 from anchor.worker import AnchorSettings, AnchorWorker
 from bench.machine import machine_info, machine_line, write_result
+from evledger_dev.devchain import ANVIL, Anvil, DEV_KEYS
 from ingest import events as ev
 from ingest.ledger import LedgerService, Receipt
 from ingest.sequencer import SequencerSettings

@@ -63,8 +63,8 @@ import orjson
 
 from bench.ingest_bench import _proc_stat, make_workdir, met, percentiles
 from bench.machine import machine_info, machine_line, write_result
-from ingest.devbroker import free_port
-from ingest.stopping import terminate
+from evledger_common.stopping import terminate
+from evledger_dev.devbroker import free_port
 
 RESULTS = Path(__file__).parent / "results"
 

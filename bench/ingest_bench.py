@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from bench.machine import machine_info, machine_line, write_result
 from ingest import events as ev
-from ingest.leaf import encode_leaf, format_received_at
+from ingest.leaf import encode_leaf, utc_now_text
 from ingest.ledger import LedgerService, Receipt
 from ingest.log import NewEvent
 from ingest.log_rocksdb import RocksDBLog, _event_key, _stream_prefix, encode_event
@@ -82,7 +82,7 @@ class RecordPool:
 
 def prepared_events(records: list[dict]) -> list[NewEvent]:
     """EvidenceRecorded events as the ledger writes them: canonical leaf + fingerprint."""
-    received_at = format_received_at(time.time_ns() // 1000)
+    received_at = utc_now_text()
     return [ev.evidence_recorded(encode_leaf(STREAM, seq, received_at, validate_record(r)),
                                  os.urandom(16).hex().encode())
             for seq, r in enumerate(records)]

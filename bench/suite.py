@@ -121,7 +121,7 @@ def versions() -> dict:
         except PackageNotFoundError:
             pass
     try:
-        from anchor.devchain import ANVIL
+        from evledger_dev.devchain import ANVIL
 
         if ANVIL.exists():
             text = subprocess.run([str(ANVIL), "--version"], capture_output=True, text=True, timeout=20).stdout
@@ -288,7 +288,7 @@ def reduced_anchor(out: Path, workdir: str) -> int:
     import random
     from importlib.metadata import version
 
-    from anchor.devchain import ANVIL
+    from evledger_dev.devchain import ANVIL
     from anchor.worker import AnchorSettings
     from bench import anchor_bench as ab
     from bench.machine import machine_info, write_result

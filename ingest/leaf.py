@@ -13,6 +13,7 @@ different byte strings can never stand for one event.
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -29,6 +30,12 @@ def format_received_at(micros: int) -> str:
     """UTC time with exactly six fractional digits: fixed width, so it sorts as text."""
     seconds, us = divmod(micros, 1_000_000)
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{us:06d}Z"
+
+
+def utc_now_text() -> str:
+    """Now, in the received_at format: every time the ledger writes (received, sealed, issued,
+    anchored) is in this one sortable text form. From time_ns: a float clock loses microseconds."""
+    return format_received_at(time.time_ns() // 1000)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

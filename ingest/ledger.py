@@ -19,7 +19,6 @@ import os
 import re
 import threading
 from collections import deque
-import time
 import secrets
 from typing import NamedTuple
 from pathlib import Path
@@ -33,7 +32,7 @@ from merkle.hashing import check_algorithm
 from . import events as ev
 from .group import GroupCommitter, Request
 from .keys import LedgerKeys, open_sealed, seal_fields
-from .leaf import LEAF_TAIL, decode_leaf, format_received_at, leaf_prefix, record_json
+from .leaf import LEAF_TAIL, decode_leaf, leaf_prefix, record_json, utc_now_text
 from .log import LogBackend, NewEvent, WrongExpectedVersion
 from .projections import Projections
 from .records import RecordError, validate_records
@@ -200,7 +199,7 @@ class Ledger:
         recent_get = self._recent.get
         fingerprint_of_record = self._fingerprint
         evidence_recorded = ev.evidence_recorded
-        received_at = format_received_at(time.time_ns() // 1000)
+        received_at = utc_now_text()
         leaf_head = leaf_prefix(self.id, received_at)
         stem = None
         pending_key_id = None
@@ -352,7 +351,7 @@ class Ledger:
         vkey = verifier_key(self.origin, key.public_key)
         self.append_events([ev.json_event(ev.SIGNING_KEY_ROTATED, {
             "key_id": kid, "verifier_key": vkey, "previous_key_id": self.current_key_id,
-            "rotated_at": format_received_at(time.time_ns() // 1000)})])
+            "rotated_at": utc_now_text()})])
         return kid, vkey
 
     # -- reading ------------------------------------------------------------------------
@@ -478,7 +477,7 @@ class LedgerService:
             created = {"ledger": ledger_id, "alg": alg, "origin": origin,
                        "key_id": keys.key_id_hex(key.public_key),
                        "verifier_key": verifier_key(origin, key.public_key),
-                       "created_at": format_received_at(time.time_ns() // 1000)}
+                       "created_at": utc_now_text()}
             try:
                 self.log.append(ledger_id, [ev.json_event(ev.LEDGER_CREATED, created)], 0)
             except WrongExpectedVersion:

@@ -45,7 +45,7 @@ import orjson
 from .ledger import LedgerError, LedgerService, check_ledger_id
 from .log import LogError
 from .records import RECORD_FIELD, RecordError
-from .stopping import hold_while_closing, ignore_for_exit
+from evledger_common.stopping import hold_while_closing, ignore_for_exit
 
 log = logging.getLogger("evledger.stream")
 

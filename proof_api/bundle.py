@@ -14,9 +14,8 @@ everything a court needs to check one record offline, without trusting this serv
 from __future__ import annotations
 
 import base64
-import time
 
-from ingest.leaf import decode_leaf, format_received_at
+from ingest.leaf import decode_leaf, utc_now_text
 
 BUNDLE_FORMAT = "evledger-proof/1"
 
@@ -79,5 +78,5 @@ def build_bundle(ledger, seq: int, size: int | None = None, require_anchor: bool
                        "verifier_key": verifier_key},
         "anchor": anchor_block,
         "record": decode_leaf(leaf),
-        "issued_at": format_received_at(time.time_ns() // 1000),
+        "issued_at": utc_now_text(),
     }

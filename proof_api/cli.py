@@ -51,7 +51,7 @@ def open_service(args: argparse.Namespace, start: bool = True):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from evledger_dev.demo import run_demo  # dev-only: imported only when `demo` runs
 
     return run_demo(records=args.records, out_dir=args.out)
 
@@ -257,7 +257,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .bodies import MAX_BATCH_BYTES, MIB, BodyTimeouts, InFlight
     from .runtime import Runtime
 
-    from ingest.stopping import hold_while_closing, ignore_for_exit
+    from evledger_common.stopping import hold_while_closing, ignore_for_exit
 
     from .serving import check_tls_files, protocol_class, raise_open_files_limit
 
@@ -322,7 +322,7 @@ def _server_class():
         """uvicorn re-raises SIGTERM/SIGINT once it has shut down, and puts the default
         handlers back first, so the first or a repeated signal kills the process before the
         ledgers close. Here a signal only ends serving, its handler stays until `serve` puts
-        ingest.stopping's in its place, and `serve` returns."""
+        evledger_common.stopping's in its place, and `serve` returns."""
 
         @contextlib.contextmanager
         def capture_signals(self):

@@ -13,7 +13,7 @@ import uvicorn
 
 from anchor.chain import Web3Chain
 from anchor.worker import AnchorSettings
-from ingest.devbroker import free_port
+from evledger_dev.devbroker import free_port
 from ingest.sequencer import SequencerSettings
 from proof_api.runtime import Runtime
 

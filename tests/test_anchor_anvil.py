@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from anchor.devchain import ANVIL, CAST, DEV_KEYS, Anvil
+from evledger_dev.devchain import ANVIL, CAST, DEV_KEYS, Anvil
 
 if not ANVIL.exists():
     pytest.skip(f"anvil is missing at {ANVIL}: run `make npm-tools` to install the pinned anvil/cast",

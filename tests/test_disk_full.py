@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest.devbroker import free_port
+from evledger_dev.devbroker import free_port
 from tests.api_helpers import wait_until
 from ingest.log import LogError, NewEvent
 from ingest.log_rocksdb import RocksDBLog

@@ -1,4 +1,4 @@
-"""ingest/stopping.py: stop signals while `serve` and `stream worker` close their ledgers. Each
+"""evledger_common/stopping.py: stop signals while `serve` and `stream worker` close their ledgers. Each
 case runs in a subprocess, since it changes the process's signal handlers for good."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def run(code: str) -> subprocess.CompletedProcess:
 
 PRELUDE = """
 import asyncio, os, signal, time
-from ingest.stopping import hold_while_closing, ignore_for_exit
+from evledger_common.stopping import hold_while_closing, ignore_for_exit
 def kill(sig):
     os.kill(os.getpid(), sig)
     time.sleep(0.05)  # Python runs the handler between bytecodes, soon after delivery

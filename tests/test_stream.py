@@ -19,12 +19,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from evledger_common.stopping import terminate
+from evledger_dev.devbroker import Tansu, tansu_binary
 from ingest import events as ev
-from ingest.devbroker import Tansu, tansu_binary
 from ingest.ledger import LedgerError, LedgerService
 from ingest.log_rocksdb import RocksDBLog
 from ingest.sequencer import SequencerSettings
-from ingest.stopping import terminate
 from ingest.stream import (ERROR_HEADER, SOURCE_HEADER, BatchHandler, FatalStreamError, InRecord,
                            PartitionDataDirs, SingleDataDir, StreamSettings, bootstrap_servers, handle_batch,
                            ledgers_on_distinct_partitions, make_app, partition_for, produce_records)

@@ -26,8 +26,8 @@ import orjson
 import pytest
 
 from anchor.chain import Web3Chain, load_artifact
-from anchor.devchain import ANVIL, DEV_KEYS, Anvil
 from anchor.worker import AnchorSettings, AnchorWorker
+from evledger_dev.devchain import ANVIL, DEV_KEYS, Anvil
 from ingest.ledger import LedgerService
 from ingest.sequencer import SequencerSettings
 from proof_api.bundle import build_bundle
@@ -621,7 +621,7 @@ def test_anchor_on_a_real_chain(tmp_path):
     from web3 import HTTPProvider, Web3
 
     from anchor.chain import deploy_registry
-    from anchor.devchain import free_port
+    from evledger_dev.devchain import free_port
 
     node = Anvil()
     node.start()

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .stopping import terminate
+from evledger_common.stopping import terminate
 
 
 def tansu_binary() -> Path | None:

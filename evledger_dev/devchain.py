@@ -9,10 +9,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from ingest.devbroker import free_port
-from ingest.stopping import terminate
+import anchor
+from evledger_common.stopping import terminate
 
-NODE_BIN = Path(__file__).resolve().parent / "contracts" / "node_modules" / ".bin"
+from .devbroker import free_port
+
+# The npm tools sit beside the contract they build and test, in the anchor package's folder.
+NODE_BIN = Path(anchor.__file__).resolve().parent / "contracts" / "node_modules" / ".bin"
 ANVIL = NODE_BIN / "anvil"
 CAST = NODE_BIN / "cast"
 

@@ -19,6 +19,8 @@ from collections import deque
 from typing import Callable, NamedTuple
 
 import orjson
+from tenacity import (RetryCallState, Retrying, retry_if_exception_type, retry_if_not_exception_type,
+                      sleep_using_event, stop_when_event_set, wait_exponential)
 
 from merkle.checkpoint import Checkpoint
 
@@ -276,19 +278,20 @@ class Sequencer:
 
     def _run(self) -> None:
         poll = min(0.05, self.settings.batch_max_delay / 4)
-        backoff = 0.1
+        # Any failure but a disagreement between log and projections is a log or disk hiccup
+        # that leaves the state consistent: try again, 0.1 s doubling up to 5 s, and stop
+        # waiting as soon as the sequencer is asked to stop.
+        retrying = Retrying(
+            retry=retry_if_exception_type(Exception) & retry_if_not_exception_type((LogCorruption, CheckpointMismatch)),
+            wait=wait_exponential(multiplier=0.1, max=5.0),
+            stop=stop_when_event_set(self._stop),
+            sleep=sleep_using_event(self._stop),
+            before_sleep=self._step_failed,
+            retry_error_callback=self._step_failed,  # the failure that met a stop counts too
+        )
         while not self._stop.is_set():
             try:
-                # A failed write (a full disk) leaves a database refusing writes until it is
-                # reopened: that is a pause, not corruption, so reopen and go on once there is room.
-                if self.stalled is not None and self.projections.recover():
-                    self._resync()
-                self._step(poll)
-                if self.stalled is not None:
-                    log.warning("ledger %r: sequencer working again after %d failed attempt(s)", self.ledger_id,
-                                self.errors)
-                    self.stalled = None
-                backoff = 0.1
+                retrying(self._steps, poll)
             except (LogCorruption, CheckpointMismatch) as exc:
                 # The log and the projections disagree: sealing on would sign a wrong root.
                 self.failure = exc
@@ -297,12 +300,29 @@ class Sequencer:
                 with self._changed:
                     self._changed.notify_all()
                 return
-            except Exception as exc:  # a log or disk hiccup: state is consistent, try again
-                self.errors += 1
-                self.stalled = str(exc) or type(exc).__name__
-                log.error("ledger %r: sequencer step failed, retrying in %.1f s: %s", self.ledger_id, backoff, exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+
+    def _steps(self, poll: float) -> None:
+        """Step until stopped. Returns after the first step that works following a failure,
+        so that the next failure starts its backoff afresh; the retry controller stays out of
+        the loop that runs once per batch."""
+        while not self._stop.is_set():
+            # A failed write (a full disk) leaves a database refusing writes until it is
+            # reopened: that is a pause, not corruption, so reopen and go on once there is room.
+            if self.stalled is not None and self.projections.recover():
+                self._resync()
+            self._step(poll)
+            if self.stalled is not None:
+                log.warning("ledger %r: sequencer working again after %d failed attempt(s)", self.ledger_id,
+                            self.errors)
+                self.stalled = None
+                return
+
+    def _step_failed(self, retry_state: RetryCallState) -> None:
+        exc = retry_state.outcome.exception()
+        self.errors += 1
+        self.stalled = str(exc) or type(exc).__name__
+        log.error("ledger %r: sequencer step failed, retrying in %.1f s: %s", self.ledger_id,
+                  retry_state.upcoming_sleep, exc)
 
     def _resync(self) -> None:
         """After the projections were reopened: carry on from what they hold, as a restart

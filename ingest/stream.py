@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 import orjson
+from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential
 
 from .ledger import LedgerError, LedgerService, check_ledger_id
 from .log import LogError
@@ -253,20 +254,19 @@ class PartitionDataDirs(LedgerDirectory):
     def _open(self, partition: int) -> LedgerService:
         path = self.path(self.root, partition)
         path.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.open_timeout
-        delay = 0.05
-        while True:
-            try:
-                service = self._open_service(path)
-                log.info("partition %d: opened %s (ledgers: %s)", partition, path,
-                         ", ".join(service.ledgers()) or "none")
-                return service
-            except LogError as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
-                    raise
-                log.info("partition %d: %s is still held by its previous owner; waiting", partition, path)
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        # The worker that had this partition may still be closing it: wait for the log's lock,
+        # 0.05 s doubling up to 1 s, giving up (with the lock error) before open_timeout runs out.
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, LogError) and "lock" in str(exc).lower()),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            stop=stop_before_delay(self.open_timeout),
+            before_sleep=lambda _: log.info("partition %d: %s is still held by its previous owner; waiting",
+                                            partition, path),
+            reraise=True,
+        )
+        service = retrying(self._open_service, path)
+        log.info("partition %d: opened %s (ledgers: %s)", partition, path, ", ".join(service.ledgers()) or "none")
+        return service
 
     def opened(self) -> list[int]:
         with self._lock:
@@ -415,23 +415,23 @@ class BatchHandler:
         """Ledger.submit validates (the API's code) and returns after the log's fsync; one
         result per record. The log failing is retried; a halted ledger fails its records."""
         bodies = [item.body for item in group]
-        deadline = time.monotonic() + self.settings.retry_timeout
-        delay = 0.05
-        while True:
-            try:
-                results = ledger.submit(bodies)
-                break
-            except LedgerError as exc:
-                if exc.code not in TRANSIENT_CODES:
-                    results = [exc] * len(group)
-                    break
-                if time.monotonic() + delay > deadline:
-                    raise FatalStreamError(f"ledger {ledger.id!r}: {exc}") from exc
-                log.warning("ledger %r: %s; retrying in %.2f s", ledger.id, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            except Exception as exc:
-                raise FatalStreamError(f"ledger {ledger.id!r}: recording failed: {exc!r}") from exc
+        # 0.05 s doubling up to 2 s, giving up (with the last error) before retry_timeout runs out.
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, LedgerError) and exc.code in TRANSIENT_CODES),
+            wait=wait_exponential(multiplier=0.05, max=2.0),
+            stop=stop_before_delay(self.settings.retry_timeout),
+            before_sleep=lambda rs: log.warning("ledger %r: %s; retrying in %.2f s", ledger.id,
+                                                rs.outcome.exception(), rs.upcoming_sleep),
+            reraise=True,
+        )
+        try:
+            results = retrying(ledger.submit, bodies)
+        except LedgerError as exc:
+            if exc.code in TRANSIENT_CODES:  # the log kept failing for retry_timeout
+                raise FatalStreamError(f"ledger {ledger.id!r}: {exc}") from exc
+            results = [exc] * len(group)  # this ledger refuses them (halted): they fail, the batch goes on
+        except Exception as exc:
+            raise FatalStreamError(f"ledger {ledger.id!r}: recording failed: {exc!r}") from exc
         for item, result in zip(group, results):
             item.result = result
             if not isinstance(result, Exception) and result.evidence_id:

@@ -147,12 +147,12 @@ class AnchorWorker:
         state = self._states.get(ledger.id)
         if state is None:
             state = _LedgerState()
-            latest = ledger.projections.latest_anchor()
+            latest = ledger.latest_anchor()
             if latest is not None and latest["status"] == "submitted":
                 state.pending = latest
-            state.confirmed = ledger.projections.latest_anchor(status="confirmed")
+            state.confirmed = ledger.latest_anchor(status="confirmed")
             self._states[ledger.id] = state
-            ledger.sequencer.on_sealed.append(
+            ledger.on_sealed(
                 lambda payload, lid=ledger.id: self._sealed_at.setdefault((lid, payload["size"]), time.monotonic()))
         return state
 
@@ -203,7 +203,7 @@ class AnchorWorker:
                                 self.LOG_RETRY)
 
     def _maybe_submit(self, ledger, state: _LedgerState) -> None:
-        checkpoint = ledger.projections.latest_checkpoint()
+        checkpoint = ledger.latest_checkpoint()
         if checkpoint is None:
             return
         confirmed = state.confirmed
@@ -248,7 +248,7 @@ class AnchorWorker:
     def _adopt(self, ledger, state: _LedgerState, on_chain) -> None:
         """The contract already holds an anchor we have no record of sending (a crash came
         between sending and logging): if it is our checkpoint, follow its transaction."""
-        ours = ledger.projections.checkpoint(on_chain.size)
+        ours = ledger.checkpoint(on_chain.size)
         if ours is None or bytes.fromhex(ours["root"]) != on_chain.root:
             reason = (f"the contract holds size {on_chain.size} with root {on_chain.root.hex()}, which is not this "
                       f"ledger's checkpoint: another writer uses this ledger's key on chain")

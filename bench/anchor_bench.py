@@ -231,7 +231,7 @@ def bench_latency(workdir: str, source, confirmations: int, poll: float, n: int,
     service = LedgerService(data_dir, settings=settings)
     ledger = service.create_ledger("bench")
     sealed: dict[int, float] = {}
-    ledger.sequencer.on_sealed.append(lambda p: sealed.setdefault(p["size"], time.monotonic()))
+    ledger.on_sealed(lambda p: sealed.setdefault(p["size"], time.monotonic()))
     bt = source.block_time
     timeout = 30 + (bt or 0) * (confirmations + 2) * 3 + poll * 4
     failures: list[str] = []
@@ -430,7 +430,7 @@ def bench_tx_run(workdir: str, rate: float, seconds: float, submit_size: int = 2
     service = LedgerService(data_dir, settings=seq)
     ledger = service.create_ledger("bench")
     sealed: list[float] = []
-    ledger.sequencer.on_sealed.append(lambda p: sealed.append(time.monotonic()))
+    ledger.on_sealed(lambda p: sealed.append(time.monotonic()))
     source = AnvilChain()
     acked = errors = late = 0
     with source as inner:

@@ -385,7 +385,7 @@ def bench_durable(workdir: str, pool: RecordPool, threads: int, group: int, seco
     wall = m["seconds"]
     groups = service.log.groups_written - g0
     total = sum(acked)
-    behind = total - ledger.projections.record_count
+    behind = total - ledger.projected_count
     t0 = time.perf_counter()
     caught_up = ledger.wait_for_checkpoint(total, timeout=120) is not None
     catch_up = time.perf_counter() - t0
@@ -406,7 +406,7 @@ def bench_latency(workdir: str, pool: RecordPool, target: float, seconds: float,
     service = LedgerService(data_dir, settings=SequencerSettings())
     ledger = service.create_ledger("bench")
     sealed: list[tuple[int, float]] = []
-    ledger.sequencer.on_sealed.append(lambda payload: sealed.append((payload["size"], time.monotonic())))
+    ledger.on_sealed(lambda payload: sealed.append((payload["size"], time.monotonic())))
     interval = batch * pacers / target  # each pacer's period
     n_batches = int(target * seconds / batch) + pacers
     records = pool.take(n_batches * batch)

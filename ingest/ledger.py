@@ -386,6 +386,70 @@ class Ledger:
         sealed = record.get("sealed")
         return None if sealed is None else open_sealed(self.keys.data_key(), self.id, sealed)
 
+    # -- the read façade: what the layers above (API, CLI, anchor worker) read, so that none of
+    # them reaches into the projections or the sequencer --------------------------------------
+
+    def checkpoint(self, size: int) -> dict | None:
+        return self.projections.checkpoint(size)
+
+    def checkpoints(self, after_size: int = -1, limit: int | None = None) -> list[dict]:
+        return self.projections.checkpoints(after_size=after_size, limit=limit)
+
+    def latest_checkpoint(self) -> dict | None:
+        return self.projections.latest_checkpoint()
+
+    def anchor(self, size: int) -> dict | None:
+        return self.projections.anchor(size)
+
+    def anchors(self) -> list[dict]:
+        return self.projections.anchors()
+
+    def latest_anchor(self, status: str | None = None) -> dict | None:
+        return self.projections.latest_anchor(status=status)
+
+    def first_confirmed_anchor(self, seq: int) -> dict | None:
+        """The first confirmed anchor that covers record `seq`."""
+        return self.projections.first_confirmed_anchor(seq)
+
+    def find_evidence(self, evidence_id: str) -> int | None:
+        """The seq of the projected record with this evidence id."""
+        hit = self.projections.evidence(evidence_id)
+        return None if hit is None else hit[0]
+
+    def seqs_by_content_hash(self, content_hash: str, limit: int | None = None) -> list[int]:
+        return self.projections.seqs_by_content_hash(content_hash, limit=limit)
+
+    def seqs_by_business_id(self, business_id: str, limit: int | None = None) -> list[int]:
+        return self.projections.seqs_by_business_id(business_id, limit=limit)
+
+    @property
+    def projected_count(self) -> int:
+        """Records the indexes and the tree answer for (record_count may be ahead of it)."""
+        return self.projections.record_count
+
+    def leaf_hash(self, seq: int) -> bytes:
+        return self.projections.tree.leaf_hash(seq)
+
+    def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
+        return self.projections.tree.inclusion_proof(seq, size)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        return self.projections.tree.consistency_proof(first, second)
+
+    def on_sealed(self, callback) -> None:
+        """Call `callback` after each checkpoint is sealed (the anchor worker's wake-up)."""
+        self.sequencer.on_sealed.append(callback)
+
+    def problem(self) -> str | None:
+        """Why the ledger is not sealing checkpoints now, if it is not."""
+        if self.sequencer.failure is not None:
+            return f"sequencer stopped: {self.sequencer.failure}"
+        if self.sequencer.stalled is not None:
+            return f"sequencer retrying (no checkpoints meanwhile): {self.sequencer.stalled}"
+        if self.projections.unavailable:
+            return f"projections take no writes: {self.projections.unavailable}"
+        return None
+
     def verifier_keys(self) -> dict[str, str]:
         """Key id (hex) -> verifier key, for every signing key the ledger ever used."""
         return {k["key_id"]: k["verifier_key"] for k in self.projections.signing_keys()}

@@ -31,22 +31,21 @@ class BundleError(ValueError):
 def choose_checkpoint(ledger, seq: int, size: int | None = None, require_anchor: bool = True) -> tuple[dict, dict | None]:
     """The checkpoint a record's proof is made against, and its confirmed anchor: by default
     the first anchored checkpoint that covers the record; or the checkpoint at `size`."""
-    projections = ledger.projections
     if size is not None:
-        checkpoint = projections.checkpoint(size)
+        checkpoint = ledger.checkpoint(size)
         if checkpoint is None:
             raise BundleError("not_found", f"ledger {ledger.id!r} has no checkpoint at size {size}")
         if seq >= size:
             raise BundleError("invalid_request", f"record {seq} is not in the checkpoint at size {size}")
-        anchor = projections.anchor(size)
+        anchor = ledger.anchor(size)
         return checkpoint, anchor if anchor and anchor.get("status") == "confirmed" else None
-    anchor = projections.first_confirmed_anchor(seq)
+    anchor = ledger.first_confirmed_anchor(seq)
     if anchor is not None:
-        return projections.checkpoint(anchor["size"]), anchor
+        return ledger.checkpoint(anchor["size"]), anchor
     if require_anchor:
         raise BundleError("not_anchored", f"record {seq} of ledger {ledger.id!r} is not covered by an anchored "
                                           f"checkpoint yet; ask again after the next anchor, or name a checkpoint size")
-    checkpoint = projections.checkpoints(after_size=seq, limit=1)
+    checkpoint = ledger.checkpoints(after_size=seq, limit=1)
     if not checkpoint:
         raise BundleError("not_checkpointed", f"record {seq} of ledger {ledger.id!r} is not in a checkpoint yet")
     return checkpoint[0], None
@@ -57,9 +56,8 @@ def build_bundle(ledger, seq: int, size: int | None = None, require_anchor: bool
     from anchor.chain import ledger_key
 
     checkpoint, anchor = choose_checkpoint(ledger, seq, size, require_anchor)
-    tree = ledger.projections.tree
     leaf = ledger.leaf(seq)
-    path = tree.inclusion_proof(seq, checkpoint["size"])
+    path = ledger.inclusion_proof(seq, checkpoint["size"])
     verifier_key = ledger.verifier_keys()[checkpoint["key_id"]]
     anchor_block = None
     if anchor is not None:
@@ -72,7 +70,7 @@ def build_bundle(ledger, seq: int, size: int | None = None, require_anchor: bool
         "ledger": ledger.id,
         "origin": ledger.origin,
         "hash_alg": ledger.alg,
-        "leaf": {"index": seq, "bytes_b64": base64.b64encode(leaf).decode(), "hash": tree.leaf_hash(seq).hex()},
+        "leaf": {"index": seq, "bytes_b64": base64.b64encode(leaf).decode(), "hash": ledger.leaf_hash(seq).hex()},
         "inclusion": {"tree_size": checkpoint["size"], "path": [p.hex() for p in path]},
         "checkpoint": {"size": checkpoint["size"], "root": checkpoint["root"], "note": checkpoint["note"],
                        "verifier_key": verifier_key},

@@ -69,7 +69,7 @@ def _cmd_ledger_list(args: argparse.Namespace) -> int:
     with open_service(args, start=False) as service:
         for ledger_id in service.ledgers():
             ledger = service.ledger(ledger_id)
-            latest = ledger.projections.latest_checkpoint()
+            latest = ledger.latest_checkpoint()
             sealed = latest["size"] if latest else 0
             print(f"{ledger_id}\t{ledger.alg}\trecords {ledger.record_count}\tcheckpointed {sealed}")
     return 0
@@ -174,7 +174,7 @@ def _cmd_anchor_now(args: argparse.Namespace) -> int:
     chain = open_chain(args)
     with open_service(args) as service:
         ledger = service.ledger(args.ledger)
-        checkpoint = ledger.projections.latest_checkpoint()
+        checkpoint = ledger.latest_checkpoint()
         if checkpoint is None:
             raise ValueError(f"ledger {args.ledger!r} has no checkpoint to anchor yet")
         worker = AnchorWorker(service, chain, _anchor_settings(args))
@@ -193,7 +193,7 @@ def _cmd_anchor_now(args: argparse.Namespace) -> int:
 def _cmd_anchor_status(args: argparse.Namespace) -> int:
     with open_service(args, start=False) as service:
         ledger = service.ledger(args.ledger)
-        anchors = ledger.projections.anchors()
+        anchors = ledger.anchors()
         if not anchors:
             print(f"ledger {ledger.id}: no anchors yet")
         for a in anchors:

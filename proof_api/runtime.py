@@ -100,11 +100,11 @@ class Runtime:
         m = self.metrics
         for ledger_id in self.service.ledgers():
             ledger = self.service.ledger(ledger_id)
-            latest = ledger.projections.latest_checkpoint()
+            latest = ledger.latest_checkpoint()
             sealed = latest["size"] if latest else 0
             m.checkpoint_lag.labels(ledger_id).set(ledger.record_count - sealed)
-            m.checkpoints.labels(ledger_id).set(len(ledger.projections.checkpoints()))
-            anchored = ledger.projections.latest_anchor(status="confirmed")
+            m.checkpoints.labels(ledger_id).set(len(ledger.checkpoints()))
+            anchored = ledger.latest_anchor(status="confirmed")
             m.anchor_lag.labels(ledger_id).set(sealed - (anchored["size"] if anchored else 0))
 
     def problems(self) -> list[str]:
@@ -118,14 +118,9 @@ class Runtime:
         if unavailable:  # e.g. the disk is full: receipts answer log_unavailable until it reopens
             out.append(f"the log takes no writes: {unavailable}")
         for ledger_id in self.service.ledgers():
-            ledger = self.service.ledger(ledger_id)
-            sequencer = ledger.sequencer
-            if sequencer.failure is not None:
-                out.append(f"ledger {ledger_id}: sequencer stopped: {sequencer.failure}")
-            elif sequencer.stalled is not None:
-                out.append(f"ledger {ledger_id}: sequencer retrying (no checkpoints meanwhile): {sequencer.stalled}")
-            elif ledger.projections.unavailable:
-                out.append(f"ledger {ledger_id}: projections take no writes: {ledger.projections.unavailable}")
+            problem = self.service.ledger(ledger_id).problem()
+            if problem is not None:
+                out.append(f"ledger {ledger_id}: {problem}")
         return out
 
     def close(self) -> None:

@@ -14,33 +14,33 @@ router = APIRouter(route_class=EvidenceRoute)
 async def list_checkpoints(request: Request, ledger_id: str = LedgerId, who: Principal = Depends(principal),
                            after: int = Query(0, ge=0, le=2**63 - 2), limit: int = Query(100, ge=1, le=1000)):
     ledger = ledger_for(request, ledger_id, who, ("auditor",))
-    return {"checkpoints": ledger.projections.checkpoints(after_size=after, limit=limit),
+    return {"checkpoints": ledger.checkpoints(after_size=after, limit=limit),
             "verifier_keys": ledger.verifier_keys()}
 
 
 @router.get("/v1/ledgers/{ledger_id}/checkpoints/latest", tags=["checkpoints"], summary="The latest checkpoint")
 async def latest_checkpoint(request: Request, ledger_id: str = LedgerId, who: Principal = Depends(principal)):
     ledger = ledger_for(request, ledger_id, who, ("auditor", "verifier"))
-    checkpoint = ledger.projections.latest_checkpoint()
+    checkpoint = ledger.latest_checkpoint()
     if checkpoint is None:
         raise ApiError(404, "not_found", f"ledger {ledger_id!r} has no checkpoint yet")
     return {**checkpoint, "verifier_key": ledger.verifier_keys()[checkpoint["key_id"]],
-            "anchor": ledger.projections.anchor(checkpoint["size"])}
+            "anchor": ledger.anchor(checkpoint["size"])}
 
 
 @router.get("/v1/ledgers/{ledger_id}/checkpoints/{size}", tags=["checkpoints"], summary="The checkpoint at a size")
 async def checkpoint_at(request: Request, size: int = Path(ge=1, le=2**63 - 1), ledger_id: str = LedgerId,
                         who: Principal = Depends(principal)):
     ledger = ledger_for(request, ledger_id, who, ("auditor", "verifier"))
-    checkpoint = ledger.projections.checkpoint(size)
+    checkpoint = ledger.checkpoint(size)
     if checkpoint is None:
         raise ApiError(404, "not_found", f"ledger {ledger_id!r} has no checkpoint at size {size}", "size")
     return {**checkpoint, "verifier_key": ledger.verifier_keys()[checkpoint["key_id"]],
-            "anchor": ledger.projections.anchor(size)}
+            "anchor": ledger.anchor(size)}
 
 
 @router.get("/v1/ledgers/{ledger_id}/anchors", tags=["checkpoints"],
          summary="Every anchor of the ledger's checkpoints and its state (submitted, confirmed, failed)")
 async def list_anchors(request: Request, ledger_id: str = LedgerId, who: Principal = Depends(principal)):
     ledger = ledger_for(request, ledger_id, who, ("auditor",))
-    return {"anchors": ledger.projections.anchors()}
+    return {"anchors": ledger.anchors()}

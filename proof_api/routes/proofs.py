@@ -53,11 +53,11 @@ async def get_certificate(request: Request, ledger_id: str = LedgerId, who: Prin
 async def consistency(request: Request, ledger_id: str = LedgerId, who: Principal = Depends(principal),
                       first: int = Query(..., ge=1, le=2**63 - 1), second: int = Query(..., ge=1, le=2**63 - 1)):
     ledger = ledger_for(request, ledger_id, who, ("auditor", "verifier"))
-    a, b = ledger.projections.checkpoint(first), ledger.projections.checkpoint(second)
+    a, b = ledger.checkpoint(first), ledger.checkpoint(second)
     if a is None or b is None:
         raise ApiError(404, "not_found", f"ledger {ledger_id!r} has no checkpoint at size "
                        f"{first if a is None else second}", "first" if a is None else "second")
     if first > second:
         raise ApiError(400, "invalid_request", "first must not be larger than second", "first")
-    proof = await run_in_threadpool(ledger.projections.tree.consistency_proof, first, second)
+    proof = await run_in_threadpool(ledger.consistency_proof, first, second)
     return {"first": a, "second": b, "hash_alg": ledger.alg, "proof": [p.hex() for p in proof]}

@@ -19,7 +19,7 @@ async def get_file(request: Request, content_hash: str = Path(pattern="^[0-9a-fA
                    ledger_id: str = LedgerId, who: Principal = Depends(principal), svc: Services = Depends(services)):
     ledger = ledger_for(request, ledger_id, who, ("auditor",))
     content_hash = content_hash.lower()
-    if not ledger.projections.seqs_by_content_hash(content_hash, limit=1):
+    if not ledger.seqs_by_content_hash(content_hash, limit=1):
         raise ApiError(404, "not_found", f"no record of ledger {ledger_id!r} has content_hash {content_hash}")
     if svc.runtime.files is None:
         raise ApiError(404, "not_stored", "this service keeps no files (start it with --file-store DIR)")

@@ -9,8 +9,8 @@ from ..errors import ApiError
 
 
 def status_of(ledger, seq: int) -> dict:
-    checkpoint = ledger.projections.checkpoints(after_size=seq, limit=1)
-    first = ledger.projections.first_confirmed_anchor(seq)
+    checkpoint = ledger.checkpoints(after_size=seq, limit=1)
+    first = ledger.first_confirmed_anchor(seq)
     out = {"seq": seq, "status": "recorded", "checkpoint_size": None, "anchor": None}
     if checkpoint:
         out["status"] = "checkpointed"
@@ -39,23 +39,23 @@ def find_seqs(ledger, who: Principal, seq: int | None, evidence_id: str | None, 
     if who.role == "verifier" and named[0] in ("seq", "business_id"):
         raise ApiError(403, "forbidden", "a verifier names records by evidence_id or content_hash")
     if seq is not None:
-        if seq >= ledger.projections.record_count:
+        if seq >= ledger.projected_count:
             raise ApiError(404, "not_found", f"ledger {ledger.id!r} has no record {seq} (yet)", "seq")
         return [seq]
     if evidence_id is not None:
-        hit = ledger.projections.evidence(evidence_id)
-        return [] if hit is None else [hit[0]]
+        seq = ledger.find_evidence(evidence_id)
+        return [] if seq is None else [seq]
     if content_hash is not None:
         text = content_hash.lower()
         if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
             raise ApiError(422, "invalid_request", "content_hash must be 64 hex digits", "content_hash")
-        return ledger.projections.seqs_by_content_hash(text, limit=1000)
-    return ledger.projections.seqs_by_business_id(business_id, limit=1000)
+        return ledger.seqs_by_content_hash(text, limit=1000)
+    return ledger.seqs_by_business_id(business_id, limit=1000)
 
 
 def record_view(ledger, seq: int, who: Principal) -> dict:
     event = ledger.record(seq)
-    out = {**status_of(ledger, seq), "leaf_hash": ledger.projections.tree.leaf_hash(seq).hex(),
+    out = {**status_of(ledger, seq), "leaf_hash": ledger.leaf_hash(seq).hex(),
            "received_at": event["received_at"], "record": event["record"]}
     if who.role in ("auditor", "admin") and "sealed" in event["record"]:
         out["sealed_fields"] = ledger.open_sealed(event["record"])

@@ -13,12 +13,16 @@ different byte strings can never stand for one event.
 """
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
 import orjson
 
 LEAF_VERSION = 1
+# What a ledger id (the leaf's "ledger") must full-match. Here, in the module the offline
+# verifier already imports, so it can check ids without loading the ledger's dependencies.
+LEDGER_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _SORTED = orjson.OPT_SORT_KEYS
 
 

@@ -16,7 +16,6 @@ import gc
 import hashlib
 import logging
 import os
-import re
 import threading
 from collections import deque
 import secrets
@@ -32,15 +31,13 @@ from merkle.hashing import check_algorithm
 from . import events as ev
 from .group import GroupCommitter, Request
 from .keys import LedgerKeys, open_sealed, seal_fields
-from .leaf import LEAF_TAIL, decode_leaf, leaf_prefix, record_json, utc_now_text
+from .leaf import LEAF_TAIL, LEDGER_ID_RE, decode_leaf, leaf_prefix, record_json, utc_now_text
 from .log import LogBackend, NewEvent, WrongExpectedVersion
 from .projections import Projections
 from .records import RecordError, validate_records
 from .sequencer import PreparedRecord, Sequencer, SequencerSettings
 
 log = logging.getLogger("evledger.ledger")
-
-LEDGER_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 class LedgerError(ValueError):
@@ -53,7 +50,7 @@ class LedgerError(ValueError):
 
 def check_ledger_id(ledger_id) -> str:
     if not isinstance(ledger_id, str) or not LEDGER_ID_RE.fullmatch(ledger_id):
-        raise LedgerError("invalid_ledger_id", f"ledger id {ledger_id!r} must match [a-z0-9][a-z0-9-]{{0,62}}")
+        raise LedgerError("invalid_ledger_id", f"ledger id {ledger_id!r} must match {LEDGER_ID_RE.pattern}")
     return ledger_id
 
 

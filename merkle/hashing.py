@@ -10,9 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .proof import DIGEST_SIZE
 from .sm3_ref import sm3_reference
-
-DIGEST_SIZE = 32
 ALGORITHMS = ("sm3", "sha256")
 LEAF_PREFIX = 0x00
 NODE_PREFIX = 0x01

@@ -11,6 +11,8 @@ import hashlib
 
 from .sm3_ref import sm3_reference
 
+# The one definition; hashing and store import it from here, the module without numpy that
+# the offline verifier loads.
 DIGEST_SIZE = 32
 
 

@@ -11,7 +11,7 @@ import os
 import struct
 from collections import OrderedDict
 
-DIGEST_SIZE = 32
+from .proof import DIGEST_SIZE
 
 
 class NodeStore:

@@ -207,7 +207,7 @@ def _cmd_anchor_verify(args: argparse.Namespace) -> int:
     """Read the anchor straight from the chain: needs no data directory and no service."""
     from web3 import HTTPProvider, Web3
 
-    from anchor.chain import ledger_key, load_artifact
+    from anchor.chain import get_anchor, ledger_key, load_artifact
 
     origin = args.origin or f"evledger/{args.ledger}"
     try:
@@ -219,18 +219,18 @@ def _cmd_anchor_verify(args: argparse.Namespace) -> int:
     w3 = Web3(HTTPProvider(args.rpc, request_kwargs={"timeout": 10}))
     contract = w3.eth.contract(address=Web3.to_checksum_address(args.contract), abi=load_artifact()["abi"])
     try:
-        on_root, block, timestamp = contract.functions.getAnchor(ledger_key(origin), args.size).call()
+        found = get_anchor(contract, ledger_key(origin), args.size)
     except Exception as exc:
         raise OSError(f"cannot read the anchor from {args.rpc}: {exc}") from None
     print(f"chain {args.rpc}, contract {args.contract}, ledger origin {origin!r} (key 0x{ledger_key(origin).hex()})")
-    if block == 0:
+    if found is None:
         print(f"NOT ANCHORED: the contract holds no anchor for size {args.size}")
         return 1
-    if bytes(on_root) != root:
-        print(f"MISMATCH: the contract holds root {bytes(on_root).hex()} for size {args.size}, not {root.hex()}")
+    if found.root != root:
+        print(f"MISMATCH: the contract holds root {found.root.hex()} for size {args.size}, not {root.hex()}")
         return 1
-    print(f"VERIFIED: size {args.size} root {root.hex()} anchored in block {block} at "
-          f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(timestamp))}")
+    print(f"VERIFIED: size {args.size} root {root.hex()} anchored in block {found.block_number} at "
+          f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(found.timestamp))}")
     return 0
 
 

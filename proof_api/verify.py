@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from anchor.chain import ledger_key
-from ingest.leaf import LeafError, decode_leaf
+from anchor.chain import get_anchor, ledger_key
+from ingest.leaf import LEDGER_ID_RE, LeafError, decode_leaf
 from merkle.checkpoint import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
 from merkle.proof import ProofError, hash_function, verify_inclusion
 
@@ -98,7 +98,6 @@ sm3 = hash_function("sm3")
 
 # --- check 1: the format ------------------------------------------------------------------------
 
-_LEDGER = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX64_0X = re.compile(r"0x[0-9a-f]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -130,7 +129,7 @@ _ANCHOR_FIELDS = {
 }
 _BUNDLE_FIELDS = {
     "format": (lambda v: v == BUNDLE_FORMAT, repr(BUNDLE_FORMAT)),
-    "ledger": (_text(_LEDGER), "a ledger id [a-z0-9][a-z0-9-]{0,62}"),
+    "ledger": (_text(LEDGER_ID_RE), f"a ledger id {LEDGER_ID_RE.pattern}"),
     "origin": (_text(), "a non-empty string"),
     "hash_alg": (lambda v: v in ("sm3", "sha256"), '"sm3" or "sha256"'),
     "leaf": {
@@ -392,10 +391,10 @@ def check_anchor_on_chain(b: dict, rpc_url: str | None) -> str:
         raise Failed(f"{rpc_url} serves chain {chain_id}, but the anchor is on chain {anchor['chain_id']}")
     registry = w3.eth.contract(address=Web3.to_checksum_address(anchor["contract"]), abi=GET_ANCHOR_ABI)
     key = bytes.fromhex(anchor["ledger_key"][2:])
-    root, number, timestamp = ask(f"getAnchor at {anchor['contract']}",
-                                  lambda: registry.functions.getAnchor(key, size).call())
-    if number == 0:
+    found = ask(f"getAnchor at {anchor['contract']}", lambda: get_anchor(registry, key, size))
+    if found is None:
         raise Failed(f"the contract holds no anchor of size {size} for ledger key {anchor['ledger_key']}")
+    root, number, timestamp = found.root, found.block_number, found.timestamp
     if bytes(root).hex() != b["checkpoint"]["root"]:
         raise Failed(f"the contract holds root {bytes(root).hex()} for size {size}, not checkpoint.root "
                      f"{b['checkpoint']['root']}")

@@ -28,7 +28,6 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
                   description="Records in an event-sourced log, SM3 Merkle trees, SM2-signed checkpoints anchored "
                               "on a consortium chain, offline-verifiable proof bundles (evledger-proof/1). "
                               "Authenticate with `Authorization: Bearer evk_...`.")
-    app.state.runtime = runtime
     app.state.services = Services(runtime, in_flight or InFlight())
     app.router.route_class = EvidenceRoute  # routes added to the app itself (a benchmark's) read bodies alike
     metrics = runtime.metrics

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.keys import KeyFileError
 from ingest.ledger import LedgerError
-from ingest.records import RECORD_FIELD, RecordError
+from ingest.records import RecordError
 from merkle.proof import ProofError
 from merkle.rocks import StorageUnavailable
 
@@ -69,10 +69,8 @@ def install_error_handlers(app: FastAPI, metrics) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request, exc: RequestValidationError):
+        # Bodies that are not JSON never get here: JSONRequest answers them (malformed_json).
         first = exc.errors()[0] if exc.errors() else {}
-        if first.get("type") == "json_invalid":  # loc is ("body", <char offset>): not a field
-            return error_response(metrics, 400, "malformed_json", f"the body is not JSON: {first.get('msg', '')}",
-                                  RECORD_FIELD)
         field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         return error_response(metrics, 422, "invalid_request", first.get("msg", "invalid request"), field)
 

@@ -45,7 +45,8 @@ import numpy as np
 
 from anchor.chain import Web3Chain, deploy_registry
 from anchor.worker import AnchorSettings, AnchorWorker
-from bench.machine import machine_info, machine_line, write_result
+from bench.ingest_bench import warm_up_ledger
+from bench.machine import machine_info, machine_line, write_and_print_result
 from evledger_dev.devchain import ANVIL, Anvil, DEV_KEYS
 from ingest import events as ev
 from ingest.ledger import LedgerService, Receipt
@@ -222,6 +223,88 @@ def latency_bound(row: dict) -> str:
             f"and two log appends ({largest})")
 
 
+def anchor_while_streaming(ledger, worker: TimedWorker, n: int, timeout: float, failures: list[str]) -> float:
+    """Records at 1,000/s in submits of 20 (a checkpoint every ~STREAM_DELAY s) until n anchors
+    after the warm-up one are confirmed; when the warm-up anchor was."""
+    stop_pacer = threading.Event()
+
+    def pacer():
+        k, t0 = 0, time.monotonic()
+        while not stop_pacer.is_set():
+            ledger.submit(make_records(k * 20, 20))
+            k += 1
+            delay = t0 + k * 0.02 - time.monotonic()
+            if delay > 0:
+                stop_pacer.wait(delay)
+
+    thread = threading.Thread(target=pacer, daemon=True)
+    thread.start()
+    try:
+        if not worker.wait_anchor_confirmed(1, timeout):
+            failures.append("the warm-up anchor was not confirmed in time")
+        warm_done = time.monotonic()
+        deadline = time.monotonic() + timeout * (n + 1)
+        while time.monotonic() < deadline:
+            confirmed = worker.times(ev.ANCHOR_CONFIRMED)
+            if sum(1 for t in confirmed.values() if t > warm_done) >= n:
+                break
+            with worker.changed:
+                worker.changed.wait(0.5)
+    finally:
+        stop_pacer.set()
+    thread.join()
+    return warm_done
+
+
+def anchor_bursts(ledger, worker: TimedWorker, n: int, timeout: float, jitter: float,
+                  failures: list[str]) -> float | None:
+    """n + 1 bursts of BURST records, one at a time: each waits until its anchor is confirmed,
+    then a random pause of up to `jitter` s so the phase against the chain's and the worker's
+    clocks is sampled; when the warm-up anchor was confirmed (None: it was not)."""
+    warm_done = None
+    for i in range(n + 1):
+        ledger.submit(make_records(i * BURST, BURST))
+        if not worker.wait_anchor_confirmed((i + 1) * BURST, timeout):
+            failures.append(f"round {i}: size {(i + 1) * BURST} not confirmed within {timeout:.0f} s")
+            break
+        if i == 0:
+            warm_done = time.monotonic()
+        time.sleep(random.uniform(0, jitter))
+    return warm_done
+
+
+def anchor_timings(worker: TimedWorker, chain: TimedChain, sealed: dict[int, float]) -> list[dict]:
+    """One row per confirmed anchor: its gas and its latency split into pickup, inclusion and burying."""
+    submitted = worker.times(ev.ANCHOR_SUBMITTED)
+    confirmed = worker.times(ev.ANCHOR_CONFIRMED)
+    first_size = min(confirmed) if confirmed else None
+    rows = []
+    for size, t_conf in sorted(confirmed.items()):
+        tx = worker.tx_of(size)
+        seen = chain.mined_seen.get(tx)
+        t_sealed, t_sub = sealed.get(size), submitted.get(size)
+        rows.append({"size": size, "warmup": size == first_size, "gas_used": chain.gas.get(tx),
+                     "total": t_conf - t_sealed if t_sealed is not None else None,
+                     "pickup": t_sub - t_sealed if t_sealed is not None and t_sub is not None else None,
+                     "inclusion": seen - t_sub if seen is not None and t_sub is not None else None,
+                     "burying": t_conf - seen if seen is not None else None})
+    return rows
+
+
+def covered_latency(sealed: dict[int, float], confirmed: dict[int, float], warm_done: float | None) -> list[float]:
+    """Streaming: for every checkpoint sealed after the warm-up, seconds until the first
+    confirmed anchor of a size >= its own."""
+    conf_sorted = sorted(confirmed.items())
+    covered = []
+    for size, t_sealed in sealed.items():
+        if warm_done is None or t_sealed <= warm_done:
+            continue
+        t_cover = next((t for s, t in conf_sorted if s >= size), None)
+        if t_cover is not None:
+            covered.append(t_cover - t_sealed)
+    return covered
+
+
 def bench_latency(workdir: str, source, confirmations: int, poll: float, n: int, stream: bool,
                   tag: str) -> dict:
     """n anchors after one warm-up anchor; see the module docstring for the two modes."""
@@ -241,64 +324,18 @@ def bench_latency(workdir: str, source, confirmations: int, poll: float, n: int,
         worker = TimedWorker(service, chain, AnchorSettings(min_interval=0.0, confirmations=confirmations,
                                                             poll_interval=poll))
         worker.start()
-        stop_pacer = threading.Event()
-        warm_done = [None]
         try:
             if stream:
-                # 1,000 records/s in submits of 20: a checkpoint every ~STREAM_DELAY s.
-                def pacer():
-                    k, t0 = 0, time.monotonic()
-                    while not stop_pacer.is_set():
-                        ledger.submit(make_records(k * 20, 20))
-                        k += 1
-                        delay = t0 + k * 0.02 - time.monotonic()
-                        if delay > 0:
-                            stop_pacer.wait(delay)
-
-                thread = threading.Thread(target=pacer, daemon=True)
-                thread.start()
-                if not worker.wait_anchor_confirmed(1, timeout):
-                    failures.append("the warm-up anchor was not confirmed in time")
-                warm_done[0] = time.monotonic()
-                deadline = time.monotonic() + timeout * (n + 1)
-                while time.monotonic() < deadline:
-                    confirmed = worker.times(ev.ANCHOR_CONFIRMED)
-                    if sum(1 for t in confirmed.values() if t > warm_done[0]) >= n:
-                        break
-                    with worker.changed:
-                        worker.changed.wait(0.5)
-                stop_pacer.set()
-                thread.join()
+                warm_done = anchor_while_streaming(ledger, worker, n, timeout, failures)
             else:
-                jitter = max(poll, bt or 0)
-                for i in range(n + 1):
-                    ledger.submit(make_records(i * BURST, BURST))
-                    if not worker.wait_anchor_confirmed((i + 1) * BURST, timeout):
-                        failures.append(f"round {i}: size {(i + 1) * BURST} not confirmed within {timeout:.0f} s")
-                        break
-                    if i == 0:
-                        warm_done[0] = time.monotonic()
-                    time.sleep(random.uniform(0, jitter))
+                warm_done = anchor_bursts(ledger, worker, n, timeout, max(poll, bt or 0), failures)
         finally:
-            stop_pacer.set()
             worker.stop()
         head = chain.head()
     service.close()
     shutil.rmtree(data_dir, ignore_errors=True)
 
-    submitted = worker.times(ev.ANCHOR_SUBMITTED)
-    confirmed = worker.times(ev.ANCHOR_CONFIRMED)
-    first_size = min(confirmed) if confirmed else None
-    rows = []
-    for size, t_conf in sorted(confirmed.items()):
-        tx = worker.tx_of(size)
-        seen = chain.mined_seen.get(tx)
-        t_sealed, t_sub = sealed.get(size), submitted.get(size)
-        rows.append({"size": size, "warmup": size == first_size, "gas_used": chain.gas.get(tx),
-                     "total": t_conf - t_sealed if t_sealed is not None else None,
-                     "pickup": t_sub - t_sealed if t_sealed is not None and t_sub is not None else None,
-                     "inclusion": seen - t_sub if seen is not None and t_sub is not None else None,
-                     "burying": t_conf - seen if seen is not None else None})
+    rows = anchor_timings(worker, chain, sealed)
     measured = [r for r in rows if not r["warmup"]]
     row = {"chain": source.name, "block_time_s": bt, "confirmations": confirmations, "poll_interval_s": poll,
            "mode": "stream" if stream else "one at a time", "anchors": len(measured),
@@ -311,16 +348,9 @@ def bench_latency(workdir: str, source, confirmations: int, poll: float, n: int,
            "gas_later": sorted({r["gas_used"] for r in measured if r["gas_used"] is not None}),
            "failed_events": worker.metrics.failed, "chain_errors": worker.metrics.chain_errors,
            "failures": failures, "chain_head": head, "seconds": time.monotonic() - t_start, "rows": rows}
+    confirmed = worker.times(ev.ANCHOR_CONFIRMED)
     if stream and confirmed:
-        # Every checkpoint sealed after the warm-up, covered by the first confirmed anchor >= it.
-        conf_sorted = sorted(confirmed.items())
-        covered = []
-        for size, t_sealed in sealed.items():
-            if warm_done[0] is None or t_sealed <= warm_done[0]:
-                continue
-            t_cover = next((t for s, t in conf_sorted if s >= size), None)
-            if t_cover is not None:
-                covered.append(t_cover - t_sealed)
+        covered = covered_latency(sealed, confirmed, warm_done)
         row["covered"] = percentiles(covered)
         row["checkpoints_sealed"] = len(covered)
     row["bound"] = latency_bound(row) if measured else "no anchor measured"
@@ -421,6 +451,13 @@ def policy(rate: float, seq: SequencerSettings, anchor: AnchorSettings) -> dict:
             "bound": bound}
 
 
+def settings_of(seq: SequencerSettings, anchor: AnchorSettings) -> dict:
+    """The settings section 3's figures depend on, as the result records them."""
+    return {"batch_max_items": seq.batch_max_items, "batch_max_delay_s": seq.batch_max_delay,
+            "anchor_min_interval_s": anchor.min_interval, "confirmations": anchor.confirmations,
+            "poll_interval_s": anchor.poll_interval}
+
+
 def bench_tx_run(workdir: str, rate: float, seconds: float, submit_size: int = 200) -> dict:
     """Every default unchanged (sequencer and anchor settings), anvil mining a block per
     transaction; one open-loop pacer submits `submit_size` records every submit_size/rate s
@@ -474,9 +511,7 @@ def bench_tx_run(workdir: str, rate: float, seconds: float, submit_size: int = 2
             "tx_per_million_measured": len(sends) / acked * PER_RECORD if acked else None,
             "tx_per_million_steady": PER_RECORD / (achieved * mean_interval) if mean_interval else None,
             "policy_at_achieved": policy(achieved, seq, anchor), "gas_used": gas,
-            "settings": {"batch_max_items": seq.batch_max_items, "batch_max_delay_s": seq.batch_max_delay,
-                         "anchor_min_interval_s": anchor.min_interval, "confirmations": anchor.confirmations,
-                         "poll_interval_s": anchor.poll_interval}}
+            "settings": settings_of(seq, anchor)}
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -502,12 +537,9 @@ def latency_line(r: dict) -> str:
     return text
 
 
-def markdown(result: dict) -> str:
-    m = result["machine"]
-    lines = ["# Anchor benchmark", "", f"Machine: {machine_line(m)}", "",
-             f"Chains: {result['anvil_version']}; web3.py {result['web3']}, eth-tester {result['eth_tester']} "
-             f"(py-evm {result['py_evm']}). {'Quick run (--quick): few samples.' if result['quick'] else ''}", "",
-             "## 1. Anchor latency: checkpoint sealed -> AnchorConfirmed logged", "",
+def section_latency(result: dict) -> list[str]:
+    """Section 1: a row per chain and setting, the streaming row's coverage, and what the latency includes."""
+    lines = ["## 1. Anchor latency: checkpoint sealed -> AnchorConfirmed logged", "",
              "| chain | confirmations | worker poll | mode | anchors | p50 ms | p99 ms | max ms | pickup p50 | "
              "inclusion p50 | burying p50 | bound |",
              "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -542,38 +574,49 @@ def markdown(result: dict) -> str:
               "Cross-check, the worker's own `metrics.confirm_latency` p50 (ms): "
               + "; ".join(f"{r['chain']} conf {r['confirmations']} poll {r['poll_interval_s']:g}: "
                           f"{fmt_ms(r['worker_metric']['p50_ms'])}" for r in result["latency"]) + ".", ""]
+    return lines
+
+
+def section_gas(result: dict) -> list[str]:
+    """Section 2: gas per anchor next to a plain transfer and a one-slot write."""
     g = result["gas"]
-    lines += [f"## 2. Gas per anchor ({g['chain']}, hardfork {g['hardfork'] or '?'}, receipt gasUsed, "
-              f"{g['samples']} samples each)", "",
-              "| transaction | gasUsed (median) | min | max | bound |", "| --- | ---: | ---: | ---: | --- |",
-              f"| anchor, a ledger's first | {g['anchor_first_median']:,.0f} | {min(g['anchor_first']):,} | "
-              f"{max(g['anchor_first']):,} | {g['bound_first']} |",
-              f"| anchor, later ones | {g['anchor_later_median']:,.0f} | {min(g['anchor_later']):,} | "
-              f"{max(g['anchor_later']):,} | {g['bound_later']} |",
-              f"| reference: plain transfer of 1 wei | {g['transfer_median']:,.0f} | {min(g['transfer']):,} | "
-              f"{max(g['transfer']):,} | the protocol's fixed cost of any transaction |",
-              f"| reference: one-slot write (floor of a per-record design) | {g['per_record_floor_median']:,.0f} | "
-              f"{min(g['per_record_floor']):,} | {max(g['per_record_floor']):,} | {g['bound_floor']} |", "",
-              "Anchors the worker sent in section 1 (gasUsed, first / later): "
-              + "; ".join(f"{r['chain']}: {r['gas_first'] or 0:,} / {', '.join(f'{x:,}' for x in r['gas_later']) or '-'}"
-                          for r in result["latency"] if r["mode"] == "one at a time" and r["confirmations"] == 1
-                          and r["poll_interval_s"] < 0.5) + ". Later anchors vary by a few hundred gas with "
-              "the zero bytes in their calldata (16 gas a non-zero byte, 4 a zero one).", ""]
+    lines = [f"## 2. Gas per anchor ({g['chain']}, hardfork {g['hardfork'] or '?'}, receipt gasUsed, "
+             f"{g['samples']} samples each)", "",
+             "| transaction | gasUsed (median) | min | max | bound |", "| --- | ---: | ---: | ---: | --- |",
+             f"| anchor, a ledger's first | {g['anchor_first_median']:,.0f} | {min(g['anchor_first']):,} | "
+             f"{max(g['anchor_first']):,} | {g['bound_first']} |",
+             f"| anchor, later ones | {g['anchor_later_median']:,.0f} | {min(g['anchor_later']):,} | "
+             f"{max(g['anchor_later']):,} | {g['bound_later']} |",
+             f"| reference: plain transfer of 1 wei | {g['transfer_median']:,.0f} | {min(g['transfer']):,} | "
+             f"{max(g['transfer']):,} | the protocol's fixed cost of any transaction |",
+             f"| reference: one-slot write (floor of a per-record design) | {g['per_record_floor_median']:,.0f} | "
+             f"{min(g['per_record_floor']):,} | {max(g['per_record_floor']):,} | {g['bound_floor']} |", "",
+             "Anchors the worker sent in section 1 (gasUsed, first / later): "
+             + "; ".join(f"{r['chain']}: {r['gas_first'] or 0:,} / {', '.join(f'{x:,}' for x in r['gas_later']) or '-'}"
+                         for r in result["latency"] if r["mode"] == "one at a time" and r["confirmations"] == 1
+                         and r["poll_interval_s"] < 0.5) + ". Later anchors vary by a few hundred gas with "
+             "the zero bytes in their calldata (16 gas a non-zero byte, 4 a zero one).", ""]
+    return lines
+
+
+def section_tx_per_million(result: dict) -> list[str]:
+    """Section 3: chain transactions per million records by ingest rate, checked by a run at the
+    defaults, and what the chain could carry of a per-record design."""
     tx = result["tx_per_million"]
     per_rec = tx["per_record_gas"]
-    lines += ["## 3. Chain transactions per million records, defaults "
-              f"({tx['settings']['batch_max_items']:,} records / {tx['settings']['batch_max_delay_s']:g} s per "
-              f"checkpoint, anchor_min_interval {tx['settings']['anchor_min_interval_s']:g} s), one ledger", "",
-              f"Per-record design: one transaction per record = {PER_RECORD:,} per million records. Its gas per "
-              f"record is assumed to be a fresh-key anchor() of this registry ({per_rec['typical']:,.0f}: stores the "
-              "hash, block number and time, updates a per-key index, checks the caller, emits an event, which is "
-              f"what a typical on-chain evidence contract does per record), with a floor of {per_rec['floor']:,.0f} "
-              "(one storage slot, no event, no check: nothing cheaper stores a record on chain). Anchor gas: "
-              f"{tx['gas_later']:,.0f} (later anchors, section 2).", "",
-              "| ingest rate (records/s) | checkpoint every | anchor every | records per anchor | chain tx per "
-              "million records | ratio (per-record / ours) | gas per million records (ours) | gas per million "
-              "records (per-record: typical / floor) | gas ratio (typical / floor) | bound |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = ["## 3. Chain transactions per million records, defaults "
+             f"({tx['settings']['batch_max_items']:,} records / {tx['settings']['batch_max_delay_s']:g} s per "
+             f"checkpoint, anchor_min_interval {tx['settings']['anchor_min_interval_s']:g} s), one ledger", "",
+             f"Per-record design: one transaction per record = {PER_RECORD:,} per million records. Its gas per "
+             f"record is assumed to be a fresh-key anchor() of this registry ({per_rec['typical']:,.0f}: stores the "
+             "hash, block number and time, updates a per-key index, checks the caller, emits an event, which is "
+             f"what a typical on-chain evidence contract does per record), with a floor of {per_rec['floor']:,.0f} "
+             "(one storage slot, no event, no check: nothing cheaper stores a record on chain). Anchor gas: "
+             f"{tx['gas_later']:,.0f} (later anchors, section 2).", "",
+             "| ingest rate (records/s) | checkpoint every | anchor every | records per anchor | chain tx per "
+             "million records | ratio (per-record / ours) | gas per million records (ours) | gas per million "
+             "records (per-record: typical / floor) | gas ratio (typical / floor) | bound |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for row in tx["policy"]:
         lines.append(f"| {row['rate']:,.0f} ({row['label']}) | {row['checkpoint_interval_s']:.2f} s | "
                      f"{row['anchor_interval_s']:g} s | {row['records_per_anchor']:,.0f} | {row['tx_per_million']:,.2f} | "
@@ -602,12 +645,21 @@ def markdown(result: dict) -> str:
     lines += [f"Chain capacity (inference, not measured): with a {cap['block_gas_limit']:,}-gas block every "
               f"{cap['block_time_s']:g} s, the per-record design fits at most {cap['per_record_typical_per_s']:,.0f} "
               f"records/s ({cap['per_record_floor_per_s']:,.0f} at the floor's gas), the whole chain given to it; "
-              f"anchoring uses {cap['anchor_share_per_ledger']:.4%} of that chain's gas per ledger, whatever the ingest rate.", "",
-              f"Whole run: {result['total_seconds']:.0f} s.", ""]
+              f"anchoring uses {cap['anchor_share_per_ledger']:.4%} of that chain's gas per ledger, whatever the ingest rate.", ""]
+    return lines
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = ["# Anchor benchmark", "", f"Machine: {machine_line(m)}", "",
+             f"Chains: {result['anvil_version']}; web3.py {result['web3']}, eth-tester {result['eth_tester']} "
+             f"(py-evm {result['py_evm']}). {'Quick run (--quick): few samples.' if result['quick'] else ''}", ""]
+    lines += section_latency(result) + section_gas(result) + section_tx_per_million(result)
+    lines += [f"Whole run: {result['total_seconds']:.0f} s.", ""]
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few samples, for a smoke check (about 80 s)")
     parser.add_argument("--anchors", type=int, default=None,
@@ -618,112 +670,149 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=tempfile.gettempdir(), help="where data folders go")
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
     args = parser.parse_args(argv)
-    quick = args.quick
     if not ANVIL.exists():
         parser.error(f"{ANVIL} is missing: run `make npm-tools`")
-    n_fast = args.anchors or (10 if quick else 40)
+    return args
+
+
+def chain_versions() -> dict:
+    """The versions of what the anchors go through: web3.py, eth-tester, py-evm and anvil."""
+    from importlib.metadata import version
+
+    return {"web3": version("web3"), "eth_tester": version("eth-tester"), "py_evm": version("py-evm"),
+            "anvil_version": subprocess.run([str(ANVIL), "--version"], capture_output=True,
+                                            text=True).stdout.splitlines()[0].strip()}
+
+
+def latency_scenarios(quick: bool, anchors: int | None) -> list[tuple]:
+    """Section 1's rows: (chain source, confirmations, worker poll, anchors, stream)."""
+    n_fast = anchors or (10 if quick else 40)
     n_slow = max(3, n_fast // 3) if quick else n_fast // 2  # rows with the default 1 s poll
     n_block = max(5, n_fast // 2) if quick else n_fast  # rows with 1 s blocks
+    return [
+        (InProcess(), 1, 0.05, n_fast, False),
+        (InProcess(), 1, 1.0, n_slow, False),
+        (AnvilChain(), 1, 0.05, n_fast, False),
+        (AnvilChain(), 1, 1.0, n_slow, False),
+        (AnvilChain(1), 1, 0.05, n_block, False),
+        (AnvilChain(1), 2, 0.05, n_block, False),
+        (AnvilChain(1), 1, 0.05, n_block, True),
+    ]
+
+
+def measure_latency_rows(workdir: str, scenarios: list[tuple]) -> list[dict]:
+    """bench_latency for each (chain source, confirmations, poll, anchors, stream), each row printed."""
+    rows = []
+    for i, (source, conf, poll, n, stream) in enumerate(scenarios):
+        r = bench_latency(workdir, source, conf, poll, n, stream, str(i))
+        rows.append(r)
+        print(latency_line(r), flush=True)
+    return rows
+
+
+def print_gas(gas: dict) -> None:
+    print(f"  anchor, first of a ledger: {gas['anchor_first_median']:,.0f} gas - bound: {gas['bound_first']}")
+    print(f"  anchor, later:             {gas['anchor_later_median']:,.0f} gas - bound: {gas['bound_later']}")
+    print(f"  reference, plain transfer: {gas['transfer_median']:,.0f} gas - the fixed cost of any transaction")
+    print(f"  reference, one-slot write: {gas['per_record_floor_median']:,.0f} gas - bound: {gas['bound_floor']}",
+          flush=True)
+
+
+def policy_rates(checking_rate: float | None = None) -> list[tuple[float, str]]:
+    """(records/s, what that rate is) for section 3's rows: low, medium, the checking run's
+    target where there is one, this machine's durable peak, and the ingest goal."""
+    peak, peak_file = durable_peak()
+    rates = [(1_000, "low"), (10_000, "medium")]
+    if checking_rate is not None:
+        rates.append((checking_rate, "the checking run's target"))
+    rates.append((peak, f"this machine's measured durable peak, {peak_file}") if peak else
+                 (60_000, "about this machine's durable peak (no ingest result found)"))
+    rates.append((200_000, "the ingest goal"))
+    return rates
+
+
+def policy_rows(rates: list[tuple[float, str]], gas: dict, seq: SequencerSettings, anchor: AnchorSettings) -> list[dict]:
+    """The policy at each rate, with gas per million records next to the per-record design's."""
+    g_later, g_typical, g_floor = gas["anchor_later_median"], gas["anchor_first_median"], gas["per_record_floor_median"]
+    rows = []
+    for rate, label in rates:
+        row = policy(rate, seq, anchor)
+        row.update(label=label, gas_per_million=row["tx_per_million"] * g_later,
+                   gas_ratio_typical=g_typical * PER_RECORD / (row["tx_per_million"] * g_later),
+                   gas_ratio_floor=g_floor * PER_RECORD / (row["tx_per_million"] * g_later))
+        rows.append(row)
+    return rows
+
+
+def tx_per_million(run: dict, rows: list[dict], gas: dict, anchor: AnchorSettings) -> dict:
+    """Section 3's result: the policy rows, the checking run, and the chain capacity inferred from the gas."""
+    g_later, g_typical, g_floor = gas["anchor_later_median"], gas["anchor_first_median"], gas["per_record_floor_median"]
+    block_time = 1.0
+    return {
+        "settings": run["settings"], "policy": rows, "run": run, "gas_later": g_later,
+        "per_record_gas": {"typical": g_typical, "floor": g_floor,
+                           "assumption": "typical = this registry's anchor() under a fresh ledger key per record; "
+                                         "floor = a contract storing one slot per record"},
+        "capacity": {"block_gas_limit": gas["block_gas_limit"], "block_time_s": block_time,
+                     "per_record_typical_per_s": gas["block_gas_limit"] / g_typical / block_time,
+                     "per_record_floor_per_s": gas["block_gas_limit"] / g_floor / block_time,
+                     "anchor_share_per_ledger": g_later / (anchor.min_interval / block_time) / gas["block_gas_limit"]}}
+
+
+def print_tx_per_million(tx: dict, anchor: AnchorSettings) -> None:
+    per_rec, run = tx["per_record_gas"], tx["run"]
+    g_typical, g_floor = per_rec["typical"], per_rec["floor"]
+    for row in tx["policy"]:
+        print(f"  {row['rate']:>9,.0f} records/s ({row['label']}): checkpoint every {row['checkpoint_interval_s']:.2f} s, "
+              f"anchor every {row['anchor_interval_s']:g} s -> {row['tx_per_million']:8,.2f} tx per million records "
+              f"vs {PER_RECORD:,} one-per-record = 1/{row['ratio_vs_per_record']:,.0f}; gas per million "
+              f"{row['gas_per_million']:,.0f} vs {g_typical * PER_RECORD:,.0f} (floor {g_floor * PER_RECORD:,.0f}) "
+              f"= 1/{row['gas_ratio_typical']:,.0f} (floor 1/{row['gas_ratio_floor']:,.0f}) - bound: {row['bound']}")
+    steady = run["tx_per_million_steady"]
+    print(f"  checking run: {run['seconds']:.0f} s at {run['achieved_records_per_s']:,.0f} records/s "
+          f"({run['records']:,} records, {run['late_submits']} submits >100 ms late), {run['checkpoints']} checkpoints, "
+          f"{run['anchors_sent']} anchors sent at "
+          f"[{', '.join(f'{t:.1f}' for t in run['anchor_send_offsets_s'])}] s -> "
+          f"{run['tx_per_million_measured']:,.2f} tx per million over the run"
+          + (f", {steady:,.2f} steady (mean interval {run['mean_anchor_interval_s']:.2f} s)" if steady else "")
+          + f"; policy at that rate {run['policy_at_achieved']['tx_per_million']:,.2f} - bound: anchor_min_interval "
+          f"({anchor.min_interval:g} s) rounded up to a worker pass ({anchor.poll_interval:g} s)", flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    quick = args.quick
     tx_seconds = args.tx_seconds or (20.0 if quick else 60.0)
     random.seed(1)
     # The chain module warns that the in-process chain is ephemeral, once per fresh chain: say it
     # once, indented under the figures, and keep the worker's info lines out.
     logging.basicConfig(level=logging.WARNING, format="  [%(name)s] %(message)s")
-
-    from importlib.metadata import version
-
-    result = {"machine": machine_info(), "quick": quick, "web3": version("web3"), "eth_tester": version("eth-tester"),
-              "py_evm": version("py-evm"),
-              "anvil_version": subprocess.run([str(ANVIL), "--version"], capture_output=True,
-                                              text=True).stdout.splitlines()[0].strip()}
+    result = {"machine": machine_info(), "quick": quick, **chain_versions()}
     print("machine:", machine_line(result["machine"]))
     print(f"chains: {result['anvil_version']}; web3.py {result['web3']}, eth-tester {result['eth_tester']} "
           f"(py-evm {result['py_evm']})", flush=True)
     started = time.perf_counter()
     workdir = tempfile.mkdtemp(dir=args.workdir, prefix="evledger-anchor-bench-")
     try:
-        # Warm up the ledger code and numba kernels outside every clock.
-        with LedgerService(os.path.join(workdir, "warm")) as service:
-            ledger = service.create_ledger("warm")
-            ledger.submit(make_records(0, 2000))
-            ledger.wait_for_checkpoint(2000, timeout=10)
-
+        warm_up_ledger(os.path.join(workdir, "warm"), make_records(0, 2000))
         print("1. anchor latency, checkpoint sealed -> AnchorConfirmed logged (worker min_interval 0; first anchor "
               "of each ledger left out as a warm-up; pickup = sealed -> AnchorSubmitted logged, inclusion = -> "
               "receipt first read, burying = -> AnchorConfirmed logged)", flush=True)
-        scenarios = [  # (chain source, confirmations, poll, anchors, stream)
-            (InProcess(), 1, 0.05, n_fast, False),
-            (InProcess(), 1, 1.0, n_slow, False),
-            (AnvilChain(), 1, 0.05, n_fast, False),
-            (AnvilChain(), 1, 1.0, n_slow, False),
-            (AnvilChain(1), 1, 0.05, n_block, False),
-            (AnvilChain(1), 2, 0.05, n_block, False),
-            (AnvilChain(1), 1, 0.05, n_block, True),
-        ]
-        result["latency"] = []
-        for i, (source, conf, poll, n, stream) in enumerate(scenarios):
-            r = bench_latency(workdir, source, conf, poll, n, stream, str(i))
-            result["latency"].append(r)
-            print(latency_line(r), flush=True)
-
+        result["latency"] = measure_latency_rows(workdir, latency_scenarios(quick, args.anchors))
         print("2. gas per anchor (anvil, receipt gasUsed) ...", flush=True)
-        gas = bench_gas(3 if quick else 5)
-        result["gas"] = gas
-        print(f"  anchor, first of a ledger: {gas['anchor_first_median']:,.0f} gas - bound: {gas['bound_first']}")
-        print(f"  anchor, later:             {gas['anchor_later_median']:,.0f} gas - bound: {gas['bound_later']}")
-        print(f"  reference, plain transfer: {gas['transfer_median']:,.0f} gas - the fixed cost of any transaction")
-        print(f"  reference, one-slot write: {gas['per_record_floor_median']:,.0f} gas - bound: {gas['bound_floor']}",
-              flush=True)
-
+        gas = result["gas"] = bench_gas(3 if quick else 5)
+        print_gas(gas)
         print(f"3. chain transactions per million records at the defaults; checking run: {tx_seconds:.0f} s at "
               f"{args.tx_rate:,.0f} records/s, every default unchanged, anvil ...", flush=True)
         run = bench_tx_run(workdir, args.tx_rate, tx_seconds)
         seq, anchor = SequencerSettings(), AnchorSettings()
-        peak, peak_file = durable_peak()
-        rates = [(1_000, "low"), (10_000, "medium"), (args.tx_rate, "the checking run's target")]
-        rates.append((peak, f"this machine's measured durable peak, {peak_file}") if peak else
-                     (60_000, "about this machine's durable peak (no ingest result found)"))
-        rates.append((200_000, "the ingest goal"))
-        g_later, g_typical, g_floor = gas["anchor_later_median"], gas["anchor_first_median"], gas["per_record_floor_median"]
-        rows = []
-        for rate, label in rates:
-            row = policy(rate, seq, anchor)
-            row.update(label=label, gas_per_million=row["tx_per_million"] * g_later,
-                       gas_ratio_typical=g_typical * PER_RECORD / (row["tx_per_million"] * g_later),
-                       gas_ratio_floor=g_floor * PER_RECORD / (row["tx_per_million"] * g_later))
-            rows.append(row)
-        block_time = 1.0
-        result["tx_per_million"] = {
-            "settings": run["settings"], "policy": rows, "run": run, "gas_later": g_later,
-            "per_record_gas": {"typical": g_typical, "floor": g_floor,
-                               "assumption": "typical = this registry's anchor() under a fresh ledger key per record; "
-                                             "floor = a contract storing one slot per record"},
-            "capacity": {"block_gas_limit": gas["block_gas_limit"], "block_time_s": block_time,
-                         "per_record_typical_per_s": gas["block_gas_limit"] / g_typical / block_time,
-                         "per_record_floor_per_s": gas["block_gas_limit"] / g_floor / block_time,
-                         "anchor_share_per_ledger": g_later / (anchor.min_interval / block_time) / gas["block_gas_limit"]}}
-        for row in rows:
-            print(f"  {row['rate']:>9,.0f} records/s ({row['label']}): checkpoint every {row['checkpoint_interval_s']:.2f} s, "
-                  f"anchor every {row['anchor_interval_s']:g} s -> {row['tx_per_million']:8,.2f} tx per million records "
-                  f"vs {PER_RECORD:,} one-per-record = 1/{row['ratio_vs_per_record']:,.0f}; gas per million "
-                  f"{row['gas_per_million']:,.0f} vs {g_typical * PER_RECORD:,.0f} (floor {g_floor * PER_RECORD:,.0f}) "
-                  f"= 1/{row['gas_ratio_typical']:,.0f} (floor 1/{row['gas_ratio_floor']:,.0f}) - bound: {row['bound']}")
-        steady = run["tx_per_million_steady"]
-        print(f"  checking run: {run['seconds']:.0f} s at {run['achieved_records_per_s']:,.0f} records/s "
-              f"({run['records']:,} records, {run['late_submits']} submits >100 ms late), {run['checkpoints']} checkpoints, "
-              f"{run['anchors_sent']} anchors sent at "
-              f"[{', '.join(f'{t:.1f}' for t in run['anchor_send_offsets_s'])}] s -> "
-              f"{run['tx_per_million_measured']:,.2f} tx per million over the run"
-              + (f", {steady:,.2f} steady (mean interval {run['mean_anchor_interval_s']:.2f} s)" if steady else "")
-              + f"; policy at that rate {run['policy_at_achieved']['tx_per_million']:,.2f} - bound: anchor_min_interval "
-              f"({anchor.min_interval:g} s) rounded up to a worker pass ({anchor.poll_interval:g} s)", flush=True)
+        rows = policy_rows(policy_rates(args.tx_rate), gas, seq, anchor)
+        result["tx_per_million"] = tx_per_million(run, rows, gas, anchor)
+        print_tx_per_million(result["tx_per_million"], anchor)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result["total_seconds"] = time.perf_counter() - started
-    md = markdown(result)
-    written = write_result(args.out, "anchor", result, md)
-    print()
-    print(md)
+    written = write_and_print_result(args.out, "anchor", result, markdown(result))
     print(f"total {result['total_seconds']:.0f} s; wrote {written} and .md")
     return 0
 

@@ -56,13 +56,14 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import orjson
 
 from bench.ingest_bench import _proc_stat, make_workdir, met, percentiles
-from bench.machine import machine_info, machine_line, write_result
+from bench.machine import machine_info, machine_line, write_and_print_result
 from evledger_common.stopping import terminate
 from evledger_dev.devbroker import free_port
 
@@ -551,6 +552,12 @@ def show(title: str, r: dict, unit: str = "requests/s", extra: str = "") -> None
     print(f"  {title:<34} {rate:>10,.0f} {unit}{extra}; {lat}; {cpu_text(r)}{err}", flush=True)
 
 
+def show_bounded(title: str, r: dict, unit: str = "requests/s", extra: str = "") -> None:
+    """show(), then what bounded the figure on the line below."""
+    show(title, r, unit, extra)
+    print(f"  {'':34} bound: {r['bound']}", flush=True)
+
+
 # -- report -----------------------------------------------------------------------------------------
 
 def _cpu_cells(r: dict) -> str:
@@ -638,7 +645,24 @@ def markdown(result: dict) -> str:
 
 # -- main -------------------------------------------------------------------------------------------
 
-def main(argv=None) -> int:
+@dataclass(frozen=True)
+class RunSizes:
+    """Window lengths, concurrencies and the proof ledger's size, for --quick or a full run."""
+    seconds: float  # per measured window
+    calibration_seconds: float
+    concurrency: tuple[int, ...]  # singles, proofs, and the trivial reference
+    batch_concurrency: tuple[int, ...]
+    proof_records: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "RunSizes":
+        quick = args.quick
+        return cls(seconds=3.0 if quick else 10.0, calibration_seconds=1.0 if quick else 3.0,
+                   concurrency=(16,) if quick else (16, 32), batch_concurrency=(4,) if quick else (2, 4),
+                   proof_records=20_000 if quick else 200_000)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short windows, for a smoke check (about a minute)")
     parser.add_argument("--client", choices=("auto", *DRIVERS), default="auto",
@@ -648,24 +672,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
     parser.add_argument("--serve-child", metavar="DATA_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.serve_child:
-        return serve_child(args.serve_child, args.port)
+    return parser.parse_args(argv)
 
-    import httpx
+
+def server_stack() -> str:
+    """uvicorn's version and the event loop and HTTP parser it picks here."""
     import uvicorn
 
-    quick = args.quick
-    seconds = 3.0 if quick else 10.0  # per measured window
-    calib_seconds = 1.0 if quick else 3.0
-    conc = (16,) if quick else (16, 32)  # singles, proofs, and the trivial reference
-    batch_conc = (4,) if quick else (2, 4)
-    proof_records = 20_000 if quick else 200_000
-    cores = os.cpu_count() or 1
-
-    result = {"machine": machine_info(), "quick": quick}
-    print("machine:", machine_line(result["machine"]))
-    workdir = make_workdir(args.workdir, "api", result)
     try:
         import uvloop
         loop_impl = f"uvloop {uvloop.__version__}"
@@ -676,7 +689,174 @@ def main(argv=None) -> int:
         http_impl = "httptools"
     except ImportError:
         http_impl = "h11"
-    result["server"] = {"uvicorn": f"uvicorn {uvicorn.__version__}, {loop_impl}, {http_impl}"}
+    return f"uvicorn {uvicorn.__version__}, {loop_impl}, {http_impl}"
+
+
+def warm_up(api: Api) -> None:
+    """Numba kernels, the write path, the sequencer, the chain and bundles, outside every clock."""
+    warm = api.ledger("warm")
+    api.ingest(warm, 2000, batch=1000)
+    api.settle(warm, 2000)
+    api.call("GET", "/v1/ledgers/warm/proof?seq=7", warm["auditor"])
+    api.call("POST", "/v1/ledgers/warm/records", warm["producer"], content=single_template().replace(
+        PLACEHOLDER, b"99999999"), headers={"content-type": "application/json"})
+
+
+def measure_idle(server: Server, cores: int) -> dict:
+    """One idle second before measuring: whatever else keeps this machine busy."""
+    window = Window(server)
+    time.sleep(1.0)
+    idle = window.stop()
+    print(f"idle for 1 s before measuring: machine busy {idle['machine_busy_cores']:.2f} of {cores} cores "
+          f"(server {idle['server_cores']:.2f})"
+          + (": other processes are busy on this machine, the figures will be low" if
+             idle["machine_busy_cores"] - idle["server_cores"] >= 0.2 else ""), flush=True)
+    return idle
+
+
+def choose_driver(server: Server, client: str, sizes: RunSizes, result: dict):
+    """The driver that gets the most out of the trivial endpoint (or the one --client names);
+    its calibration figures and why it was chosen go into `result`."""
+    import httpx
+
+    c = sizes.concurrency[0]
+    result["calibration"] = {}
+    drivers = list(DRIVERS) if client == "auto" else [client]
+    print(f"driver: trivial endpoint, C={c}, {sizes.calibration_seconds:.0f} s each", flush=True)
+    for name in drivers:
+        r = DRIVERS[name](server, trivial_load(), c, sizes.calibration_seconds)
+        r["concurrency"] = c
+        result["calibration"][name] = r
+        show(f"{name}", r)
+    driver_name = max(result["calibration"], key=lambda n: result["calibration"][n]["requests_per_s"])
+    why = (f"the highest trivial rate of the {len(drivers)} measured" if len(drivers) > 1 else "chosen by --client")
+    result["client"] = {"driver": driver_name, "why": why, "httpx": httpx.__version__}
+    print(f"  -> {driver_name} ({why})", flush=True)
+    return DRIVERS[driver_name]
+
+
+def measure_trivial(drive, server: Server, sizes: RunSizes, cores: int) -> dict[int, dict]:
+    """The trivial endpoint at each concurrency: {C: figures}."""
+    out = {}
+    for c in sizes.concurrency:
+        out[c] = r = drive(server, trivial_load(), c, sizes.seconds)
+        r["bound"] = bound_of(r, cores)
+        show_bounded(f"trivial C={c}", r)
+    return out
+
+
+def measure_batch(drive, server: Server, api: Api, sizes: RunSizes, cores: int) -> list[dict]:
+    """Section 1: POST /records/batch at each batch size and concurrency, each on a fresh ledger."""
+    print(f"1. batch ingest (goal >= {GOAL_BATCH:,} records/s)", flush=True)
+    rows = []
+    for size in BATCH_SIZES:
+        for c in sizes.batch_concurrency:
+            ledger = api.ledger(f"batch-{size}-{c}")
+            r = drive(server, batch_load(ledger, size), c, sizes.seconds)
+            r.update(batch=size, concurrency=c, bound=bound_of(r, cores), **api.settle(ledger, r["items"]))
+            rows.append(r)
+            sealed = (f"sealed {r['sealed_after_s']:.1f} s after" if r["sealed_after_s"] is not None
+                      else "NOT sealed within 180 s")
+            show_bounded(f"batch {size:,} C={c}", r, "records/s",
+                         f" [goal {GOAL_BATCH:,}: {met(r['items_per_s'] >= GOAL_BATCH)}] ({r['requests_per_s']:.1f} "
+                         f"requests/s; {sealed})")
+    return rows
+
+
+def measure_single(drive, server: Server, api: Api, sizes: RunSizes, cores: int) -> list[dict]:
+    """Section 2: POST /records at each concurrency, each on a fresh ledger."""
+    print("2. single-record submits", flush=True)
+    rows = []
+    for c in sizes.concurrency:
+        ledger = api.ledger(f"single-{c}")
+        r = drive(server, single_load(ledger), c, sizes.seconds)
+        r.update(concurrency=c, bound=bound_of(r, cores), **api.settle(ledger, r["items"]))
+        rows.append(r)
+        show_bounded(f"single C={c}", r, "submits/s")
+    return rows
+
+
+def measure_proofs(drive, server: Server, api: Api, sizes: RunSizes, cores: int) -> tuple[dict, list[dict]]:
+    """Section 3: (the proof ledger, GET /proof figures at each concurrency). The ledger is
+    ingested, sealed and anchored outside the clocks."""
+    n = sizes.proof_records
+    print(f"3. proof bundles: building an anchored ledger of {n:,} records ...", flush=True)
+    ledger = api.ledger("proofs")
+    t0 = time.perf_counter()
+    api.ingest(ledger, n)
+    ingest_rate = n / (time.perf_counter() - t0)
+    settled = api.settle(ledger, n)
+    if settled["anchored_after_s"] is None:
+        raise RuntimeError(f"the proof ledger was not sealed and anchored: {settled}\n{server.log_tail()}")
+    proof_ledger = {"records": n, "ingest_records_per_s": ingest_rate, **settled}
+    rows = []
+    for c in sizes.concurrency:
+        load = proof_load(ledger, n)
+        r = drive(server, load, c, sizes.seconds)
+        r.update(concurrency=c, bound=bound_of(r, cores))
+        proof_ledger["bundle_bytes"] = int(np.mean(load.sizes)) if load.sizes else 0
+        rows.append(r)
+        show_bounded(f"proof C={c}", r, "bundles/s")
+    print(f"  ledger: ingested at {ingest_rate:,.0f} records/s, sealed {settled['sealed_after_s']:.1f} s and "
+          f"anchored {settled['anchored_after_s']:.1f} s after; bundles ~{proof_ledger['bundle_bytes']:,} bytes")
+    return proof_ledger, rows
+
+
+def trivial_reference(before: dict[int, dict], after: dict[int, dict]) -> list[dict]:
+    """The trivial endpoint's rate at each C as the mean of before and after 1-3, with the spread."""
+    rows = []
+    for c, a in after.items():
+        b = before[c]
+        mean = (b["requests_per_s"] + a["requests_per_s"]) / 2
+        rows.append({"concurrency": c, "requests_per_s": mean, "before": b, "after": a,
+                     "spread": abs(a["requests_per_s"] - b["requests_per_s"]) / mean,
+                     "server_us_per_request": (b["server_us_per_request"] + a["server_us_per_request"]) / 2})
+    return rows
+
+
+def add_ratios_to_trivial(result: dict) -> None:
+    """Each single and proof figure as a share of the trivial rate at its C, measured and by server CPU."""
+    ref = {t["concurrency"]: t for t in result["trivial"]}
+    for r in result["single"] + result["proof"]:
+        t = ref[r["concurrency"]]
+        r["ratio_to_trivial"] = r["items_per_s"] / t["requests_per_s"]
+        r["ratio_by_server_cpu"] = t["server_us_per_request"] / max(r["server_us_per_request"], 1e-9)
+
+
+def goals_of(result: dict) -> dict:
+    best_batch = max(r["items_per_s"] for r in result["batch"])
+    best_ratio = max(r["ratio_to_trivial"] for r in result["proof"])
+    return {"batch_records_per_s": {"goal": GOAL_BATCH, "best": best_batch, "met": best_batch >= GOAL_BATCH},
+            "proof_ratio": {"goal": GOAL_PROOF_RATIO, "best": best_ratio, "met": best_ratio >= GOAL_PROOF_RATIO,
+                            "by_server_cpu": max(r["ratio_by_server_cpu"] for r in result["proof"])}}
+
+
+def print_summary(result: dict, written: Path, cores: int) -> None:
+    g = result["goals"]
+    print(f"goals: batch ingest >= {GOAL_BATCH:,} records/s: {met(g['batch_records_per_s']['met'])} "
+          f"(best {g['batch_records_per_s']['best']:,.0f}); proofs >= {GOAL_PROOF_RATIO} of trivial: "
+          f"{met(g['proof_ratio']['met'])} (best {g['proof_ratio']['best']:.2f}; by server CPU per request "
+          f"{g['proof_ratio']['by_server_cpu']:.2f})")
+    run = result["run"]
+    print(f"over the run: server {run['server_cores']:.2f} cores, generator {run['generator_cores']:.2f}, other processes "
+          f"{run['other_cores']:.2f} of {cores} (they all share the cores; other above ~0.2 means a noisy neighbour: rerun)")
+    for t in result["trivial"]:
+        if t["spread"] > 0.2:
+            print(f"  NOTE: the trivial rate at C={t['concurrency']} moved {t['spread']:.0%} between before and after: "
+                  "a noisy machine; rerun")
+    print(f"total {result['total_seconds']:.0f} s; wrote {written} and .md")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.serve_child:
+        return serve_child(args.serve_child, args.port)
+    sizes = RunSizes.from_args(args)
+    cores = os.cpu_count() or 1
+    result = {"machine": machine_info(), "quick": args.quick}
+    print("machine:", machine_line(result["machine"]))
+    workdir = make_workdir(args.workdir, "api", result)
+    result["server"] = {"uvicorn": server_stack()}
     started = time.perf_counter()
     server = Server(workdir)
     api = None
@@ -685,110 +865,18 @@ def main(argv=None) -> int:
         print(f"server: pid {server.proc.pid} on {server.base}, ready after {result['server']['ready_s']:.1f} s "
               f"({result['server']['uvicorn']})", flush=True)
         api = Api(server)
-        # Warm up outside every clock: numba kernels, the write path, the sequencer, the chain, bundles.
-        warm = api.ledger("warm")
-        api.ingest(warm, 2000, batch=1000)
-        api.settle(warm, 2000)
-        api.call("GET", "/v1/ledgers/warm/proof?seq=7", warm["auditor"])
-        api.call("POST", "/v1/ledgers/warm/records", warm["producer"], content=single_template().replace(
-            PLACEHOLDER, b"99999999"), headers={"content-type": "application/json"})
-
-        t0 = Window(server)
-        time.sleep(1.0)
-        result["idle"] = t0.stop()
-        print(f"idle for 1 s before measuring: machine busy {result['idle']['machine_busy_cores']:.2f} of {cores} cores "
-              f"(server {result['idle']['server_cores']:.2f})"
-              + (": other processes are busy on this machine, the figures will be low" if
-                 result["idle"]["machine_busy_cores"] - result["idle"]["server_cores"] >= 0.2 else ""), flush=True)
+        warm_up(api)
+        result["idle"] = measure_idle(server, cores)
         run_window = Window(server)
-
-        # Which driver gets the most out of the trivial endpoint?
-        result["calibration"] = {}
-        drivers = list(DRIVERS) if args.client == "auto" else [args.client]
-        print(f"driver: trivial endpoint, C={conc[0]}, {calib_seconds:.0f} s each", flush=True)
-        for name in drivers:
-            r = DRIVERS[name](server, trivial_load(), conc[0], calib_seconds)
-            r["concurrency"] = conc[0]
-            result["calibration"][name] = r
-            show(f"{name}", r)
-        driver_name = max(result["calibration"], key=lambda n: result["calibration"][n]["requests_per_s"])
-        why = (f"the highest trivial rate of the {len(drivers)} measured" if len(drivers) > 1 else "chosen by --client")
-        result["client"] = {"driver": driver_name, "why": why, "httpx": httpx.__version__}
-        print(f"  -> {driver_name} ({why})", flush=True)
-        drive = DRIVERS[driver_name]
-
-        print(f"4. trivial endpoint (before), {seconds:.0f} s windows", flush=True)
-        trivial_before = {}
-        for c in conc:
-            trivial_before[c] = r = drive(server, trivial_load(), c, seconds)
-            r["bound"] = bound_of(r, cores)
-            show(f"trivial C={c}", r)
-            print(f"  {'':34} bound: {r['bound']}", flush=True)
-
-        print(f"1. batch ingest (goal >= {GOAL_BATCH:,} records/s)", flush=True)
-        result["batch"] = []
-        for size in BATCH_SIZES:
-            for c in batch_conc:
-                ledger = api.ledger(f"batch-{size}-{c}")
-                r = drive(server, batch_load(ledger, size), c, seconds)
-                r.update(batch=size, concurrency=c, bound=bound_of(r, cores), **api.settle(ledger, r["items"]))
-                result["batch"].append(r)
-                sealed = (f"sealed {r['sealed_after_s']:.1f} s after" if r["sealed_after_s"] is not None
-                          else "NOT sealed within 180 s")
-                show(f"batch {size:,} C={c}", r, "records/s",
-                     f" [goal {GOAL_BATCH:,}: {met(r['items_per_s'] >= GOAL_BATCH)}] ({r['requests_per_s']:.1f} "
-                     f"requests/s; {sealed})")
-                print(f"  {'':34} bound: {r['bound']}", flush=True)
-
-        print("2. single-record submits", flush=True)
-        result["single"] = []
-        for c in conc:
-            ledger = api.ledger(f"single-{c}")
-            r = drive(server, single_load(ledger), c, seconds)
-            r.update(concurrency=c, bound=bound_of(r, cores), **api.settle(ledger, r["items"]))
-            result["single"].append(r)
-            show(f"single C={c}", r, "submits/s")
-            print(f"  {'':34} bound: {r['bound']}", flush=True)
-
-        print(f"3. proof bundles: building an anchored ledger of {proof_records:,} records ...", flush=True)
-        ledger = api.ledger("proofs")
-        t0 = time.perf_counter()
-        api.ingest(ledger, proof_records)
-        ingest_rate = proof_records / (time.perf_counter() - t0)
-        settled = api.settle(ledger, proof_records)
-        if settled["anchored_after_s"] is None:
-            raise RuntimeError(f"the proof ledger was not sealed and anchored: {settled}\n{server.log_tail()}")
-        result["proof_ledger"] = {"records": proof_records, "ingest_records_per_s": ingest_rate, **settled}
-        result["proof"] = []
-        for c in conc:
-            load = proof_load(ledger, proof_records)
-            r = drive(server, load, c, seconds)
-            r.update(concurrency=c, bound=bound_of(r, cores))
-            result["proof_ledger"]["bundle_bytes"] = int(np.mean(load.sizes)) if load.sizes else 0
-            result["proof"].append(r)
-            show(f"proof C={c}", r, "bundles/s")
-            print(f"  {'':34} bound: {r['bound']}", flush=True)
-        print(f"  ledger: ingested at {ingest_rate:,.0f} records/s, sealed {settled['sealed_after_s']:.1f} s and "
-              f"anchored {settled['anchored_after_s']:.1f} s after; bundles ~{result['proof_ledger']['bundle_bytes']:,} bytes")
-
+        drive = choose_driver(server, args.client, sizes, result)
+        print(f"4. trivial endpoint (before), {sizes.seconds:.0f} s windows", flush=True)
+        trivial_before = measure_trivial(drive, server, sizes, cores)
+        result["batch"] = measure_batch(drive, server, api, sizes, cores)
+        result["single"] = measure_single(drive, server, api, sizes, cores)
+        result["proof_ledger"], result["proof"] = measure_proofs(drive, server, api, sizes, cores)
         print("4. trivial endpoint (after)", flush=True)
-        result["trivial"] = []
-        for c in conc:
-            after = drive(server, trivial_load(), c, seconds)
-            after["bound"] = bound_of(after, cores)
-            show(f"trivial C={c}", after)
-            print(f"  {'':34} bound: {after['bound']}", flush=True)
-            before = trivial_before[c]
-            mean = (before["requests_per_s"] + after["requests_per_s"]) / 2
-            result["trivial"].append({
-                "concurrency": c, "requests_per_s": mean, "before": before, "after": after,
-                "spread": abs(after["requests_per_s"] - before["requests_per_s"]) / mean,
-                "server_us_per_request": (before["server_us_per_request"] + after["server_us_per_request"]) / 2})
-        ref = {t["concurrency"]: t for t in result["trivial"]}
-        for r in result["single"] + result["proof"]:
-            t = ref[r["concurrency"]]
-            r["ratio_to_trivial"] = r["items_per_s"] / t["requests_per_s"]
-            r["ratio_by_server_cpu"] = t["server_us_per_request"] / max(r["server_us_per_request"], 1e-9)
+        result["trivial"] = trivial_reference(trivial_before, measure_trivial(drive, server, sizes, cores))
+        add_ratios_to_trivial(result)
         result["run"] = run_window.stop()
     finally:
         if api is not None:
@@ -799,27 +887,9 @@ def main(argv=None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     result["server"]["exit_code"] = rc
     result["total_seconds"] = time.perf_counter() - started
-    best_batch = max(r["items_per_s"] for r in result["batch"])
-    best_ratio = max(r["ratio_to_trivial"] for r in result["proof"])
-    result["goals"] = {"batch_records_per_s": {"goal": GOAL_BATCH, "best": best_batch, "met": best_batch >= GOAL_BATCH},
-                       "proof_ratio": {"goal": GOAL_PROOF_RATIO, "best": best_ratio, "met": best_ratio >= GOAL_PROOF_RATIO,
-                                       "by_server_cpu": max(r["ratio_by_server_cpu"] for r in result["proof"])}}
-    md = markdown(result)
-    written = write_result(args.out, "api", result, md)
-    print()
-    print(md)
-    g = result["goals"]
-    print(f"goals: batch ingest >= {GOAL_BATCH:,} records/s: {met(g['batch_records_per_s']['met'])} "
-          f"(best {best_batch:,.0f}); proofs >= {GOAL_PROOF_RATIO} of trivial: {met(g['proof_ratio']['met'])} "
-          f"(best {best_ratio:.2f}; by server CPU per request {g['proof_ratio']['by_server_cpu']:.2f})")
-    run = result["run"]
-    print(f"over the run: server {run['server_cores']:.2f} cores, generator {run['generator_cores']:.2f}, other processes "
-          f"{run['other_cores']:.2f} of {cores} (they all share the cores; other above ~0.2 means a noisy neighbour: rerun)")
-    for t in result["trivial"]:
-        if t["spread"] > 0.2:
-            print(f"  NOTE: the trivial rate at C={t['concurrency']} moved {t['spread']:.0%} between before and after: "
-                  "a noisy machine; rerun")
-    print(f"total {result['total_seconds']:.0f} s; wrote {written} and .md")
+    result["goals"] = goals_of(result)
+    written = write_and_print_result(args.out, "api", result, markdown(result))
+    print_summary(result, written, cores)
     return 0
 
 

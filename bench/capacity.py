@@ -22,7 +22,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import figures as F
@@ -47,6 +47,13 @@ KAFKA_RECORD_OVERHEAD = 70  # assumed: per-record headers, key (the ledger id) a
 KAFKA_PARTITION_BYTES_PER_S = 10e6  # assumed: one partition's leader with acks=all, conservatively
 KAFKA_REPLICATION = 3
 KAFKA_RETENTION_DAYS = 7  # Kafka is a buffer in front of the ledger log, not the record of truth
+KAFKA_ASSUMPTION = (f"Kafka: a partition's leader takes {KAFKA_PARTITION_BYTES_PER_S / 1e6:g} MB/s (assumed, not measured), "
+                    f"{KAFKA_RECORD_OVERHEAD} bytes of overhead per record; one worker consumes each partition; records "
+                    f"are keyed by ledger, so a ledger's records stay in one partition and keep one writer; "
+                    f"{KAFKA_RETENTION_DAYS} days of retention x {KAFKA_REPLICATION} replicas.")
+KURRENT_ASSUMPTION = (f"KurrentDB (not measured: no server on these machines): ~{KURRENT_EVENT_OVERHEAD} bytes of record "
+                      f"framing and a {KURRENT_INDEX_BYTES}-byte index entry per event, no compression, "
+                      f"{KURRENT_REPLICAS} replicas.")
 
 CHAINS = {
     "fisco-bcos": {"name": "FISCO BCOS 3.x, PBFT", "block_time_s": 1.0, "confirmations": 1,
@@ -276,117 +283,136 @@ def anchor_latency(results: dict, chain: str, block_time: float, confirmations: 
     return out
 
 
-def plan(t: Target, results: dict, sources: dict | None = None) -> dict:
-    """The plan: every figure with how it was obtained, the assumptions and the warnings."""
-    t.validate()
-    sources = sources or {}
-    assumptions: list[str] = []
-    warnings: list[str] = []
-    missing: list[str] = []
-    H = t.headroom
-    machine = next((r.get("machine") for r in results.values() if r.get("machine")), {}) or {}
-    node_cores = t.node_cores or int(machine.get("cores") or os.cpu_count() or 1)
-    assumptions.append(f"Headroom: every process is planned at {H:.0%} of the rate it sustained flat out in the benchmark "
-                       f"(--headroom {H:g}).")
-    assumptions.append(f"Nodes have {node_cores} cores (--node-cores; default: the benchmarked machine's) and "
-                       "per-core rates like the benchmarked machine's.")
-    out: dict = {"target": asdict(t), "node_cores": node_cores, "sources": sources}
+@dataclass
+class PlanNotes:
+    """What a plan states besides its figures, each list in the order the phases of `plan()`
+    find them (the Markdown prints them in that order)."""
+    assumptions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
-    # -- ingest ------------------------------------------------------------------------------------
-    rates = ingest_rates(results)
+
+def _processes_for(rate: dict, t: Target, node_cores: int) -> dict:
+    """Processes, cores and nodes one ingest path needs to take the target's peak."""
+    usable = rate["rate"] * t.headroom
+    procs = _ceil(t.peak / usable)
+    per_node, nodes = _pack(procs, rate["cores"], node_cores)
+    return {"rate_per_process": rate["rate"], "cores_per_process": rate["cores"],
+            "usable_per_process": usable, "processes": procs, "cores": procs * rate["cores"],
+            "processes_per_node": per_node, "nodes": nodes, "measured": rate["measured"],
+            "source": rate["source"]}
+
+
+def plan_ingest(t: Target, rates: dict, node_cores: int, notes: PlanNotes) -> tuple[dict, int]:
+    """(the ingest figures, the ledgers): every measured path sized for the peak, the chosen one
+    in full, and the fewest ledgers its single writer per ledger allows (or those given)."""
     ing = rates.get(t.ingest_path)
     ingest = {"path": t.ingest_path, "by_path": {}}
     for path, r in rates.items():
-        usable = r["rate"] * H
-        procs = _ceil(t.peak / usable)
-        per_node, nodes = _pack(procs, r["cores"], node_cores)
-        ingest["by_path"][path] = {"rate_per_process": r["rate"], "cores_per_process": r["cores"],
-                                   "usable_per_process": usable, "processes": procs, "cores": procs * r["cores"],
-                                   "processes_per_node": per_node, "nodes": nodes, "measured": r["measured"],
-                                   "source": r["source"]}
+        ingest["by_path"][path] = _processes_for(r, t, node_cores)
     if ing is None:
-        missing.append(f"ingest rate for --ingest-path {t.ingest_path}: run `make bench` (or the module behind it)")
-        ledgers = t.ledgers or 1
-    else:
-        if not ing["measured"]:
-            assumptions.append(ing["source"])
-        row = ingest["by_path"][t.ingest_path]
-        min_ledgers = row["processes"]
-        ledgers = t.ledgers or min_ledgers
-        ingest.update(row, min_ledgers=min_ledgers, ledgers=ledgers,
-                      utilisation_sustained=t.sustained / (row["processes"] * ing["rate"]),
-                      utilisation_peak=t.peak / (row["processes"] * ing["rate"]))
-        if ledgers < min_ledgers:
-            warnings.append(f"{ledgers} ledger(s) cannot take {t.peak:,.0f} records/s: each ledger has one writer (its "
-                            f"sequence and expected version), and one process sustains {ing['rate']:,.0f} records/s "
-                            f"({row['usable_per_process']:,.0f} at {H:.0%}); shard into at least {min_ledgers} ledgers")
-        if node_cores < ing["cores"]:
-            warnings.append(f"a {node_cores}-core node is smaller than one ingest process ({ing['cores']:.2f} cores "
-                            "measured): processes will share cores and run slower than planned")
-        assumptions.append(f"The peak is spread evenly over {ledgers} ledger(s), {t.peak / ledgers:,.0f} records/s each; "
-                           f"a ledger is written by one process only, which can hold several ledgers.")
-    out["ingest"] = ingest
-    out["ledgers"] = ledgers
-    per_ledger_rate = t.sustained / ledgers
+        notes.missing.append(f"ingest rate for --ingest-path {t.ingest_path}: run `make bench` (or the module behind it)")
+        return ingest, t.ledgers or 1
+    if not ing["measured"]:
+        notes.assumptions.append(ing["source"])
+    row = ingest["by_path"][t.ingest_path]
+    min_ledgers = row["processes"]
+    ledgers = t.ledgers or min_ledgers
+    ingest.update(row, min_ledgers=min_ledgers, ledgers=ledgers,
+                  utilisation_sustained=t.sustained / (row["processes"] * ing["rate"]),
+                  utilisation_peak=t.peak / (row["processes"] * ing["rate"]))
+    if ledgers < min_ledgers:
+        notes.warnings.append(f"{ledgers} ledger(s) cannot take {t.peak:,.0f} records/s: each ledger has one writer (its "
+                              f"sequence and expected version), and one process sustains {ing['rate']:,.0f} records/s "
+                              f"({row['usable_per_process']:,.0f} at {t.headroom:.0%}); shard into at least {min_ledgers} "
+                              "ledgers")
+    if node_cores < ing["cores"]:
+        notes.warnings.append(f"a {node_cores}-core node is smaller than one ingest process ({ing['cores']:.2f} cores "
+                              "measured): processes will share cores and run slower than planned")
+    notes.assumptions.append(f"The peak is spread evenly over {ledgers} ledger(s), {t.peak / ledgers:,.0f} records/s each; "
+                             f"a ledger is written by one process only, which can hold several ledgers.")
+    return ingest, ledgers
 
-    # -- proof serving -----------------------------------------------------------------------------
+
+def _proof_cost_growth(merkle: dict | None, tree_end: float, tree_measured: int) -> tuple[float, float, str]:
+    """(extra µs at p50, at p99, how it was read off merkle_bench) of a proof at `tree_end`
+    leaves over one at the API benchmark's tree size; 0 where merkle_bench gives no figure."""
+    p50_n, how_n = F.proof_latency_at(merkle, tree_end, "p50_us")
+    p50_api, _ = F.proof_latency_at(merkle, tree_measured, "p50_us")
+    p99_n, _ = F.proof_latency_at(merkle, tree_end, "p99_us")
+    p99_api, _ = F.proof_latency_at(merkle, tree_measured, "p99_us")
+    d50 = (p50_n - p50_api) if p50_n is not None and p50_api is not None else 0.0
+    d99 = (p99_n - p99_api) if p99_n is not None and p99_api is not None else 0.0
+    return d50, d99, how_n
+
+
+def plan_proofs(t: Target, results: dict, per_ledger_rate: float, node_cores: int, notes: PlanNotes) -> dict:
+    """Proof server processes for --proof-rps, with a proof's cost at the size each ledger's tree
+    reaches by the end of the retention."""
+    H = t.headroom
     api = results.get("api") or {}
     merkle = results.get("merkle")
     best = F.best_row(api.get("proof"))
     lat_row = F.lowest_concurrency_row(api.get("proof"))
     tree_end = per_ledger_rate * SECONDS_PER_YEAR * t.retention_years
     proofs = {"tree_size_end": tree_end}
-    if best:
-        n_api = (api.get("proof_ledger") or {}).get("records") or 0
-        p50_n, how_n = F.proof_latency_at(merkle, tree_end, "p50_us")
-        p50_api, _ = F.proof_latency_at(merkle, n_api, "p50_us")
-        p99_n, _ = F.proof_latency_at(merkle, tree_end, "p99_us")
-        p99_api, _ = F.proof_latency_at(merkle, n_api, "p99_us")
-        d50 = (p50_n - p50_api) if p50_n is not None and p50_api is not None else 0.0
-        d99 = (p99_n - p99_api) if p99_n is not None and p99_api is not None else 0.0
-        us = best["server_us_per_request"]
-        rate_n = best["items_per_s"] * us / (us + d50)
-        procs = _ceil(t.proof_rps / (rate_n * H))
-        cores_each = best.get("server_cores") or 1.0
-        per_node, nodes = _pack(procs, cores_each, node_cores)
-        proofs.update(measured_rate=best["items_per_s"], measured_tree=n_api, server_us=us, delta_us_p50=d50,
-                      delta_us_p99=d99, rate_per_process=rate_n, usable_per_process=rate_n * H, processes=procs,
-                      cores_per_process=cores_each, cores=procs * cores_each, processes_per_node=per_node, nodes=nodes,
-                      tree_how=how_n, bound=best.get("bound", "?"),
-                      source=f"api_bench best GET /proof (C={best['concurrency']}, {n_api:,}-record ledger)")
-        if lat_row:
-            proofs.update(p50_ms=lat_row["p50_ms"] + d50 / 1000, p99_ms=lat_row["p99_ms"] + d99 / 1000,
-                          latency_source=f"api_bench GET /proof at C={lat_row['concurrency']} (closed loop, at saturation)")
-        if merkle is None:
-            assumptions.append("No Merkle proof figures: the proof cost is taken as at the API benchmark's tree size.")
-        measured = [r["tree_size"] for r in F.proof_rows(merkle)]
-        if measured and tree_end > 10 * max(measured):
-            warnings.append(f"a ledger's tree reaches {tree_end:,.3g} leaves, {math.log10(tree_end / max(measured)):.1f} "
-                            f"decades beyond the largest tree measured ({max(measured):,}): its proof cost is extrapolated from the "
-                            "slope of the two largest sizes, and the measured cost grew faster than log(size) past "
-                            "1e6 leaves (fewer node-store reads hit the cache), so it may be higher; more ledgers "
-                            "keep trees smaller")
-        assumptions.append(f"Each ledger's tree holds {tree_end:,.0f} leaves at the end of the retention "
-                           f"({per_ledger_rate:,.0f} records/s per ledger x {SECONDS_PER_YEAR:,} s x {t.retention_years:g}"
-                           f" years); a proof's cost grows with log(tree size) as merkle_bench measured ({how_n}).")
-    else:
-        missing.append("proof bundle rate: run `make bench` (bench.api_bench)")
-    out["proofs"] = proofs
+    if not best:
+        notes.missing.append("proof bundle rate: run `make bench` (bench.api_bench)")
+        return proofs
+    n_api = (api.get("proof_ledger") or {}).get("records") or 0
+    d50, d99, how_n = _proof_cost_growth(merkle, tree_end, n_api)
+    us = best["server_us_per_request"]
+    rate_n = best["items_per_s"] * us / (us + d50)
+    procs = _ceil(t.proof_rps / (rate_n * H))
+    cores_each = best.get("server_cores") or 1.0
+    per_node, nodes = _pack(procs, cores_each, node_cores)
+    proofs.update(measured_rate=best["items_per_s"], measured_tree=n_api, server_us=us, delta_us_p50=d50,
+                  delta_us_p99=d99, rate_per_process=rate_n, usable_per_process=rate_n * H, processes=procs,
+                  cores_per_process=cores_each, cores=procs * cores_each, processes_per_node=per_node, nodes=nodes,
+                  tree_how=how_n, bound=best.get("bound", "?"),
+                  source=f"api_bench best GET /proof (C={best['concurrency']}, {n_api:,}-record ledger)")
+    if lat_row:
+        proofs.update(p50_ms=lat_row["p50_ms"] + d50 / 1000, p99_ms=lat_row["p99_ms"] + d99 / 1000,
+                      latency_source=f"api_bench GET /proof at C={lat_row['concurrency']} (closed loop, at saturation)")
+    if merkle is None:
+        notes.assumptions.append("No Merkle proof figures: the proof cost is taken as at the API benchmark's tree size.")
+    measured = [r["tree_size"] for r in F.proof_rows(merkle)]
+    if measured and tree_end > 10 * max(measured):
+        notes.warnings.append(
+            f"a ledger's tree reaches {tree_end:,.3g} leaves, {math.log10(tree_end / max(measured)):.1f} "
+            f"decades beyond the largest tree measured ({max(measured):,}): its proof cost is extrapolated from the "
+            "slope of the two largest sizes, and the measured cost grew faster than log(size) past "
+            "1e6 leaves (fewer node-store reads hit the cache), so it may be higher; more ledgers "
+            "keep trees smaller")
+    notes.assumptions.append(f"Each ledger's tree holds {tree_end:,.0f} leaves at the end of the retention "
+                             f"({per_ledger_rate:,.0f} records/s per ledger x {SECONDS_PER_YEAR:,} s x "
+                             f"{t.retention_years:g} years); a proof's cost grows with log(tree size) as merkle_bench "
+                             f"measured ({how_n}).")
+    return proofs
 
-    # -- disk --------------------------------------------------------------------------------------
+
+def checkpoint_cadence(results: dict, per_ledger_rate: float, anchor_interval_s: float) -> tuple[float, float]:
+    """(seconds between a ledger's checkpoints, its chain transactions a day) under the
+    benchmarked sequencer and anchor settings."""
+    s = F.settings(results)
+    ckpt_interval = F.checkpoint_interval_s(per_ledger_rate, s["batch_max_items"], s["batch_max_delay_s"])
+    tx_day_ledger = F.chain_tx_per_day(anchor_interval_s, per_ledger_rate, s["batch_max_items"], s["batch_max_delay_s"])
+    return ckpt_interval, tx_day_ledger
+
+
+def plan_disk(t: Target, results: dict, ledgers: int, ckpt_interval: float, tx_day_ledger: float,
+              notes: PlanNotes) -> dict:
+    """Bytes a year by store, uncompressed, and the measured bytes per record to compare with."""
     ingest_r = results.get("ingest") or {}
     event_bytes, leaf_bytes = ingest_r.get("event_bytes"), ingest_r.get("leaf_bytes")
     envelope = (event_bytes - leaf_bytes) if event_bytes and leaf_bytes else 75
     if not (event_bytes and leaf_bytes):
-        assumptions.append("Event envelope (crc, type, fingerprint) taken as 75 bytes: no ingest result to measure it.")
+        notes.assumptions.append("Event envelope (crc, type, fingerprint) taken as 75 bytes: no ingest result to measure it.")
     framing = envelope + LEAF_WRAPPER_BYTES
     log_b = t.record_bytes + framing + LOG_KEY_BYTES
     index_b = INDEX_FIXED_BYTES + 2 * t.id_bytes
     per_record = log_b + MERKLE_BYTES_PER_LEAF + index_b
     records_year = t.sustained * SECONDS_PER_YEAR
-    s = F.settings(results)
-    ckpt_interval = F.checkpoint_interval_s(per_ledger_rate, s["batch_max_items"], s["batch_max_delay_s"])
-    tx_day_ledger = F.chain_tx_per_day(t.anchor_interval_s, per_ledger_rate, s["batch_max_items"], s["batch_max_delay_s"])
     ckpt_year = ledgers * SECONDS_PER_YEAR / ckpt_interval * CHECKPOINT_BYTES
     anchor_year = ledgers * tx_day_ledger * F.DAYS_PER_YEAR * ANCHOR_BYTES
     per_year = {"log": records_year * log_b, "merkle": records_year * MERKLE_BYTES_PER_LEAF,
@@ -404,47 +430,50 @@ def plan(t: Target, results: dict, sources: dict | None = None) -> dict:
         disk["measured_bytes_per_record"] = rb["disk_bytes_per_record"]
         disk["model_at_bench_record"] = model
         disk["bench_record_bytes"] = bench_record
-    assumptions.append(
+    notes.assumptions.append(
         f"Disk per record, uncompressed: log = record ({t.record_bytes:g}) + framing {framing} (event envelope {envelope}, "
         f"{'measured' if event_bytes else 'assumed'}, + the leaf's JSON wrapper {LEAF_WRAPPER_BYTES}) + key {LOG_KEY_BYTES}; "
         f"Merkle nodes {MERKLE_BYTES_PER_LEAF} (~2 nodes per leaf x 32 bytes, packed 256 to a RocksDB value); indexes "
         f"{index_b} (evidence id, business id, content hash and the position run: {INDEX_FIXED_BYTES} + 2 x {t.id_bytes}-"
         f"byte ids); checkpoints {CHECKPOINT_BYTES} bytes each, anchors {ANCHOR_BYTES} bytes each (log + index). "
         f"--sustained is taken as the year's average. Nothing is deleted within the retention.")
-    out["disk"] = disk
+    return disk
 
-    # -- log backends, Kafka -----------------------------------------------------------------------
-    kurrent_event = t.record_bytes + framing + KURRENT_EVENT_OVERHEAD + KURRENT_INDEX_BYTES
-    out["backends"] = {
+
+def log_backends(t: Target, disk: dict) -> dict:
+    """The log on RocksDB (embedded) or on a KurrentDB cluster, bytes a year."""
+    per_year = disk["per_year"]
+    kurrent_event = t.record_bytes + disk["framing_bytes"] + KURRENT_EVENT_OVERHEAD + KURRENT_INDEX_BYTES
+    return {
         "rocksdb_per_year": per_year["total"],
-        "kurrent_log_per_year": records_year * kurrent_event * KURRENT_REPLICAS,
+        "kurrent_log_per_year": disk["records_per_year"] * kurrent_event * KURRENT_REPLICAS,
         "kurrent_event_bytes": kurrent_event,
         "projections_per_year": per_year["merkle"] + per_year["indexes"] + per_year["checkpoints"] + per_year["anchors"],
     }
-    consumer = rates.get("stream")
+
+
+def plan_kafka(t: Target, consumer: dict | None, ledgers: int, notes: PlanNotes) -> dict:
+    """Partitions and broker disk when producers go through Kafka (--ingest-path stream)."""
     broker_rate = KAFKA_PARTITION_BYTES_PER_S / (t.record_bytes + KAFKA_RECORD_OVERHEAD)
     kafka = {"broker_rate": broker_rate}
     if consumer:
-        if not consumer["measured"] and consumer["source"] not in assumptions:
-            assumptions.append(consumer["source"])
+        if not consumer["measured"] and consumer["source"] not in notes.assumptions:
+            notes.assumptions.append(consumer["source"])
         part_rate = min(broker_rate, consumer["rate"])
-        parts = max(ledgers, _ceil(t.peak / (part_rate * H)))
+        parts = max(ledgers, _ceil(t.peak / (part_rate * t.headroom)))
         kafka.update(consumer_rate=consumer["rate"], consumer_measured=consumer["measured"], partition_rate=part_rate,
                      partitions=parts, bound="broker" if broker_rate < consumer["rate"] else "consumer (one worker per partition)",
                      disk=t.sustained * F.SECONDS_PER_DAY * KAFKA_RETENTION_DAYS * (t.record_bytes + KAFKA_RECORD_OVERHEAD)
                      * KAFKA_REPLICATION)
     else:
-        missing.append("a per-partition consumer rate (no stream or ingest result)")
-    out["kafka"] = kafka
-    assumptions.append(f"Kafka: a partition's leader takes {KAFKA_PARTITION_BYTES_PER_S / 1e6:g} MB/s (assumed, not measured), "
-                       f"{KAFKA_RECORD_OVERHEAD} bytes of overhead per record; one worker consumes each partition; records "
-                       f"are keyed by ledger, so a ledger's records stay in one partition and keep one writer; "
-                       f"{KAFKA_RETENTION_DAYS} days of retention x {KAFKA_REPLICATION} replicas.")
-    assumptions.append(f"KurrentDB (not measured: no server on these machines): ~{KURRENT_EVENT_OVERHEAD} bytes of record "
-                       f"framing and a {KURRENT_INDEX_BYTES}-byte index entry per event, no compression, "
-                       f"{KURRENT_REPLICAS} replicas.")
+        notes.missing.append("a per-partition consumer rate (no stream or ingest result)")
+    notes.assumptions.append(KAFKA_ASSUMPTION)
+    return kafka
 
-    # -- chain -------------------------------------------------------------------------------------
+
+def plan_chain(t: Target, results: dict, ledgers: int, ckpt_interval: float, tx_day_ledger: float,
+               notes: PlanNotes) -> dict:
+    """Anchor transactions and gas a day on the chain, and how long an anchor takes to confirm."""
     c = CHAINS[t.chain]
     block_time = c["block_time_s"] if t.block_time_s is None else t.block_time_s
     confirmations = c["confirmations"] if t.confirmations is None else t.confirmations
@@ -461,20 +490,23 @@ def plan(t: Target, results: dict, sources: dict | None = None) -> dict:
             chain["share_of_chain_gas"] = chain["gas_per_day"] / (gas["block_gas_limit"] * F.SECONDS_PER_DAY / block_time)
             chain["block_gas_limit"] = gas["block_gas_limit"]
     else:
-        missing.append("gas per anchor: run `make bench` (bench.anchor_bench)")
-    assumptions.append(f"Chain: {c['name']}: {c['why']}; {confirmations} confirmation(s); "
-                       f"block time {block_time:g} s{' (--block-time)' if t.block_time_s is not None else ' (assumed)'}. "
-                       f"{c['gas_note']}.")
+        notes.missing.append("gas per anchor: run `make bench` (bench.anchor_bench)")
+    notes.assumptions.append(f"Chain: {c['name']}: {c['why']}; {confirmations} confirmation(s); "
+                             f"block time {block_time:g} s{' (--block-time)' if t.block_time_s is not None else ' (assumed)'}. "
+                             f"{c['gas_note']}.")
     alat = anchor_latency(results, t.chain, block_time, confirmations)
     if alat:
         chain["anchor_latency"] = alat
         if alat["p50_ms"] / 1000 > t.anchor_interval_s:
-            warnings.append(f"an anchor takes ~{alat['p50_ms'] / 1000:.1f} s to confirm, longer than --anchor-interval "
-                            f"{t.anchor_interval_s:g} s: the worker waits for each confirmation, so anchors go out every "
-                            "~confirmation time and the chain sees fewer transactions than planned")
-    out["chain"] = chain
+            notes.warnings.append(f"an anchor takes ~{alat['p50_ms'] / 1000:.1f} s to confirm, longer than --anchor-interval "
+                                  f"{t.anchor_interval_s:g} s: the worker waits for each confirmation, so anchors go out "
+                                  "every ~confirmation time and the chain sees fewer transactions than planned")
+    return chain
 
-    # -- latency -----------------------------------------------------------------------------------
+
+def expected_latency(results: dict, chain: dict, proofs: dict) -> dict:
+    """What producers and courts wait, p50/p99 ms, each with where it came from."""
+    api = results.get("api") or {}
     lat = {}
     il = F.ingest_latency(results.get("ingest")) or {}
     if (il.get("receipt") or {}).get("n"):
@@ -488,6 +520,7 @@ def plan(t: Target, results: dict, sources: dict | None = None) -> dict:
     if batch:
         lat["receipt_http_batch"] = {"p50_ms": batch["p50_ms"], "p99_ms": batch["p99_ms"],
                                      "source": f"api_bench POST /records/batch of {batch['batch']:,}, C={batch['concurrency']}"}
+    alat = chain.get("anchor_latency")
     if (il.get("to_checkpoint") or {}).get("n"):
         lat["checkpoint"] = {"p50_ms": il["to_checkpoint"]["p50_ms"], "p99_ms": il["to_checkpoint"]["p99_ms"],
                              "source": "ingest_bench, receipt -> logged checkpoint (default batching)"}
@@ -501,12 +534,38 @@ def plan(t: Target, results: dict, sources: dict | None = None) -> dict:
     if proofs.get("p50_ms") is not None:
         lat["proof"] = {"p50_ms": proofs["p50_ms"], "p99_ms": proofs["p99_ms"],
                         "source": f"{proofs['latency_source']}, plus the Merkle proof's extra cost at "
-                                  f"{tree_end:,.0f} leaves ({proofs['delta_us_p50']:+.0f} µs p50, "
+                                  f"{proofs['tree_size_end']:,.0f} leaves ({proofs['delta_us_p50']:+.0f} µs p50, "
                                   f"{proofs['delta_us_p99']:+.0f} µs p99)"}
-    out["latency"] = lat
-    out["assumptions"] = assumptions
-    out["warnings"] = warnings
-    out["missing"] = missing
+    return lat
+
+
+def plan(t: Target, results: dict, sources: dict | None = None) -> dict:
+    """The plan: every figure with how it was obtained, the assumptions and the warnings."""
+    t.validate()
+    sources = sources or {}
+    notes = PlanNotes()
+    machine = next((r.get("machine") for r in results.values() if r.get("machine")), {}) or {}
+    node_cores = t.node_cores or int(machine.get("cores") or os.cpu_count() or 1)
+    notes.assumptions.append(f"Headroom: every process is planned at {t.headroom:.0%} of the rate it sustained flat out "
+                             f"in the benchmark (--headroom {t.headroom:g}).")
+    notes.assumptions.append(f"Nodes have {node_cores} cores (--node-cores; default: the benchmarked machine's) and "
+                             "per-core rates like the benchmarked machine's.")
+    out: dict = {"target": asdict(t), "node_cores": node_cores, "sources": sources}
+    rates = ingest_rates(results)
+    out["ingest"], ledgers = plan_ingest(t, rates, node_cores, notes)
+    out["ledgers"] = ledgers
+    per_ledger_rate = t.sustained / ledgers
+    out["proofs"] = plan_proofs(t, results, per_ledger_rate, node_cores, notes)
+    ckpt_interval, tx_day_ledger = checkpoint_cadence(results, per_ledger_rate, t.anchor_interval_s)
+    out["disk"] = plan_disk(t, results, ledgers, ckpt_interval, tx_day_ledger, notes)
+    out["backends"] = log_backends(t, out["disk"])
+    out["kafka"] = plan_kafka(t, rates.get("stream"), ledgers, notes)
+    notes.assumptions.append(KURRENT_ASSUMPTION)
+    out["chain"] = plan_chain(t, results, ledgers, ckpt_interval, tx_day_ledger, notes)
+    out["latency"] = expected_latency(results, out["chain"], out["proofs"])
+    out["assumptions"] = notes.assumptions
+    out["warnings"] = notes.warnings
+    out["missing"] = notes.missing
     return out
 
 
@@ -528,7 +587,8 @@ def _ms(x: float) -> str:
     return f"{x:,.2f}" if x < 10 else f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
 
 
-def render_markdown(p: dict) -> str:
+def section_target(p: dict) -> list[str]:
+    """The target, the result files behind the figures, and what is wrong or missing."""
     t = p["target"]
     lines = ["# Capacity plan", "",
              f"Target: **{t['sustained']:,.0f} records/s sustained, {t['peak']:,.0f} at peak**, records of "
@@ -549,9 +609,12 @@ def render_markdown(p: dict) -> str:
         lines.append(f"**Not measured:** {m}.")
     if p["warnings"] or p["missing"]:
         lines.append("")
+    return lines
 
-    ing = p["ingest"]
-    lines += ["## Ingest", ""]
+
+def section_ingest(p: dict) -> list[str]:
+    t, ing = p["target"], p["ingest"]
+    lines = ["## Ingest", ""]
     if "processes" in ing:
         lines += [f"- Per ingest process ({ing['path']}): **{ing['rate_per_process']:,.0f} records/s** measured at "
                   f"{ing['cores_per_process']:.2f} cores; {ing['source']}.",
@@ -565,15 +628,18 @@ def render_markdown(p: dict) -> str:
     others = {k: v for k, v in ing["by_path"].items() if k != ing["path"]}
     if others:
         lines += ["Other ingest paths, same target:", ""]
-        lines += [f"| path | records/s per process | cores each | processes | cores | nodes | source |",
+        lines += ["| path | records/s per process | cores each | processes | cores | nodes | source |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
         for k, v in others.items():
             lines.append(f"| {k} | {v['rate_per_process']:,.0f} | {v['cores_per_process']:.2f} | {v['processes']} | "
                          f"{v['cores']:.1f} | {v['nodes']} | {v['source']} |")
         lines.append("")
+    return lines
 
-    pr = p["proofs"]
-    lines += ["## Proof serving", ""]
+
+def section_proofs(p: dict) -> list[str]:
+    t, pr = p["target"], p["proofs"]
+    lines = ["## Proof serving", ""]
     if "processes" in pr:
         lines += [f"- Measured: {pr['measured_rate']:,.0f} bundles/s per server process at {pr['cores_per_process']:.2f} cores, "
                   f"{pr['server_us']:,.0f} µs of server CPU each, on a {pr['measured_tree']:,}-record ledger ({pr['source']}); "
@@ -584,14 +650,17 @@ def render_markdown(p: dict) -> str:
                   f"- **Proof server processes: {pr['processes']}** = ceil({_rate(t['proof_rps'])} / {pr['usable_per_process']:,.0f}); "
                   f"**{pr['cores']:.1f} cores**; **{pr['nodes']} node(s)**. Each needs the Merkle nodes and indexes of "
                   "the ledgers it serves (a copy of their projections).", ""]
+    return lines
 
-    d = p["disk"]
+
+def section_disk(p: dict) -> list[str]:
+    t, d = p["target"], p["disk"]
     py = d["per_year"]
-    lines += ["## Disk", "",
-              f"{d['records_per_year']:,.0f} records a year; {d['bytes_per_record']:,.0f} bytes each before compression "
-              f"(log {d['log_bytes_per_record']:,.0f}, Merkle nodes {d['merkle_bytes_per_record']}, indexes "
-              f"{d['index_bytes_per_record']}).", "",
-              "| | per year | over the retention |", "| --- | ---: | ---: |"]
+    lines = ["## Disk", "",
+             f"{d['records_per_year']:,.0f} records a year; {d['bytes_per_record']:,.0f} bytes each before compression "
+             f"(log {d['log_bytes_per_record']:,.0f}, Merkle nodes {d['merkle_bytes_per_record']}, indexes "
+             f"{d['index_bytes_per_record']}).", "",
+             "| | per year | over the retention |", "| --- | ---: | ---: |"]
     for key, label in (("log", "log (the record of truth)"), ("merkle", "Merkle nodes"), ("indexes", "indexes"),
                        ("checkpoints", f"checkpoints (one per {d['checkpoint_interval_s']:.2f} s per ledger)"),
                        ("anchors", "anchor events"), ("total", "**total**")):
@@ -603,30 +672,41 @@ def render_markdown(p: dict) -> str:
                   f"against {d['model_at_bench_record']:,.0f} by this model: {ratio:.0%}. Compressible records shrink like "
                   "that; hashes, signatures and sealed (encrypted) fields do not, so the table plans uncompressed."]
     lines.append("")
+    return lines
+
+
+def section_backends(p: dict) -> list[str]:
     b = p["backends"]
-    lines += ["## Log backend: RocksDB or KurrentDB", "",
-              f"- **RocksDB (embedded, default):** log and projections on each ingest node's own disk, "
-              f"{_bytes(b['rocksdb_per_year'])} a year in all, split over the nodes by ledger; one copy, made durable by "
-              "fsync (group commit): replicate it with backups or the disk layer. Each proof server keeps its own copy of "
-              f"the projections of the ledgers it serves ({_bytes(b['projections_per_year'])} a year for all ledgers).",
-              f"- **KurrentDB:** the log moves to the cluster: ~{b['kurrent_event_bytes']:,.0f} bytes per event "
-              f"(record + framing + ~{KURRENT_EVENT_OVERHEAD} of KurrentDB record + {KURRENT_INDEX_BYTES} of index), "
-              f"uncompressed, x {KURRENT_REPLICAS} replicas = {_bytes(b['kurrent_log_per_year'])} a year; the "
-              f"projections ({_bytes(b['projections_per_year'])} a year) stay in RocksDB on the workers and proof servers. "
-              "Every write goes through the cluster's leader: shard ledgers over several clusters once one leader's "
-              "write rate (not measured here) is reached.", ""]
-    k = p["kafka"]
-    lines += ["## Kafka", ""]
+    return ["## Log backend: RocksDB or KurrentDB", "",
+            f"- **RocksDB (embedded, default):** log and projections on each ingest node's own disk, "
+            f"{_bytes(b['rocksdb_per_year'])} a year in all, split over the nodes by ledger; one copy, made durable by "
+            "fsync (group commit): replicate it with backups or the disk layer. Each proof server keeps its own copy of "
+            f"the projections of the ledgers it serves ({_bytes(b['projections_per_year'])} a year for all ledgers).",
+            f"- **KurrentDB:** the log moves to the cluster: ~{b['kurrent_event_bytes']:,.0f} bytes per event "
+            f"(record + framing + ~{KURRENT_EVENT_OVERHEAD} of KurrentDB record + {KURRENT_INDEX_BYTES} of index), "
+            f"uncompressed, x {KURRENT_REPLICAS} replicas = {_bytes(b['kurrent_log_per_year'])} a year; the "
+            f"projections ({_bytes(b['projections_per_year'])} a year) stay in RocksDB on the workers and proof servers. "
+            "Every write goes through the cluster's leader: shard ledgers over several clusters once one leader's "
+            "write rate (not measured here) is reached.", ""]
+
+
+def section_kafka(p: dict) -> list[str]:
+    t, k = p["target"], p["kafka"]
+    lines = ["## Kafka", ""]
     if "partitions" in k:
         lines += [f"- Per partition: min(broker {k['broker_rate']:,.0f} records/s, consumer {k['consumer_rate']:,.0f} "
                   f"records/s{'' if k['consumer_measured'] else ' (assumed)'}) = {k['partition_rate']:,.0f}; bound: {k['bound']}.",
                   f"- **Partitions: {k['partitions']}** = max(ledgers {p['ledgers']}, ceil({t['peak']:,.0f} / "
                   f"({k['partition_rate']:,.0f} x {t['headroom']:g}))).",
                   f"- Broker disk for {KAFKA_RETENTION_DAYS} days x {KAFKA_REPLICATION} replicas: {_bytes(k['disk'])}.", ""]
+    return lines
+
+
+def section_chain(p: dict) -> list[str]:
     c = p["chain"]
-    lines += ["## Chain", "",
-              f"- Anchors every {c['anchor_every_s']:g} s per ledger = {c['tx_per_day_per_ledger']:,.0f} transactions a day per "
-              f"ledger; **{c['tx_per_day']:,.0f} a day** for {p['ledgers']} ledger(s)."]
+    lines = ["## Chain", "",
+             f"- Anchors every {c['anchor_every_s']:g} s per ledger = {c['tx_per_day_per_ledger']:,.0f} transactions a day per "
+             f"ledger; **{c['tx_per_day']:,.0f} a day** for {p['ledgers']} ledger(s)."]
     if c.get("gas_per_day") is not None:
         lines += [f"- Gas: {c['gas_per_anchor']:,.0f} per anchor (measured; a ledger's first {c['gas_first_anchor']:,.0f}) = "
                   f"**{c['gas_per_day']:,.0f} gas a day**, {c['gas_per_year']:,.0f} a year; a one-transaction-per-record "
@@ -635,9 +715,12 @@ def render_markdown(p: dict) -> str:
             lines.append(f"- Share of the chain: {c['share_of_chain_gas']:.4%} of a {c['block_gas_limit']:,.0f}-gas block "
                          f"(anvil's limit, as measured; set yours) every {c['block_time_s']:g} s.")
     lines.append("")
+    return lines
 
-    lat = p["latency"]
-    lines += ["## Latency to expect", "", "| who | what | p50 ms | p99 ms | from |", "| --- | --- | ---: | ---: | --- |"]
+
+def section_latency(p: dict) -> list[str]:
+    t, c, lat = p["target"], p["chain"], p["latency"]
+    lines = ["## Latency to expect", "", "| who | what | p50 ms | p99 ms | from |", "| --- | --- | ---: | ---: | --- |"]
     path_key = {"http": "receipt_http_batch", "direct": "receipt_direct", "stream": None}[t["ingest_path"]]
     for key, who, what in (("receipt_http_single", "producer", "receipt, POST /records"),
                            ("receipt_http_batch", "producer", "receipt, POST /records/batch"),
@@ -654,7 +737,18 @@ def render_markdown(p: dict) -> str:
         al = c["anchor_latency"]
         lines += ["", f"Checkpoint -> anchor confirmed on this chain: p50 {_ms(al['p50_ms'])} ms, p99 {_ms(al['p99_ms'])} ms "
                   f"({al['how']}; row: {al['row']})." + (f" Check: {al['check']}." if al.get("check") else "")]
-    lines += ["", "## Assumptions", ""] + [f"- {a}" for a in p["assumptions"]]
+    return lines
+
+
+def section_assumptions(p: dict) -> list[str]:
+    return ["", "## Assumptions", ""] + [f"- {a}" for a in p["assumptions"]]
+
+
+def render_markdown(p: dict) -> str:
+    lines = []
+    for section in (section_target, section_ingest, section_proofs, section_disk, section_backends, section_kafka,
+                    section_chain, section_latency, section_assumptions):
+        lines += section(p)
     return "\n".join(lines) + "\n"
 
 

@@ -74,3 +74,11 @@ def write_result(out: str | os.PathLike, name: str, result: dict, md: str | None
     if md is not None:
         path.with_suffix(".md").write_text(md)
     return path
+
+
+def write_and_print_result(out: str | os.PathLike, name: str, result: dict, md: str) -> Path:
+    """write_result, then the report on stdout after a blank line; the .json's path."""
+    written = write_result(out, name, result, md)
+    print()
+    print(md)
+    return written

@@ -511,63 +511,54 @@ def render_markdown(report: dict) -> str:
 
 # -- plots ------------------------------------------------------------------------------------------
 
-def render_plots(report: dict, outdir: str | Path) -> list[str]:
-    """Draw every plot the results allow into outdir (Agg backend); the file names drawn."""
-    import matplotlib
+def draw_hasher(plt, report: dict):
+    """SM3 throughput bars by implementation, one panel per message kind; None without figures."""
+    if not _ok(report, "merkle"):
+        return None
+    merkle = report["results"]["merkle"]
+    kinds = [k for k in ("nodes", "leaves") if F.hasher_rows(merkle, k)]
+    if not kinds:
+        return None
+    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.8), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        rows = F.hasher_rows(merkle, kind)
+        threads = sorted({t for row in rows for t in row["rates"]})
+        width = 0.8 / len(threads)
+        for j, t in enumerate(threads):
+            xs = [i + j * width for i in range(len(rows))]
+            ax.bar(xs, [row["rates"].get(t, 0) for row in rows], width, label=f"{t} core" + ("s" if t > 1 else ""))
+        ax.set_xticks([i + width * (len(threads) - 1) / 2 for i in range(len(rows))])
+        ax.set_xticklabels([row["label"].split(" (")[0] for row in rows], rotation=25, ha="right", fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("messages/s")
+        ax.set_title(f"{kind} ({merkle[kind].get('message_bytes_hashed', '?')}-byte messages)", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", which="both", alpha=0.3)
+    return fig
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+def draw_proof_tree(plt, report: dict):
+    """Inclusion proof p50/p99 against tree size; None without figures."""
+    rows = F.proof_rows(report["results"]["merkle"]) if _ok(report, "merkle") else []
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = [x["tree_size"] for x in rows]
+    ax.plot(xs, [x["p50_us"] for x in rows], "o-", label="p50")
+    ax.plot(xs, [x["p99_us"] for x in rows], "s--", label="p99")
+    ax.set_xscale("log")
+    ax.set_xlim(5e2, 2e8)
+    ax.set_xlabel("tree size (leaves)")
+    ax.set_ylabel("µs per inclusion proof (RocksDB store)")
+    ax.grid(which="both", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def ingest_batch_series(report: dict) -> list[tuple[str, list, str]]:
+    """(label, [(batch size, records/s)], line style) for every ingest figure measured by batch size."""
     res = report.get("results", {})
-    drawn = []
-    subtitle = f"{report.get('machine', {}).get('cpu', '?')}, {report.get('machine', {}).get('cores', '?')} cores" + (
-        " - quick run" if report.get("quick") else "")
-
-    def save(fig, key):
-        name = PLOTS[key][0]
-        fig.suptitle(PLOTS[key][1] + "\n" + subtitle, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(outdir / name, dpi=110)
-        plt.close(fig)
-        drawn.append(name)
-
-    if _ok(report, "merkle"):
-        merkle = res["merkle"]
-        kinds = [k for k in ("nodes", "leaves") if F.hasher_rows(merkle, k)]
-        if kinds:
-            fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.8), squeeze=False)
-            for ax, kind in zip(axes[0], kinds):
-                rows = F.hasher_rows(merkle, kind)
-                threads = sorted({t for row in rows for t in row["rates"]})
-                width = 0.8 / len(threads)
-                for j, t in enumerate(threads):
-                    xs = [i + j * width for i in range(len(rows))]
-                    ax.bar(xs, [row["rates"].get(t, 0) for row in rows], width, label=f"{t} core" + ("s" if t > 1 else ""))
-                ax.set_xticks([i + width * (len(threads) - 1) / 2 for i in range(len(rows))])
-                ax.set_xticklabels([row["label"].split(" (")[0] for row in rows], rotation=25, ha="right", fontsize=8)
-                ax.set_yscale("log")
-                ax.set_ylabel("messages/s")
-                ax.set_title(f"{kind} ({merkle[kind].get('message_bytes_hashed', '?')}-byte messages)", fontsize=9)
-                ax.legend(fontsize=8)
-                ax.grid(axis="y", which="both", alpha=0.3)
-            save(fig, "hasher")
-        rows = F.proof_rows(merkle)
-        if rows:
-            fig, ax = plt.subplots(figsize=(7, 4.5))
-            xs = [x["tree_size"] for x in rows]
-            ax.plot(xs, [x["p50_us"] for x in rows], "o-", label="p50")
-            ax.plot(xs, [x["p99_us"] for x in rows], "s--", label="p99")
-            ax.set_xscale("log")
-            ax.set_xlim(5e2, 2e8)
-            ax.set_xlabel("tree size (leaves)")
-            ax.set_ylabel("µs per inclusion proof (RocksDB store)")
-            ax.grid(which="both", alpha=0.3)
-            ax.legend()
-            save(fig, "proof_tree")
-
-    series = []  # (label, xs, ys, style)
+    series = []
     if _ok(report, "ingest"):
         r = res["ingest"]
         for threads in sorted({d["threads"] for d in r.get("durable") or []}):
@@ -584,37 +575,51 @@ def render_plots(report: dict, outdir: str | Path) -> list[str]:
         for c in sorted({b["concurrency"] for b in batch}):
             pts = sorted((b["batch"], b["items_per_s"]) for b in batch if b["concurrency"] == c)
             series.append((f"HTTP POST /records/batch, C={c}", pts, "s-"))
-    if series:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for label, pts, style in series:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("batch size (records per submit / per request)")
-        ax.set_ylabel("records/s")
-        ax.grid(which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-        save(fig, "ingest_batch")
+    return series
+
+
+def draw_ingest_batch(plt, report: dict):
+    """Ingest throughput against batch size, durable, log-only, raw RocksDB and HTTP; None without figures."""
+    series = ingest_batch_series(report)
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, pts, style in series:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size (records per submit / per request)")
+    ax.set_ylabel("records/s")
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def draw_latency(plt, report: dict):
+    """Every latency percentile the suite measured, as horizontal bars; None without figures."""
+    import textwrap
 
     rows = latency_rows(report)
-    if rows:
-        import textwrap
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.8))
+    ys = list(range(len(rows)))
+    ax.barh([y + 0.2 for y in ys], [r["p50_ms"] for r in rows], 0.4, label="p50")
+    ax.barh([y - 0.2 for y in ys], [r["p99_ms"] for r in rows], 0.4, label="p99")
+    ax.set_yticks(ys)
+    ax.set_yticklabels([textwrap.fill(r["what"], 42) for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("ms")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
 
-        fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.8))
-        ys = list(range(len(rows)))
-        ax.barh([y + 0.2 for y in ys], [r["p50_ms"] for r in rows], 0.4, label="p50")
-        ax.barh([y - 0.2 for y in ys], [r["p99_ms"] for r in rows], 0.4, label="p99")
-        ax.set_yticks(ys)
-        ax.set_yticklabels([textwrap.fill(r["what"], 42) for r in rows], fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.set_xlabel("ms")
-        ax.grid(axis="x", which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        save(fig, "latency")
 
-    rates, crow, gas = chain_rows(report)
-    s = F.settings(res)
+def draw_chain_tx(plt, report: dict):
+    """Chain transactions a day against the anchor interval, from the policy: always drawn."""
+    rates, _, gas = chain_rows(report)
+    s = F.settings(report.get("results", {}))
     fig, ax = plt.subplots(figsize=(8, 5))
     intervals = [0.1 * 1.2 ** k for k in range(60) if 0.1 * 1.2 ** k <= 7200]
     for rate in rates:
@@ -636,7 +641,36 @@ def render_plots(report: dict, outdir: str | Path) -> list[str]:
         sec.set_ylabel(f"gas per day ({gas:,.0f} per anchor)")
     ax.grid(which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    save(fig, "chain_tx")
+    return fig
+
+
+# PLOTS key -> what draws it, in the order they are drawn
+DRAWERS = (("hasher", draw_hasher), ("proof_tree", draw_proof_tree), ("ingest_batch", draw_ingest_batch),
+           ("latency", draw_latency), ("chain_tx", draw_chain_tx))
+
+
+def render_plots(report: dict, outdir: str | Path) -> list[str]:
+    """Draw every plot the results allow into outdir (Agg backend); the file names drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    subtitle = f"{report.get('machine', {}).get('cpu', '?')}, {report.get('machine', {}).get('cores', '?')} cores" + (
+        " - quick run" if report.get("quick") else "")
+    for key, draw in DRAWERS:
+        fig = draw(plt, report)
+        if fig is None:
+            continue
+        name = PLOTS[key][0]
+        fig.suptitle(PLOTS[key][1] + "\n" + subtitle, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(outdir / name, dpi=110)
+        plt.close(fig)
+        drawn.append(name)
     return drawn
 
 

@@ -50,7 +50,7 @@ from pathlib import Path
 import orjson
 
 from bench.ingest_bench import _proc_stat, make_records, make_workdir, percentiles
-from bench.machine import machine_info, machine_line, write_result
+from bench.machine import machine_info, machine_line, write_and_print_result
 from evledger_common.stopping import terminate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -743,10 +743,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     result["total_seconds"] = time.perf_counter() - started
 
-    md = markdown(result)
-    written = write_result(args.out, "stream", result, md)
-    print()
-    print(md)
+    written = write_and_print_result(args.out, "stream", result, markdown(result))
     for r in result["throughput"]:
         print(f"{r['workers']} worker(s): {fmt(r['records_per_s'])} records/s = {fmt(r['ratio_to_reference'], '.3f')} of "
               f"the raw consume rate ({result['reference_messages_per_s']:,.0f} messages/s)")

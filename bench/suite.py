@@ -286,13 +286,12 @@ def reduced_anchor(out: Path, workdir: str) -> int:
     in its structure (plus "reduced": what was left out)."""
     import logging
     import random
-    from importlib.metadata import version
 
     from evledger_dev.devchain import ANVIL
     from anchor.worker import AnchorSettings
     from bench import anchor_bench as ab
+    from bench.ingest_bench import warm_up_ledger
     from bench.machine import machine_info, write_result
-    from ingest.ledger import LedgerService
     from ingest.sequencer import SequencerSettings
 
     if not ANVIL.exists():
@@ -301,46 +300,22 @@ def reduced_anchor(out: Path, workdir: str) -> int:
     random.seed(1)
     logging.basicConfig(level=logging.WARNING, format="  [%(name)s] %(message)s")
     started = time.perf_counter()
-    result = {"machine": machine_info(), "quick": True, "reduced": RUNS["anchor"][2],
-              "web3": version("web3"), "eth_tester": version("eth-tester"), "py_evm": version("py-evm"),
-              "anvil_version": subprocess.run([str(ANVIL), "--version"], capture_output=True,
-                                              text=True).stdout.splitlines()[0].strip()}
+    result = {"machine": machine_info(), "quick": True, "reduced": RUNS["anchor"][2], **ab.chain_versions()}
     tmp = tempfile.mkdtemp(dir=workdir, prefix="evledger-anchor-quick-")
     try:
-        with LedgerService(os.path.join(tmp, "warm")) as service:  # numba kernels and ledger code, off the clock
-            ledger = service.create_ledger("warm")
-            ledger.submit(ab.make_records(0, 2000))
-            ledger.wait_for_checkpoint(2000, timeout=10)
+        warm_up_ledger(os.path.join(tmp, "warm"), ab.make_records(0, 2000))
         print("1. anchor latency, checkpoint sealed -> AnchorConfirmed logged (reduced set)", flush=True)
-        result["latency"] = []
-        for i, (source, conf, poll, n) in enumerate([(ab.InProcess(), 1, 0.05, 2), (ab.AnvilChain(), 1, 0.05, 2),
-                                                      (ab.AnvilChain(1), 1, 0.05, 2)]):
-            r = ab.bench_latency(tmp, source, conf, poll, n, False, str(i))
-            result["latency"].append(r)
-            print(ab.latency_line(r), flush=True)
+        result["latency"] = ab.measure_latency_rows(tmp, [(ab.InProcess(), 1, 0.05, 2, False),
+                                                          (ab.AnvilChain(), 1, 0.05, 2, False),
+                                                          (ab.AnvilChain(1), 1, 0.05, 2, False)])
         print("2. gas per anchor (anvil, receipt gasUsed, 1 sample) ...", flush=True)
         gas = result["gas"] = ab.bench_gas(1)
         print(f"  anchor first {gas['anchor_first_median']:,.0f}, later {gas['anchor_later_median']:,.0f} gas", flush=True)
         seq, anchor = SequencerSettings(), AnchorSettings()
-        peak, peak_file = ab.durable_peak()
-        rates = [(1_000, "low"), (10_000, "medium")]
-        rates.append((peak, f"this machine's measured durable peak, {peak_file}") if peak else
-                     (60_000, "about this machine's durable peak (no ingest result found)"))
-        rates.append((200_000, "the ingest goal"))
-        g_later, g_typical, g_floor = gas["anchor_later_median"], gas["anchor_first_median"], gas["per_record_floor_median"]
-        rows = []
-        for rate, label in rates:
-            row = ab.policy(rate, seq, anchor)
-            row.update(label=label, gas_per_million=row["tx_per_million"] * g_later,
-                       gas_ratio_typical=g_typical * ab.PER_RECORD / (row["tx_per_million"] * g_later),
-                       gas_ratio_floor=g_floor * ab.PER_RECORD / (row["tx_per_million"] * g_later))
-            rows.append(row)
         result["tx_per_million"] = {
-            "settings": {"batch_max_items": seq.batch_max_items, "batch_max_delay_s": seq.batch_max_delay,
-                         "anchor_min_interval_s": anchor.min_interval, "confirmations": anchor.confirmations,
-                         "poll_interval_s": anchor.poll_interval},
-            "policy": rows, "run": None, "gas_later": g_later,
-            "per_record_gas": {"typical": g_typical, "floor": g_floor}}
+            "settings": ab.settings_of(seq, anchor), "policy": ab.policy_rows(ab.policy_rates(), gas, seq, anchor),
+            "run": None, "gas_later": gas["anchor_later_median"],
+            "per_record_gas": {"typical": gas["anchor_first_median"], "floor": gas["per_record_floor_median"]}}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["total_seconds"] = time.perf_counter() - started

@@ -79,17 +79,17 @@ PLACEHOLDER = b"PPPPPPPP"  # 8 characters, replaced by an 8-digit number per req
 # -- the server (child process) -----------------------------------------------------------------
 
 def serve_child(data_dir: str, port: int) -> int:
-    """What `evledger serve --data-dir D --port P` runs (proof_api.cli._cmd_serve), plus
+    """What `evledger serve --data-dir D --port P` runs (proof_api/cli/serve.py), plus
     GET /bench/trivial on the same app."""
     import uvicorn
 
     from proof_api.app import create_app
-    from proof_api.cli import _anchor_settings, _settings, build_parser, open_chain, open_log
+    from proof_api.cli import anchor_settings, open_chain, open_log, parse_args, sequencer_settings
     from proof_api.runtime import Runtime
     from proof_api.serving import protocol_class
 
-    args = build_parser().parse_args(["--data-dir", data_dir, "serve", "--port", str(port)])
-    runtime = Runtime(args.data_dir, open_log(args), _settings(args), open_chain(args), _anchor_settings(args))
+    args = parse_args(["--data-dir", data_dir, "serve", "--port", str(port)])
+    runtime = Runtime(args.data_dir, open_log(args), sequencer_settings(args), open_chain(args), anchor_settings(args))
     try:
         runtime.bootstrap_admin_key()
         app = create_app(runtime)

@@ -28,7 +28,7 @@ from ingest.sequencer import SequencerSettings
 from ingest.stream import (ERROR_HEADER, SOURCE_HEADER, BatchHandler, FatalStreamError, InRecord,
                            PartitionDataDirs, SingleDataDir, StreamSettings, bootstrap_servers, handle_batch,
                            ledgers_on_distinct_partitions, make_app, partition_for, produce_records)
-from proof_api.cli import _stream_settings, build_parser
+from proof_api.cli import parse_args, stream_settings
 from tests.api_helpers import wait_until
 from tests.sample_records import rec
 
@@ -252,11 +252,11 @@ def test_cli_flags_and_environment_make_the_settings(monkeypatch, tmp_path):
 
     monkeypatch.setenv("EVLEDGER_KAFKA_BROKER", "kafka://k1:9093;kafka://k2:9093")
     monkeypatch.setenv("EVLEDGER_KAFKA_SASL_PASSWORD", "s3cret")
-    args = build_parser().parse_args([
+    args = parse_args([
         "stream", "worker", "--topic", "ev", "--receipts-topic", "rc", "--dead-letter-topic", "dl", "--group", "g",
         "--batch-size", "250", "--batch-latency", "0.2", "--layout", "partition",
         "--kafka-ssl-cafile", certifi.where(), "--kafka-sasl-mechanism", "SCRAM-SHA-512", "--kafka-sasl-username", "u"])
-    settings = _stream_settings(args)
+    settings = stream_settings(args)
     assert (settings.topic, settings.receipts_topic, settings.dead_letter_topic, settings.group) == ("ev", "rc", "dl", "g")
     assert (settings.batch_size, settings.batch_latency, settings.layout) == (250, 0.2, "partition")
     assert settings.bootstrap_servers == ["k1:9093", "k2:9093"]

@@ -7,16 +7,18 @@ web3.py: either the in-process EthereumTesterProvider (py-evm; its chain lives o
 the process) or any EVM endpoint (anvil, Hyperledger Besu, FISCO BCOS 3.x with [web3_rpc]).
 
 On chain a ledger is keccak256 of its checkpoint origin (`ledger_key`), so two ledgers that
-share a contract never collide and anyone holding a checkpoint can find its anchor.
+share a contract never collide and anyone holding a checkpoint can find its anchor. The key and
+the getAnchor reader are evledger_verify/chain.py's, the ones the offline verifier uses.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from evledger_verify.chain import OnChainAnchor, get_anchor, ledger_key
 
 log = logging.getLogger("evledger.chain")
 
@@ -56,33 +58,6 @@ class TxStatus:
     block_hash: str | None = None
     gas_used: int | None = None
     reason: str | None = None
-
-
-@dataclass(frozen=True)
-class OnChainAnchor:
-    size: int
-    root: bytes
-    block_number: int
-    timestamp: int
-
-
-@functools.lru_cache(maxsize=4096)
-def ledger_key(origin: str) -> bytes:
-    """The contract's id for a ledger: keccak256 of its checkpoint origin (UTF-8)."""
-    from eth_utils import keccak
-
-    return keccak(origin.encode())
-
-
-def get_anchor(registry, ledger: bytes, size: int) -> OnChainAnchor | None:
-    """getAnchor(ledger, size) of `registry` (a web3 contract whose ABI has getAnchor), None
-    when the contract holds no such anchor (it answers zeros). Takes the contract rather than
-    building one so the offline verifier keeps web3 behind its --rpc check; every error of the
-    call propagates, for each caller to word its own way."""
-    root, number, timestamp = registry.functions.getAnchor(ledger, size).call()
-    if number == 0:
-        return None
-    return OnChainAnchor(size, bytes(root), number, timestamp)
 
 
 def load_artifact() -> dict:
@@ -283,7 +258,10 @@ class Web3Chain(ChainBackend):
     # -- reading anchors ------------------------------------------------------------------
 
     def read_anchor(self, origin: str, size: int) -> OnChainAnchor | None:
-        return self._call(lambda: get_anchor(self.contract, ledger_key(origin), size))
+        return self._call(lambda: get_anchor(self._eth_call, self.contract_address, ledger_key(origin), size))
+
+    def _eth_call(self, to: str, data: bytes) -> bytes:
+        return bytes(self.w3.eth.call({"to": to, "data": "0x" + data.hex()}))
 
     def latest_anchor(self, origin: str) -> OnChainAnchor | None:
         size, root, number, timestamp = self._call(lambda: self.contract.functions.latest(ledger_key(origin)).call())

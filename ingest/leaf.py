@@ -8,26 +8,22 @@ with keys sorted at every level (all keys are ASCII, so byte order and UTF-16 or
 no whitespace, integers only (records carry no floats), strings as orjson writes them
 (non-ASCII as UTF-8, control characters escaped). `seq` is the leaf's index in the tree. The
 leaf is encoded once, when the record is logged; proofs carry these bytes and a verifier
-decodes them, never re-encodes: `decode_leaf` still checks that they are canonical, so two
-different byte strings can never stand for one event.
+decodes them, never re-encodes: `decode_leaf` (evledger_verify/leaf.py, the one decoder, which
+the ledger uses too) still checks that they are canonical, so two different byte strings can
+never stand for one event.
 """
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime, timedelta, timezone
 
 import orjson
 
-LEAF_VERSION = 1
-# What a ledger id (the leaf's "ledger") must full-match. Here, in the module the offline
-# verifier already imports, so it can check ids without loading the ledger's dependencies.
-LEDGER_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+from evledger_verify.leaf import LEAF_VERSION, LEDGER_ID_RE, LeafError, decode_leaf
+
+__all__ = ["LEAF_VERSION", "LEDGER_ID_RE", "LeafError", "decode_leaf", "encode_leaf", "format_received_at",
+           "leaf_prefix", "parse_received_at", "record_json", "utc_now_text"]
 _SORTED = orjson.OPT_SORT_KEYS
-
-
-class LeafError(ValueError):
-    """Bytes that are not a canonical version-1 leaf."""
 
 
 def format_received_at(micros: int) -> str:
@@ -67,23 +63,3 @@ def leaf_prefix(ledger: str, received_at: str) -> bytes:
 
 def record_json(record: dict) -> bytes:
     return orjson.dumps(record, option=_SORTED)
-
-
-def decode_leaf(leaf: bytes) -> dict:
-    """The event a leaf encodes, after checking it is a canonical version-1 leaf."""
-    try:
-        event = orjson.loads(leaf)
-    except orjson.JSONDecodeError as exc:
-        raise LeafError(f"leaf is not JSON: {exc}") from None
-    if not isinstance(event, dict):
-        raise LeafError("leaf is not a JSON object")
-    if type(event.get("v")) is not int or event["v"] != LEAF_VERSION:  # not true, not 1.0
-        raise LeafError(f"leaf version {event.get('v')!r} is not {LEAF_VERSION}")
-    missing = {"ledger", "received_at", "record", "seq", "v"} ^ event.keys()
-    if missing:
-        raise LeafError(f"leaf keys differ from version 1 in: {', '.join(sorted(missing))}")
-    if type(event["seq"]) is not int or event["seq"] < 0:
-        raise LeafError("leaf seq must be a non-negative integer")
-    if orjson.dumps(event, option=_SORTED) != bytes(leaf):
-        raise LeafError("leaf bytes are not canonical (key order, spacing or number form differ)")
-    return event

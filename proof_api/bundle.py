@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import base64
 
+from evledger_verify.chain import ledger_key
+from evledger_verify.verify import BUNDLE_FORMAT
 from ingest.leaf import decode_leaf, utc_now_text
-
-BUNDLE_FORMAT = "evledger-proof/1"
 
 
 class BundleError(ValueError):
@@ -53,8 +53,6 @@ def choose_checkpoint(ledger, seq: int, size: int | None = None, require_anchor:
 
 def build_bundle(ledger, seq: int, size: int | None = None, require_anchor: bool = True) -> dict:
     """The `evledger-proof/1` bundle proving record `seq` of `ledger`."""
-    from anchor.chain import ledger_key
-
     checkpoint, anchor = choose_checkpoint(ledger, seq, size, require_anchor)
     leaf = ledger.leaf(seq)
     path = ledger.inclusion_proof(seq, checkpoint["size"])

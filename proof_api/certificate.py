@@ -16,15 +16,13 @@ is written as a JSON `\\u` escape (`embed_json`), so no value (`</script>`, `<!-
 element early, and JSON.parse / json.loads give the exact bundle back. Sealed fields are never
 shown, not even as ciphertext.
 
-Also a command: `python -m proof_api.certificate render BUNDLE -o cert.html` and
-`python -m proof_api.certificate extract cert.html -o bundle.json`.
+The command is `evledger certificate BUNDLE -o cert.html`, and
+`evledger certificate --extract cert.html -o bundle.json` gives the bundle back.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
-import sys
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from html import escape
@@ -33,7 +31,7 @@ from html.parser import HTMLParser
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
-from .bundle import BUNDLE_FORMAT
+from evledger_verify.verify import BUNDLE_FORMAT
 
 SCRIPT_ID = "evledger-proof"
 BEIJING = timezone(timedelta(hours=8), "UTC+8")
@@ -213,60 +211,9 @@ def extract_bundle(html_text: str) -> dict:
     if finder.found != 1:
         raise ValueError(f"expected one <script type=\"application/json\" id=\"{SCRIPT_ID}\"> element, "
                          f"found {finder.found}")
-    from .verify import load_bundle  # read as every verifier reads a bundle: one text, one bundle
+    from evledger_verify.verify import load_bundle  # read as every verifier reads a bundle: one text, one bundle
 
     bundle = load_bundle(finder.text)
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise ValueError(f"the embedded JSON is not an {BUNDLE_FORMAT} bundle")
     return bundle
-
-
-# --- the command -------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m proof_api.certificate",
-                                     description="render a proof bundle as a certificate, or extract it back")
-    sub = parser.add_subparsers(dest="command", required=True)
-    render = sub.add_parser("render", help="BUNDLE (a JSON file, or - for stdin) -> certificate HTML")
-    render.add_argument("bundle")
-    render.add_argument("-o", "--output", default="-", help="the HTML file (default: stdout)")
-    extract = sub.add_parser("extract", help="certificate HTML -> the embedded bundle as JSON")
-    extract.add_argument("certificate")
-    extract.add_argument("-o", "--output", default="-", help="the JSON file (default: stdout)")
-    args = parser.parse_args(argv)
-
-    def read(path: str) -> str:
-        if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-
-    def read_bundle(path: str):
-        from .verify import load_bundle, read_bundle_file  # as every verifier reads a bundle
-
-        try:
-            return load_bundle(read_bundle_file(path))
-        except ValueError as exc:  # StrictJSONError
-            raise ValueError(f"{path}: the bundle cannot be read: {exc}") from None
-
-    def write(path: str, text: str) -> None:
-        if path == "-":
-            sys.stdout.write(text)
-        else:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-
-    try:
-        if args.command == "render":
-            write(args.output, render_certificate(read_bundle(args.bundle)))
-        else:
-            write(args.output, json.dumps(extract_bundle(read(args.certificate)), ensure_ascii=False, indent=1) + "\n")
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

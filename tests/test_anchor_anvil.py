@@ -452,7 +452,7 @@ def test_verify_rpc_refuses_a_tx_hash_that_did_not_write_the_anchor(anvil, regis
     (admin() from another account, or the anchor of another ledger), `verify --rpc` must say ②,
     naming the transaction, even with the key and the contract pinned."""
     from proof_api.bundle import build_bundle
-    from proof_api.verify import format_report, load_bundle, verify_bundle
+    from evledger_verify.verify import format_report, load_bundle, verify_bundle
 
     victim, neighbour = service.create_ledger("victim"), service.create_ledger("neighbour")
     cp, other_cp = ingest(victim, 0, 5), ingest(neighbour, 0, 3)

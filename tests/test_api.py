@@ -1,4 +1,4 @@
-"""The proof API (proof_api/app.py) in process with Starlette's TestClient, and once against a
+"""The proof API (proof_api/app.py and its routers) in process with Starlette's TestClient, and once against a
 real `evledger serve` on 127.0.0.1: every endpoint's happy path, and its errors in the one
 shape {"error": {"code", "field", "message"}}, with nothing half-recorded.
 
@@ -97,9 +97,8 @@ def test_create_ledger(api):
 
 
 BAD_LEDGER_IDS = ["ACME", "", "é", "Bad Id", "-leading-dash", "a" * 64, "under_score", "x/y"]
-# app.py:65 LedgerCreate.ledger (and LedgerId, app.py:162) uses Field(pattern=...), which pydantic applies as a *search*,
-# not a full match: an id holding any [a-z0-9] character passes validation and is refused later
-# by LedgerService with 400 invalid_ledger_id and field null.
+# pydantic applies Field(pattern=...) as a *search*, not a full match, so LEDGER_ID_PATTERN
+# (deps.py) is anchored: every bad id is 422 on the field, not a later 400 with field null.
 
 
 @pytest.mark.parametrize("bad", BAD_LEDGER_IDS)
@@ -480,7 +479,7 @@ def test_find_records(api):
 @pytest.fixture(scope="module")
 def anchored(api):
     """Records of 'acme' in two anchored checkpoints: {'early', 'late', 'first_size', 'second_size', 'file'}."""
-    from proof_api.verify import verify_bundle  # noqa: F401  (the module must exist)
+    from evledger_verify.verify import verify_bundle  # noqa: F401  (the module must exist)
 
     c = api.client
     c.post("/v1/ledgers/acme/records/batch", json=[rec(590 + i) for i in range(3)], headers=api.H("producer"))
@@ -495,7 +494,7 @@ def anchored(api):
 
 
 def test_proof_bundle_verifies(api, anchored, tmp_path):
-    from proof_api import verify
+    from evledger_verify import verify
 
     c = api.client
     bundle = c.get("/v1/ledgers/acme/proof?evidence_id=proof-early", headers=api.H("verifier"))
@@ -683,7 +682,7 @@ def test_verify_endpoint(api, anchored):
 def test_verify_endpoint_and_cli_read_an_ambiguous_bundle_alike(api, anchored, tmp_path):
     """Bundle text with a key twice: whichever reading a parser picks, the HTTP verifier and
     `evledger verify` both give verdict 2, naming the duplicated key, never 1."""
-    from proof_api.verify import run
+    from evledger_verify.verify import run
 
     bundle = api.client.get("/v1/ledgers/acme/proof?evidence_id=proof-early", headers=api.H("verifier")).json()
     text = json.dumps(bundle)
@@ -767,7 +766,7 @@ def test_real_server_evledger_serve(tmp_path):
     """`evledger serve` on 127.0.0.1: create a ledger, submit a record and a streamed file (kept
     in the file store and fetched back), fetch and verify the proof over real HTTP, stop cleanly
     on SIGTERM, however often it comes."""
-    from proof_api.verify import VERDICT_IN_TREE, verify_bundle
+    from evledger_verify.verify import VERDICT_IN_TREE, verify_bundle
 
     data = tmp_path / "data"
     with evledger_serve(data, "--anchor-min-interval", "0", "--file-store", str(tmp_path / "files")) as (proc, base, _):

@@ -1,9 +1,9 @@
-"""Access to the proof API (proof_api/access.py, app.py ledger_for): roles, keys, IP rules.
+"""Access to the proof API (proof_api/access.py, deps.py's ledger lookup): roles, keys, IP rules.
 
 Two ledgers, alpha (A) and beta (B), seeded alike and anchored. A key for A, whatever its role,
 gets from every route of B exactly what it gets for a ledger that does not exist: 404
 unknown_ledger, and nothing changes in B. Within A, each role gets 403 where it lacks the right
-and success where it has it (the matrix of issue 5, "Access"). No key, a bad key, a revoked key:
+and success where it has it (the roles of docs/api.md, "Authentication and roles"). No key, a bad key, a revoked key:
 401. Keys are stored hashed. IP allow/deny rules answer 404 too, in process and over a real
 uvicorn server on 127.0.0.1.
 """

@@ -1,4 +1,4 @@
-"""`make test` runs the quick benchmark suite once, as issue 7 asks: it must complete and write a
+"""`make test` runs the quick benchmark suite once: it must complete and write a
 well-formed report. Only that is asserted, not the figures of a smoke run (about 70-100 s on 2
 cores; deselect with -m "not bench_smoke")."""
 from __future__ import annotations

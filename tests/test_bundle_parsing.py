@@ -1,8 +1,8 @@
-"""How every verifier entry point reads a bundle's text: proof_api/strict_json.py's
-`loads_strict`, through `load_bundle` (proof_api/verify.py).
+"""How every verifier entry point reads a bundle's text: evledger_verify/strict_json.py's
+`loads_strict`, through `load_bundle` (evledger_verify/verify.py).
 
 One text must be one bundle everywhere: `evledger verify` (in process and as a command),
-`evledger certificate`, `python -m proof_api.certificate`, and the `/v1/verify` route, which
+`evledger certificate` (and its --extract), and the `/v1/verify` route, which
 reads its whole request body with `loads_strict` and hands the "bundle" member to
 `verify_bundle`. Each hostile text here is a real bundle changed one way (a duplicated key whose
 last value is the genuine one, so a last-key-wins reader sees a good bundle; a lone surrogate;
@@ -29,12 +29,11 @@ from ingest.ledger import LedgerService
 from ingest.sequencer import SequencerSettings
 from proof_api.bundle import build_bundle
 from proof_api.certificate import SCRIPT_ID, extract_bundle, render_certificate
-from proof_api.certificate import main as certificate_main
 from proof_api.cli import main as cli_main
-from proof_api.strict_json import StrictJSONError, loads_strict
+from evledger_verify.strict_json import StrictJSONError, loads_strict
 from proof_api.bodies import MAX_VERIFY_BODY_BYTES
-from proof_api.verify import (MAX_BUNDLE_BYTES, MAX_BUNDLE_DEPTH, format_report, load_bundle, run,
-                              unreadable_report, verify_bundle)
+from evledger_verify.verify import (MAX_BUNDLE_BYTES, MAX_BUNDLE_DEPTH, format_report, load_bundle, run,
+                                    unreadable_report, verify_bundle)
 from tests.sample_records import rec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,7 +183,7 @@ def test_loads_strict_needs_only_the_standard_library():
               "module = importlib.util.module_from_spec(spec)\n"
               "spec.loader.exec_module(module)\n"
               "print(module.loads_strict(b'{\"a\":[1]}', max_bytes=16, max_depth=2))\n")
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(ROOT / "proof_api" / "strict_json.py")],
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(ROOT / "evledger_verify" / "strict_json.py")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "{'a': [1]}\n", done.stderr
 
@@ -233,13 +232,13 @@ def test_a_refused_bundle_gives_2_with_the_reason_on_every_entry_point(name, goo
     assert all(line.endswith("not checked: the bundle is malformed") for line in lines[1:-1])
     assert lines[-1].startswith("verdict ②:") and lines[-1].endswith("(failed: format)")
 
-    # `evledger certificate` and `python -m proof_api.certificate render` refuse it with the
-    # same reason and write nothing.
+    # `evledger certificate` refuses it with the same reason, writing nothing, to a file or to stdout.
     html = tmp_path / "certificate.html"
     assert cli_main(["certificate", str(path), "-o", str(html)]) == 1
     assert f"evledger certificate: error: {path}: the bundle cannot be read: {reason}" in capsys.readouterr().err
-    assert certificate_main(["render", str(path), "-o", str(html)]) == 1
-    assert f"error: {path}: the bundle cannot be read: {reason}" in capsys.readouterr().err
+    assert cli_main(["certificate", str(path), "-o", "-"]) == 1
+    captured = capsys.readouterr()
+    assert f"error: {path}: the bundle cannot be read: {reason}" in captured.err and captured.out == ""
     assert not html.exists()
 
     # The route reads the whole body strictly: the same reason, where the bundle sits in it.
@@ -291,10 +290,9 @@ def test_no_crash_where_web3_raised_the_recursion_limit(tmp_path):
     too_deep_at = len(prefix) + len(b'{"x":') * (MAX_BUNDLE_DEPTH - 1)  # where the bracket one level too deep opens
     script = ("import sys, web3\n"
               "assert sys.getrecursionlimit() >= 100_000, sys.getrecursionlimit()\n"
-              "from proof_api.verify import main\n"
-              "from proof_api.certificate import main as certificate\n"
-              "code = main([sys.argv[1]])\n"
-              "print('certificate exit', certificate(['render', sys.argv[1], '-o', sys.argv[1] + '.html']))\n"
+              "from proof_api.cli import main\n"
+              "code = main(['verify', sys.argv[1]])\n"
+              "print('certificate exit', main(['certificate', sys.argv[1], '-o', sys.argv[1] + '.html']))\n"
               "sys.exit(code)\n")
     done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120,
                           cwd=ROOT)
@@ -331,7 +329,7 @@ def test_an_integer_no_double_or_uint64_holds_is_refused_offline_as_over_http(go
     verifier must not give 1 for it either: every count in a bundle is below 2**64."""
     import orjson
 
-    from proof_api.verify import load_bundle, verify_bundle
+    from evledger_verify.verify import load_bundle, verify_bundle
 
     assert verify_bundle(load_bundle(good_text)).verdict == 1
     start = good_text.index(field) + len(field)
@@ -342,3 +340,15 @@ def test_an_integer_no_double_or_uint64_holds_is_refused_offline_as_over_http(go
         assert report.verdict == 2 and report.checks[0].name == "format" and "below 2**64" in report.checks[0].detail
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(good_text[:start] + b"1" + b"0" * 400 + good_text[end:])
+
+
+def test_the_certificate_command_renders_and_extracts_the_same_bundle(good_text, tmp_path, capsys):
+    bundle_path, html, back = tmp_path / "bundle.json", tmp_path / "certificate.html", tmp_path / "back.json"
+    bundle_path.write_bytes(good_text)
+    assert cli_main(["certificate", str(bundle_path), "-o", str(html)]) == 0
+    assert cli_main(["certificate", "--extract", str(html), "-o", str(back)]) == 0
+    assert load_bundle(back.read_bytes()) == load_bundle(good_text)
+    capsys.readouterr()
+    assert cli_main(["certificate", "--extract", str(bundle_path), "-o", "-"]) == 1  # a bundle is not a certificate
+    captured = capsys.readouterr()
+    assert "evledger certificate: error: expected one <script" in captured.err and captured.out == ""

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ingest.leaf import (LEAF_VERSION, LeafError, decode_leaf, encode_leaf, format_received_at,
                          parse_received_at)
+from evledger_verify.leaf import canonical_json
 from ingest.records import validate_record
 from merkle import sm3_reference
 
@@ -69,6 +70,21 @@ def test_spliced_encoding_is_the_canonical_sorted_encoding(ledger, seq, micros, 
     # and it is the plain JSON a verifier would expect: no whitespace, keys sorted at every level
     assert leaf == json.dumps(_event(ledger, seq, received_at, record), sort_keys=True, separators=(",", ":"),
                               ensure_ascii=False).encode()
+    assert leaf == canonical_json(_event(ledger, seq, received_at, record))
+
+
+# Any JSON value the writer can write (text of every code point but lone surrogates, integers in
+# its 64-bit range): the verifier's standard-library canonical form is the writer's, byte for byte.
+_json_value = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(st.characters(exclude_categories=["Cs"]), max_size=8), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(_json_value)
+def test_the_verifiers_canonical_form_is_the_writers(value):
+    assert canonical_json(value) == orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 @given(_ledger, _seq, _micros, _record)

@@ -1,4 +1,4 @@
-"""The offline verifier (`proof_api/verify.py`) against real bundles.
+"""The offline verifier (`evledger_verify/verify.py`) against real bundles.
 
 The bundles are made the way the service makes them: a LedgerService in a temporary data
 directory, records whose content_hash is the SM3 of a known file, checkpoints sealed by the
@@ -30,9 +30,9 @@ from anchor.worker import AnchorSettings, AnchorWorker
 from evledger_dev.devchain import ANVIL, DEV_KEYS, Anvil
 from ingest.ledger import LedgerService
 from ingest.sequencer import SequencerSettings
+from evledger_verify.chain import GET_ANCHOR_ABI
+from evledger_verify.verify import CHECK_NAMES, Report, format_report, load_bundle, run, sm3, verify_bundle
 from proof_api.bundle import build_bundle
-from proof_api.verify import (CHECK_NAMES, GET_ANCHOR_ABI, Report, format_report, load_bundle, run, sm3,
-                              verify_bundle)
 from tests.sample_records import rec
 
 SEQ = SequencerSettings(batch_max_delay=0.05)
@@ -605,10 +605,10 @@ def test_the_contract_pin_refuses_an_anchor_in_another_registry(good, impostor, 
 
 
 def test_file_and_hash_are_exclusive(tmp_path):
-    from proof_api.verify import main
+    from proof_api.cli import main
 
     with pytest.raises(SystemExit) as exc:
-        main([str(tmp_path / "b.json"), "--file", "f", "--hash", "h"])
+        main(["verify", str(tmp_path / "b.json"), "--file", "f", "--hash", "h"])
     assert exc.value.code == 2
 
 
@@ -671,3 +671,41 @@ def test_anchor_on_a_real_chain(tmp_path):
         if service is not None:
             service.close()
         node.stop()
+
+
+# --- the verifier stands alone ------------------------------------------------------------------
+
+
+def test_the_verifier_loads_none_of_the_services_dependencies():
+    """A court installs the verifier, not the ledger: importing every module of it, and running
+    a check, loads no numpy, numba, rocksdict, web3, fastapi or orjson."""
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "import evledger_verify, evledger_verify.chain, evledger_verify.leaf, evledger_verify.verify\n"
+              "evledger_verify.verify.verify_bundle({'format': 'evledger-proof/1'})\n"
+              "evledger_verify.chain.ledger_key('evledger/acme')\n"
+              "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert {"evledger_verify", "merkle"} <= loaded
+    assert loaded.isdisjoint({"numpy", "numba", "rocksdict", "web3", "eth_utils", "fastapi", "orjson", "ingest",
+                              "anchor", "proof_api", "jinja2"}), sorted(loaded)
+
+
+def test_get_anchor_answers_of_the_wrong_shape_are_refused():
+    from evledger_verify.chain import decode_get_anchor, get_anchor_call
+
+    key = bytes(range(32))
+    call = get_anchor_call(key, 7)
+    assert call[:4].hex() == "6a9fc0b2" and call[4:36] == key and int.from_bytes(call[36:], "big") == 7
+    assert decode_get_anchor(7, bytes(96)) is None  # zeros: the contract holds no such anchor
+    good = b"\x11" * 32 + (5).to_bytes(32, "big") + (1700000000).to_bytes(32, "big")
+    found = decode_get_anchor(7, good)
+    assert (found.size, found.root, found.block_number, found.timestamp) == (7, b"\x11" * 32, 5, 1700000000)
+    for bad in (good[:64], good + bytes(32), b"\x11" * 32 + (2**64).to_bytes(32, "big") + bytes(32)):
+        with pytest.raises(ValueError, match="not \\(bytes32, uint64, uint64\\)"):
+            decode_get_anchor(7, bad)

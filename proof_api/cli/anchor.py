@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 
@@ -117,10 +118,9 @@ def verify(args) -> int:
 
 def verify_anchor(rpc: str, contract_address: str, ledger: str, size: int, root_hex: str,
                   origin: str | None) -> int:
-    """Read the anchor straight from the chain: needs no data directory and no service."""
-    from web3 import HTTPProvider, Web3
-
-    from anchor.chain import get_anchor, ledger_key, load_artifact
+    """Read the anchor straight from the chain, as the offline verifier does (plain JSON-RPC):
+    needs no data directory and no service."""
+    from evledger_verify.chain import JsonRpc, RpcError, get_anchor, ledger_key
 
     origin = origin or f"evledger/{ledger}"
     try:
@@ -129,11 +129,11 @@ def verify_anchor(rpc: str, contract_address: str, ledger: str, size: int, root_
         raise ValueError(f"ROOT must be 64 hex digits, got {root_hex!r}") from None
     if len(root) != 32 or size < 1:
         raise ValueError("ROOT must be 32 bytes (64 hex digits) and SIZE at least 1")
-    w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": 10}))
-    contract = w3.eth.contract(address=Web3.to_checksum_address(contract_address), abi=load_artifact()["abi"])
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract_address):
+        raise ValueError(f"--contract {contract_address!r} is not an address (0x and 40 hex digits)")
     try:
-        found = get_anchor(contract, ledger_key(origin), size)
-    except Exception as exc:
+        found = get_anchor(JsonRpc(rpc).eth_call, contract_address, ledger_key(origin), size)
+    except (RpcError, ValueError) as exc:
         raise OSError(f"cannot read the anchor from {rpc}: {exc}") from None
     print(f"chain {rpc}, contract {contract_address}, ledger origin {origin!r} (key 0x{ledger_key(origin).hex()})")
     if found is None:

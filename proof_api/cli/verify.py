@@ -2,6 +2,9 @@
 rendered from a bundle)."""
 from __future__ import annotations
 
+import json
+import sys
+
 import click
 
 from .binding import Command, option
@@ -23,7 +26,7 @@ from .binding import Command, option
 def verify(args) -> int:
     """Offline: needs the bundle and, optionally, the file, the hash or a chain endpoint.
     Exit 0 for verdict 1, 1 for verdict 2, 2 when a file cannot be read."""
-    from proof_api.verify import run
+    from evledger_verify.verify import run
 
     if args.file is not None and args.hash is not None:
         raise click.UsageError("--file and --hash both name the evidence: give one")
@@ -32,23 +35,43 @@ def verify(args) -> int:
 
 
 @click.command("certificate", cls=Command,
-               help="render a data preservation certificate (HTML) from a bundle")
-@click.argument("bundle")
-@option("-o", "--output", required=True, metavar="FILE", help="where to write the HTML")
+               help="render a data preservation certificate (HTML) from a bundle, or with --extract take the "
+                    "bundle back out of a certificate")
+@click.argument("source", metavar="BUNDLE")
+@option("-o", "--output", required=True, metavar="FILE",
+        help="where to write the HTML (with --extract: the bundle's JSON); - for stdout")
+@option("--extract", is_flag=True,
+        help="BUNDLE is a certificate (HTML): write the proof bundle embedded in it, read as every verifier "
+             "reads a bundle")
 def certificate(args) -> int:
-    from proof_api.certificate import render_certificate
+    from proof_api.certificate import extract_bundle, render_certificate
 
-    html = render_certificate(_read_bundle(args.bundle))
+    if args.extract:
+        text = json.dumps(extract_bundle(_read_text(args.source)), ensure_ascii=False, indent=1) + "\n"
+        what = "the proof bundle"
+    else:
+        text = render_certificate(_read_bundle(args.source))
+        what = "the data preservation certificate"
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
     with open(args.output, "w", encoding="utf-8") as f:
-        f.write(html)
-    print(f"wrote the data preservation certificate to {args.output}")
+        f.write(text)
+    print(f"wrote {what} to {args.output}")
     return 0
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def _read_bundle(path: str) -> dict:
     """The bundle at `path` (- for stdin), read as `evledger verify` reads it (load_bundle):
     a text that one entry point refuses, or reads another way, must not pass another."""
-    from proof_api.verify import load_bundle, read_bundle_file
+    from evledger_verify.verify import load_bundle, read_bundle_file
 
     try:
         raw = read_bundle_file(path)

@@ -31,8 +31,8 @@ class VerifyRequest(BaseModel):
           openapi_extra={"requestBody": {"required": True, "content": {
               "application/json": {"schema": VerifyRequest.model_json_schema()}}}})
 async def verify(request: Request, svc: Services = Depends(services)):
-    from ..strict_json import StrictJSONError, loads_strict
-    from ..verify import MAX_BUNDLE_DEPTH, load_trusted_keys, unreadable_report, verify_bundle
+    from evledger_verify.strict_json import StrictJSONError, loads_strict
+    from evledger_verify.verify import MAX_BUNDLE_DEPTH, load_trusted_keys, unreadable_report, verify_bundle
 
     def read_and_verify(text: bytes):
         # The bundle as `evledger verify` reads it: JSON that strict reading refuses (a key

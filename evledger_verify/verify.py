@@ -7,11 +7,11 @@ A bundle is a chain of links, one check each:
     --SM2-signed note--> (origin, size, root) --anchor contract--> the chain.
 The leaf bytes also decode to the record a human reads, and a file's SM3 to its content_hash.
 Nothing here raises on a malformed bundle: every problem is a failed check with a message.
-Plain Python: the proof code is merkle/proof.py (RFC 9162), the note is merkle/checkpoint.py.
+Plain Python: the proof code is merkle/proof.py (RFC 9162), the note is merkle/checkpoint.py,
+the chain is read over plain JSON-RPC (chain.py).
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import re
@@ -20,36 +20,19 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 
-import orjson
-
-from anchor.chain import get_anchor, ledger_key
-from ingest.leaf import LEDGER_ID_RE, LeafError, decode_leaf
 from merkle.checkpoint import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
 from merkle.proof import ProofError, hash_function, verify_inclusion
 
-from .bundle import BUNDLE_FORMAT
+from .chain import JsonRpc, RpcError, anchored_events, get_anchor, ledger_key
+from .leaf import LEDGER_ID_RE, LeafError, canonical_json, decode_leaf
 from .strict_json import StrictJSONError, loads_strict
+
+BUNDLE_FORMAT = "evledger-proof/1"
 
 CHECK_NAMES = ("format", "leaf", "leaf_hash", "inclusion", "checkpoint", "file", "content_hash",
                "anchor", "anchor_on_chain")
 VERDICT_IN_TREE = 1  # ①
 VERDICT_NOT_PROVEN = 2  # ②
-
-# The one contract function the verifier calls (anchor/contracts/AnchorRegistry.sol):
-# getAnchor(bytes32 ledger, uint64 size) returns (bytes32 root, uint64 blockNumber, uint64 timestamp),
-# all zeros when the contract holds no such anchor.
-GET_ANCHOR_ABI = [{
-    "type": "function", "name": "getAnchor", "stateMutability": "view",
-    "inputs": [{"name": "ledger", "type": "bytes32", "internalType": "bytes32"},
-               {"name": "size", "type": "uint64", "internalType": "uint64"}],
-    "outputs": [{"name": "root", "type": "bytes32", "internalType": "bytes32"},
-                {"name": "blockNumber", "type": "uint64", "internalType": "uint64"},
-                {"name": "timestamp", "type": "uint64", "internalType": "uint64"}],
-}]
-# The event `anchor(ledger, size, root)` emits, and nothing else does: the proof that a
-# transaction wrote this anchor. Topics: keccak256 of the signature, ledger, size, anchorer;
-# data: root.
-ANCHORED_EVENT = "Anchored(bytes32,uint64,bytes32,address)"
 
 # What a verifier reads before any check (docs/proof-bundle.md, "How a verifier reads a
 # bundle"). A real bundle is a few KB (a record of at most 16 KB by default, twice, and at most
@@ -230,8 +213,8 @@ def check_leaf(b: dict) -> str:
     if event["ledger"] != b["ledger"]:
         raise Failed(f"the leaf is of ledger {event['ledger']!r}, not the bundle's ledger {b['ledger']!r}")
     try:
-        same = orjson.dumps(b["record"], option=orjson.OPT_SORT_KEYS) == leaf
-    except (TypeError, orjson.JSONEncodeError):
+        same = canonical_json(b["record"]) == leaf
+    except (TypeError, ValueError):  # ValueError: a lone surrogate cannot be UTF-8
         same = False
     if not same:
         where = _difference(b["record"], event, "record") or "record"
@@ -376,42 +359,41 @@ def check_anchor_on_chain(b: dict, rpc_url: str | None) -> str:
         raise NotChecked("there is no anchor to look up")
     if not rpc_url:
         raise NotChecked("not checked on chain (pass --rpc)")
-    from web3 import HTTPProvider, Web3  # only this check talks to anything
-
-    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 10}, exception_retry_configuration=None))
+    rpc = JsonRpc(rpc_url)
 
     def ask(what: str, call):
         try:
             return call()
-        except Exception as exc:  # unreachable, no contract there, unknown tx...: not proven
-            raise Failed(f"could not read {what} from {rpc_url}: {type(exc).__name__}: {exc}") from None
+        except (RpcError, ValueError) as exc:  # unreachable, no contract there, unknown tx...: not proven
+            raise Failed(f"could not read {what} from {rpc_url}: {exc}") from None
 
-    chain_id = ask("the chain id", lambda: w3.eth.chain_id)
+    chain_id = ask("the chain id", rpc.chain_id)
     if chain_id != anchor["chain_id"]:
         raise Failed(f"{rpc_url} serves chain {chain_id}, but the anchor is on chain {anchor['chain_id']}")
-    registry = w3.eth.contract(address=Web3.to_checksum_address(anchor["contract"]), abi=GET_ANCHOR_ABI)
     key = bytes.fromhex(anchor["ledger_key"][2:])
-    found = ask(f"getAnchor at {anchor['contract']}", lambda: get_anchor(registry, key, size))
+    found = ask(f"getAnchor at {anchor['contract']}", lambda: get_anchor(rpc.eth_call, anchor["contract"], key, size))
     if found is None:
         raise Failed(f"the contract holds no anchor of size {size} for ledger key {anchor['ledger_key']}")
     root, number, timestamp = found.root, found.block_number, found.timestamp
-    if bytes(root).hex() != b["checkpoint"]["root"]:
-        raise Failed(f"the contract holds root {bytes(root).hex()} for size {size}, not checkpoint.root "
+    if root.hex() != b["checkpoint"]["root"]:
+        raise Failed(f"the contract holds root {root.hex()} for size {size}, not checkpoint.root "
                      f"{b['checkpoint']['root']}")
     if number != anchor["block_number"] or timestamp != anchor["block_time"]:
         raise Failed(f"the contract says block {number} at {timestamp}, but the bundle says block "
                      f"{anchor['block_number']} at {anchor['block_time']}")
-    block = ask(f"block {number}", lambda: w3.eth.get_block(number))
-    if "0x" + bytes(block["hash"]).hex() != anchor["block_hash"]:
-        raise Failed(f"block {number} is {'0x' + bytes(block['hash']).hex()}, not anchor.block_hash {anchor['block_hash']}")
-    receipt = ask(f"the receipt of {anchor['tx_hash']}", lambda: w3.eth.get_transaction_receipt(anchor["tx_hash"]))
-    if receipt["status"] != 1 or receipt["blockNumber"] != number or str(receipt["to"]).lower() != anchor["contract"].lower():
+    block_hash = ask(f"block {number}", lambda: rpc.block(number).get("hash"))
+    if str(block_hash).lower() != anchor["block_hash"]:
+        raise Failed(f"block {number} is {block_hash}, not anchor.block_hash {anchor['block_hash']}")
+    receipt = ask(f"the receipt of {anchor['tx_hash']}", lambda: rpc.receipt(anchor["tx_hash"]))
+    mined = ask(f"the receipt of {anchor['tx_hash']}",
+                lambda: (rpc.quantity(receipt, "status"), rpc.quantity(receipt, "blockNumber")))
+    if mined != (1, number) or str(receipt.get("to")).lower() != anchor["contract"].lower():
         raise Failed(f"transaction {anchor['tx_hash']} is not a successful call of {anchor['contract']} in block {number}")
     # Any successful call of the registry in that block passes the test above (admin(), or
     # another ledger's anchor): the transaction must be the one whose Anchored event wrote
     # exactly this (ledger key, size, root).
     want = (anchor["ledger_key"], size, b["checkpoint"]["root"])
-    written = _anchored_events(receipt, anchor["contract"], Web3.keccak(text=ANCHORED_EVENT))
+    written = anchored_events(receipt, anchor["contract"])
     matching = [event for event in written if event[:3] == want]
     if not matching:
         if not written:
@@ -423,19 +405,6 @@ def check_anchor_on_chain(b: dict, rpc_url: str | None) -> str:
     return f"chain {chain_id} at {rpc_url}: getAnchor({anchor['ledger_key']}, {size}) = root {b['checkpoint']['root']}, " \
            f"block {number} {anchor['block_hash']} ({_utc(timestamp)}), written by tx {anchor['tx_hash']} " \
            f"(its Anchored event, from anchorer {matching[0][3]})"
-
-
-def _anchored_events(receipt, contract: str, topic: bytes) -> list[tuple[str, int, str, str]]:
-    """(ledger key 0x-hex, size, root hex, anchorer) of each Anchored event that `contract`
-    emitted in the transaction; logs of other contracts or events, or malformed, are skipped."""
-    found = []
-    for log in receipt.get("logs") or []:
-        topics, data = [bytes(t) for t in log.get("topics") or []], bytes(log.get("data") or b"")
-        if (str(log.get("address")).lower() != contract.lower() or log.get("removed") or len(topics) != 4
-                or topics[0] != bytes(topic) or len(data) != 32 or any(topics[3][:12]) or any(topics[2][:24])):
-            continue
-        found.append(("0x" + topics[1].hex(), int.from_bytes(topics[2], "big"), data.hex(), "0x" + topics[3][12:].hex()))
-    return found
 
 
 # --- the verdict -------------------------------------------------------------------------------
@@ -511,11 +480,11 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-# --- the command: `evledger verify BUNDLE [--file F | --hash H] [--rpc URL] [--key K]` -----------
+# --- reading a bundle, and the command: `evledger verify BUNDLE [--file F | --hash H] [--rpc URL] [--key K]`
 
 
 def load_bundle(data: bytes | str) -> object:
-    """The JSON value of a bundle's text, read strictly (proof_api/strict_json.py) within
+    """The JSON value of a bundle's text, read strictly (strict_json.py) within
     MAX_BUNDLE_BYTES and MAX_BUNDLE_DEPTH, or StrictJSONError (a ValueError) saying what was
     wrong and where. Every entry point reads a bundle with this, because two parsers that read
     one text two ways (which of two equal keys wins) would give two verdicts; the format check
@@ -536,21 +505,6 @@ def unreadable_report(error: StrictJSONError) -> Report:
     """The report for a bundle text that load_bundle refused: verdict ②, the format check
     failed with the reason, nothing else checked."""
     return malformed_report(f"the bundle cannot be read: {error}")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", help="the proof bundle, an evledger-proof/1 JSON file (- for stdin)")
-    given = parser.add_mutually_exclusive_group()
-    given.add_argument("--file", help="the evidence file: its SM3 must be the record's content_hash")
-    given.add_argument("--hash", help="the evidence's SM3 hash (64 hex digits): must be the record's content_hash")
-    parser.add_argument("--rpc", help="an EVM JSON-RPC endpoint of the anchoring chain: check the anchor on chain")
-    parser.add_argument("--key", action="append", default=[], metavar="VKEY",
-                        help="a verifier key the ledger published (name+keyid+base64); the checkpoint must be "
-                             "signed by one of the keys given (repeat for rotated keys)")
-    parser.add_argument("--key-file", action="append", default=[], metavar="FILE",
-                        help="a file of such verifier keys, one per line (# comments)")
-    parser.add_argument("--contract", metavar="ADDR",
-                        help="the anchor registry's address as the consortium published it: the anchor must be there")
 
 
 def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key") -> list[str] | None:
@@ -601,15 +555,3 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
         report = verify_bundle(bundle, file_bytes, content_hash, rpc_url, trusted_keys, contract)
     print(format_report(report), file=out)
     return 0 if report.verdict == VERDICT_IN_TREE else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="evledger verify", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file,
-               contract=args.contract)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

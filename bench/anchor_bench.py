@@ -49,8 +49,7 @@ from bench.ingest_bench import warm_up_ledger
 from bench.machine import machine_info, machine_line, write_and_print_result
 from evledger_dev.devchain import ANVIL, Anvil, DEV_KEYS
 from ingest import events as ev
-from ingest.ledger import LedgerService, Receipt
-from ingest.sequencer import SequencerSettings
+from ingest.ledger import LedgerService, Receipt, SequencerSettings
 
 RESULTS = Path(__file__).parent / "results"
 

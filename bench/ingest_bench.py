@@ -36,12 +36,11 @@ from tqdm import tqdm
 from bench.machine import machine_info, machine_line, write_and_print_result
 from ingest import events as ev
 from ingest.leaf import encode_leaf, utc_now_text
-from ingest.ledger import LedgerService, Receipt
+from ingest.ledger import LedgerService, Receipt, SequencerSettings
 from ingest.log import NewEvent
 from ingest.log_rocksdb import RocksDBLog, _event_key, _stream_prefix, encode_event
 from ingest.rebuild import rebuild_ledger
 from ingest.records import validate_record
-from ingest.sequencer import SequencerSettings
 
 RESULTS = Path(__file__).parent / "results"
 

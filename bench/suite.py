@@ -292,7 +292,7 @@ def reduced_anchor(out: Path, workdir: str) -> int:
     from bench import anchor_bench as ab
     from bench.ingest_bench import warm_up_ledger
     from bench.machine import machine_info, write_result
-    from ingest.sequencer import SequencerSettings
+    from ingest.ledger import SequencerSettings
 
     if not ANVIL.exists():
         print(f"{ANVIL} is missing: run `make npm-tools`")

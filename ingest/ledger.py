@@ -33,9 +33,14 @@ from .group import GroupCommitter, Request
 from .keys import LedgerKeys, open_sealed, seal_fields
 from .leaf import LEAF_TAIL, LEDGER_ID_RE, decode_leaf, leaf_prefix, record_json, utc_now_text
 from .log import LogBackend, NewEvent, WrongExpectedVersion
-from .projections import Projections
+from .projections import CheckpointMismatch, Projections
 from .records import RecordError, validate_records
-from .sequencer import PreparedRecord, Sequencer, SequencerSettings
+from .sequencer import LogCorruption, PreparedRecord, Sequencer, SequencerSettings
+
+# What the layers above use of the sequencer and projections (settings, the errors that need a
+# rebuild), named here so that they depend on the ledger alone.
+__all__ = ["CheckpointMismatch", "Ledger", "LedgerError", "LedgerService", "LogCorruption", "Receipt",
+           "SequencerSettings", "check_ledger_id"]
 
 log = logging.getLogger("evledger.ledger")
 

@@ -11,8 +11,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from anchor.worker import AnchorSettings, AnchorWorker
-from ingest.ledger import LedgerService
-from ingest.sequencer import SequencerSettings
+from ingest.ledger import LedgerService, SequencerSettings
 from merkle.hashing import warm_up
 
 from .access import ALL_LEDGERS, AccessStore

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ingest.sequencer import SequencerSettings
+from ingest.ledger import SequencerSettings
 
 from .anchor import anchor_group, anchor_settings, open_chain
 from .backends import open_log, open_service, sequencer_settings

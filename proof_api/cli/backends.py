@@ -6,7 +6,7 @@ import os
 
 
 def sequencer_settings(args: argparse.Namespace):
-    from ingest.sequencer import SequencerSettings
+    from ingest.ledger import SequencerSettings
 
     return SequencerSettings(batch_max_items=args.batch_max_items, batch_max_delay=args.batch_max_delay)
 

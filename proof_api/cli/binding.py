@@ -110,10 +110,8 @@ def run_reporting_errors(command_path: str, run) -> int:
     """`run()`'s exit status; the errors a user can act on become a line on stderr and a status."""
     from anchor.chain import ChainError
     from ingest.keys import KeyFileError
-    from ingest.ledger import LedgerError
+    from ingest.ledger import CheckpointMismatch, LedgerError, LogCorruption
     from ingest.log import LogError
-    from ingest.projections import CheckpointMismatch
-    from ingest.sequencer import LogCorruption
 
     try:
         return run()

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.machine import machine_info, machine_line, write_and_print_result
+from bench.stages import measure_stages, stages_markdown
 from ingest import events as ev
 from ingest.leaf import encode_leaf, utc_now_text
 from ingest.ledger import LedgerService, Receipt, SequencerSettings
@@ -44,9 +45,10 @@ from ingest.records import validate_record
 
 RESULTS = Path(__file__).parent / "results"
 
-GOAL_DURABLE = 200_000  # records/s, durable and acknowledged
-GOAL_RATIO = 0.5  # of the raw engine's synced rate at the same G
-GOAL_REBUILD = 500_000  # events/s
+GOAL_DURABLE = 300_000  # records/s, durable and acknowledged
+GOAL_RATIO = 0.3  # of the raw engine's synced rate at the same G
+GOAL_REBUILD = 1_000_000  # events/s
+STAGES_GROUP = 1000
 GROUPS = (100, 1000, 5000)
 THREADS = (1, 4)
 STREAM = "bench"
@@ -585,6 +587,9 @@ def markdown(result: dict) -> str:
                      f"{r['fsyncs_per_s']:,.0f} | {r['records_per_fsync']:,.0f} | {r['cpu_cores']:.2f} | "
                      f"{r['sequencer_behind_at_end']:,} | {goal} | {r['bound']} |")
     lat = result["latency"]
+    if "stages" in result:
+        one = [r for r in result["durable"] if r["threads"] == 1 and r["group"] == result["stages"]["group"]]
+        lines += [""] + stages_markdown(result["stages"], 1e6 / one[0]["records_per_s"] if one else None)
     lines += ["", "fsyncs counts the log's group commits (checkpoints included); 'sequencer behind' is how "
               "many acknowledged records were not yet in the tree when the submitters stopped.", "",
               f"## 3. Latency at {lat['target_records_per_s']:,.0f} records/s target (half the peak of 2b), "
@@ -629,6 +634,7 @@ class RunSizes:
     durable_seconds: float
     latency_seconds: float
     pool_records: int
+    stage_records: int
     rebuild_records: int
     build_budget: float
 
@@ -637,6 +643,7 @@ class RunSizes:
         quick = args.quick
         return cls(seconds=0.3 if quick else 3.0, durable_seconds=0.6 if quick else 5.0,
                    latency_seconds=2.0 if quick else 15.0, pool_records=30_000 if quick else 400_000,
+                   stage_records=20_000 if quick else 200_000,
                    rebuild_records=args.rebuild_records or (200_000 if quick else 10_000_000),
                    build_budget=args.build_budget or (60.0 if quick else 660.0))
 
@@ -813,6 +820,7 @@ def main(argv=None) -> int:
         result["durable_peak"] = {"threads": peak["threads"], "group": peak["group"],
                                   "records_per_s": peak["records_per_s"],
                                   "ratio_to_reference": peak["ratio_to_reference"]}
+        result["stages"] = measure_stages(workdir, pool.take(sizes.stage_records), STAGES_GROUP)
         result["latency"] = measure_latency(workdir, pool, peak, sizes.latency_seconds)
         result["rebuild"] = measure_rebuild(workdir, sizes, cores)
     finally:

@@ -27,6 +27,7 @@ import orjson
 from merkle import hash_leaves
 from merkle.checkpoint import Checkpoint, sign_checkpoint, verifier_key
 from merkle.hashing import check_algorithm
+from merkle.proof import DIGEST_SIZE
 
 from . import events as ev
 from .group import GroupCommitter, Request
@@ -195,6 +196,7 @@ class Ledger:
             self._log_unsure = False
         new_events: list[NewEvent] = []
         prepared: list = []  # what the sequencer is handed: a PreparedRecord or the event itself
+        new_records: list[tuple] = []
         outcomes: list[list | None] = []
         leaves: list[bytes] = []
         in_group: dict[str, tuple] = {}  # evidence ids first written by this group -> (fingerprint, seq)
@@ -260,7 +262,8 @@ class Ledger:
                 results.append(_New(len(leaves), seq, record["business_id"], evidence_id))
                 leaves.append(leaf)
                 new_events.append(evidence_recorded(leaf, fingerprint))
-                prepared.append(PreparedRecord(leaf, seq, record, fingerprint))
+                prepared.append(None)  # its PreparedRecord, once the leaf is hashed
+                new_records.append((leaf, seq, record, fingerprint))
                 if evidence_id is not None:
                     in_group[evidence_id] = (fingerprint, seq, None)
                 seq += 1
@@ -268,6 +271,10 @@ class Ledger:
         # Everything that can fail happens before the append: after it, the group is durable
         # and must be acknowledged.
         digests = hash_leaves(leaves, self.alg) if leaves else None
+        if new_records:  # the sequencer appends these hashes to the tree rather than hashing again
+            flat = digests.tobytes()
+            made = iter([PreparedRecord(*fields, flat[DIGEST_SIZE * i:DIGEST_SIZE * (i + 1)]) for i, fields in enumerate(new_records)])
+            prepared = [next(made) if item is None else item for item in prepared]
         first_position = self._version
         try:
             if in_group:  # visible to the next groups before the append; a failure takes them back

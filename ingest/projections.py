@@ -26,10 +26,12 @@ import shutil
 import struct
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from merkle import MerkleLog, RocksDBStore
 from merkle.checkpoint import CheckpointError, verify_checkpoint
+from merkle.proof import DIGEST_SIZE
 from merkle.rocks import StorageUnavailable
 
 from .log import LogError
@@ -132,19 +134,28 @@ class Projections:
     # -- applying events ------------------------------------------------------------------
 
     def apply_records(self, leaves: list[bytes], records: list[tuple[int, int, dict, bytes | None]],
-                      next_position: int) -> None:
+                      next_position: int, leaf_hashes: bytes | None = None) -> None:
         """Add a run of EvidenceRecorded events: `leaves` in seq order and, for each,
         (log position, seq, record, fingerprint). Only leaves with seq >= the tree size are
-        appended to the tree; the index entries are (re)written for all."""
-        from rocksdict import WriteBatch
-
+        appended to the tree; the index entries are (re)written for all. `leaf_hashes`: the
+        leaves' hashes, 32 bytes each, when the caller has them already."""
         first_seq = records[0][1]
         if first_seq > self.tree.size:
             raise CheckpointMismatch(self.ledger, first_seq, b"", b"",
                                      f"record {first_seq} would follow a tree of {self.tree.size}: records are missing")
         skip = self.tree.size - first_seq
         if skip < len(leaves):
-            self.tree.append(leaves[skip:])
+            if leaf_hashes is None:
+                self.tree.append(leaves[skip:])
+            else:
+                self.tree.append_leaf_hashes(np.frombuffer(leaf_hashes, dtype=np.uint8).reshape(-1, DIGEST_SIZE)[skip:])
+        self.write_index(records, next_position)
+
+    def write_index(self, records: list[tuple[int, int, dict, bytes | None]], next_position: int) -> None:
+        """The index entries of a run of records, in one write batch (apply_records' second half)."""
+        from rocksdict import WriteBatch
+
+        first_seq = records[0][1]
         batch = WriteBatch(raw_mode=True)
         positions = bytearray()
         for position, seq, record, fingerprint in records:

@@ -46,13 +46,14 @@ class SequencerSettings:
 
 class PreparedRecord(NamedTuple):
     """A record the write path just appended, handed over as it already has it, so the
-    sequencer need not read and parse it back: the leaf, its seq, the record as encoded in
-    the leaf, and the idempotency fingerprint."""
+    sequencer need not read and parse it back, nor hash it again: the leaf, its seq, the
+    record as encoded in the leaf, the idempotency fingerprint and the leaf hash."""
 
     leaf: bytes
     seq: int
     record: dict
     fingerprint: bytes | None
+    leaf_hash: bytes | None = None
 
 
 class LogCorruption(RuntimeError):
@@ -80,6 +81,7 @@ class Sequencer:
         self._append = append
         self.position = projections.position
         self._leaves: list[bytes] = []
+        self._leaf_hashes: list[bytes | None] = []  # beside _leaves: the write path's hash, or None
         self._records: list[tuple[int, int, dict, bytes | None]] = []
         # Seq of the next record to read; unknown when resuming mid-log until one is read.
         self.next_seq: int | None = 0 if projections.position == 0 else None
@@ -161,6 +163,7 @@ class Sequencer:
                                 f"{seq}, want {self.next_seq} (records must be dense)")
         self.next_seq += 1
         self._leaves.append(leaf)
+        self._leaf_hashes.append(None)
         self._records.append((event.position, seq, body["record"], ev.fingerprint_of(event.metadata)))
         self.position = event.position + 1
         if self.unsealed_since is None:
@@ -178,8 +181,10 @@ class Sequencer:
         if not self._records:
             return
         projected = self._records[-1][1] + 1  # records below this seq are now in the index
-        self.projections.apply_records(self._leaves, self._records, self._records[-1][0] + 1)
-        self._leaves, self._records = [], []
+        hashes = self._leaf_hashes
+        known = None if None in hashes else b"".join(hashes)  # hashed by the write path already
+        self.projections.apply_records(self._leaves, self._records, self._records[-1][0] + 1, leaf_hashes=known)
+        self._leaves, self._leaf_hashes, self._records = [], [], []
         for observer in self.on_projected:
             observer(projected)
 
@@ -264,6 +269,7 @@ class Sequencer:
                 self.position = position + 1
                 self.next_seq += 1
                 self._leaves.append(item.leaf)
+                self._leaf_hashes.append(item.leaf_hash)
                 records.append((position, item.seq, item.record, item.fingerprint))
                 if self.unsealed_since is None:
                     self.unsealed_since = time.monotonic()
@@ -328,7 +334,7 @@ class Sequencer:
         """After the projections were reopened: carry on from what they hold, as a restart
         would. Records read but not yet written are read from the log again."""
         self.position = self.projections.position
-        self._leaves, self._records = [], []
+        self._leaves, self._leaf_hashes, self._records = [], [], []
         self.next_seq = 0 if self.position == 0 else None
 
     def _step(self, poll: float) -> None:

@@ -13,6 +13,8 @@ ABOVE_INGEST = ["proof_api", "anchor", "evledger_dev", "evledger_common", "evled
 PRODUCT = ["merkle", "ingest", "anchor", "proof_api", "evledger_dev", "evledger_common", "evledger_verify", "bench"]
 INNER = {"projections", "sequencer"}
 LONG_FUNCTIONS_ALLOWED = {("ingest/ledger.py", "_write_group")}
+# Times the ledger's inner stages one by one, so it must name them.
+REACHING_INSIDE_ALLOWED = {"bench/stages.py"}
 
 
 def modules(packages):
@@ -35,7 +37,8 @@ def reaches_inside(tree: ast.AST) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", list(modules(ABOVE_INGEST)), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", [p for p in modules(ABOVE_INGEST) if str(p.relative_to(ROOT)) not in REACHING_INSIDE_ALLOWED],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_nothing_above_ingest_reaches_into_a_ledger(path):
     assert reaches_inside(ast.parse(path.read_text(), str(path))) == []
 

@@ -258,7 +258,10 @@ class Web3Chain(ChainBackend):
     # -- reading anchors ------------------------------------------------------------------
 
     def read_anchor(self, origin: str, size: int) -> OnChainAnchor | None:
-        return self._call(lambda: get_anchor(self._eth_call, self.contract_address, ledger_key(origin), size))
+        try:
+            return self._call(lambda: get_anchor(self._eth_call, self.contract_address, ledger_key(origin), size))
+        except ValueError as exc:  # an answer that is not getAnchor's (no contract at the address)
+            raise ChainUnavailable(f"{self.description or 'chain'}: {exc}") from None
 
     def _eth_call(self, to: str, data: bytes) -> bytes:
         return bytes(self.w3.eth.call({"to": to, "data": "0x" + data.hex()}))

@@ -9,7 +9,9 @@ from outside the standard library (pycryptodome), and only when a key is compute
 from __future__ import annotations
 
 import functools
+import http.client
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -105,10 +107,23 @@ def anchored_events(receipt: dict, contract: str) -> list[tuple[str, int, str, s
     return found
 
 
+_HEX = re.compile(r"0x[0-9a-fA-F]*")
+
+
 def _unhex(text) -> str:
-    if not isinstance(text, str) or not text.startswith("0x"):
-        raise ValueError(f"{text!r} is not 0x-prefixed hex")
+    if not isinstance(text, str) or not _HEX.fullmatch(text):
+        raise ValueError(f"{str(text)[:80]!r} is not 0x-prefixed hex")
     return text[2:]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # the 30x is then raised as an HTTPError
+
+
+# Plain handlers without redirects; the User-Agent names the verifier (some providers refuse urllib's).
+_OPENER = urllib.request.build_opener(_NoRedirect)
+_OPENER.addheaders = [("User-Agent", "evledger-verify")]
 
 
 class RpcError(OSError):
@@ -130,11 +145,12 @@ class JsonRpc:
         req = urllib.request.Request(self.url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as answer:
+            with _OPENER.open(req, timeout=self.timeout) as answer:
                 raw = answer.read(MAX_RPC_RESPONSE_BYTES + 1)
-        except urllib.error.HTTPError as exc:
+        except urllib.error.HTTPError as exc:  # a redirect too: a JSON-RPC POST has no reason to move
             raise RpcError(f"HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: a URL urllib cannot use
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            # HTTPException: an endpoint that does not speak HTTP; ValueError: a URL urllib cannot use
             raise RpcError(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
         try:
             reply = loads_strict(raw, max_bytes=MAX_RPC_RESPONSE_BYTES, max_depth=MAX_RPC_DEPTH)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["StrictJSONError", "loads_strict"]
+__all__ = ["StrictJSONError", "depth_problem", "loads_strict"]
 
 
 class StrictJSONError(ValueError):
@@ -77,7 +77,8 @@ def _constant(name: str):
     return _Refused(f"{name} is not JSON")
 
 
-def _depth_problem(text: str, max_depth: int) -> str | None:
+def depth_problem(text: str, max_depth: int) -> str | None:
+    """Where `text` nests brackets deeper than `max_depth`, or None: a linear scan, no recursion."""
     depth = 0
     for token in _TOKEN.finditer(text):
         char = token.group()
@@ -158,7 +159,7 @@ def loads_strict(data: bytes | str, *, max_bytes: int, max_depth: int) -> object
         except UnicodeDecodeError as exc:
             raise StrictJSONError(f"invalid UTF-8 at byte {exc.start} "
                                   f"({raw[exc.start:exc.end].hex(' ')}: {exc.reason})") from None
-    problem = _depth_problem(text, max_depth)
+    problem = depth_problem(text, max_depth)
     if problem:
         raise StrictJSONError(problem)
     try:

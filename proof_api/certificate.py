@@ -217,3 +217,16 @@ def extract_bundle(html_text: str) -> dict:
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise ValueError(f"the embedded JSON is not an {BUNDLE_FORMAT} bundle")
     return bundle
+
+
+if __name__ == "__main__":
+    # Certificates issued before `evledger certificate --extract` print
+    # `python3 -m proof_api.certificate extract certificate.html -o bundle.json`, and they are
+    # kept for years: that line stays a spelling of the one command.
+    import sys
+
+    from proof_api.cli import main
+
+    given = sys.argv[1:]
+    verb, rest = (given[0], given[1:]) if given[:1] in (["extract"], ["render"]) else ("render", given)
+    sys.exit(main(["certificate", *(["--extract"] if verb == "extract" else []), *rest]))

@@ -476,3 +476,14 @@ def test_confirm_latency_memory_is_bounded():
         metrics.observe_confirmed(float(i))
     assert len(metrics.confirm_latency) == keep and metrics.confirm_latency[0] == 5.0  # the latest kept
     assert metrics.registry.get_sample_value("evledger_anchor_confirm_latency_seconds_count") == keep + 5
+
+
+def test_reading_an_anchor_where_no_contract_is_is_chain_unavailable():
+    """getAnchor answered by an address without code (0 bytes): the worker's error for a chain it
+    cannot use, which it counts and backs off on, not a bare ValueError that ends its pass."""
+    from anchor.chain import ChainUnavailable
+
+    chain = Web3Chain.in_process()
+    elsewhere = Web3Chain(chain.w3, "0x" + "11" * 20, sender=chain.sender)
+    with pytest.raises(ChainUnavailable, match="not \\(bytes32, uint64, uint64\\)"):
+        elsewhere.read_anchor("evledger/acme", 1)

@@ -352,3 +352,17 @@ def test_the_certificate_command_renders_and_extracts_the_same_bundle(good_text,
     assert cli_main(["certificate", "--extract", str(bundle_path), "-o", "-"]) == 1  # a bundle is not a certificate
     captured = capsys.readouterr()
     assert "evledger certificate: error: expected one <script" in captured.err and captured.out == ""
+
+
+def test_the_extract_command_a_certificate_prints_works_and_so_does_the_older_spelling(good_text, tmp_path):
+    """Certificates are kept for years: the command each one prints must run, the one printed by
+    certificates issued before `evledger certificate --extract` too."""
+    html = render_certificate(load_bundle(good_text))
+    assert "evledger certificate --extract certificate.html -o bundle.json" in html
+    (tmp_path / "certificate.html").write_text(html, encoding="utf-8")
+    for command in ([*evledger_command(), "certificate", "--extract", "certificate.html", "-o", "bundle.json"],
+                    [sys.executable, "-m", "proof_api.certificate", "extract", "certificate.html", "-o", "old.json"]):
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert load_bundle((tmp_path / "bundle.json").read_bytes()) == load_bundle((tmp_path / "old.json").read_bytes()) \
+        == load_bundle(good_text)

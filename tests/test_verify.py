@@ -709,3 +709,58 @@ def test_get_anchor_answers_of_the_wrong_shape_are_refused():
     for bad in (good[:64], good + bytes(32), b"\x11" * 32 + (2**64).to_bytes(32, "big") + bytes(32)):
         with pytest.raises(ValueError, match="not \\(bytes32, uint64, uint64\\)"):
             decode_get_anchor(7, bad)
+
+
+@pytest.fixture
+def raw_server():
+    """A TCP server on 127.0.0.1 that answers every connection with the given bytes, then closes."""
+    import socket
+    import threading
+
+    servers = []
+
+    def start(answer: bytes) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        servers.append(sock)
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for sock in servers:
+        sock.close()
+
+
+@pytest.mark.parametrize("answer, said", [
+    (b"HELLO\r\n\r\n", "BadStatusLine"),  # not HTTP at all (an SSH port, say)
+    (b"HTTP/1.1 307 Temporary Redirect\r\nLocation: ftp://127.0.0.1/x\r\nContent-Length: 0\r\n\r\n", "HTTP 307"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 32\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\"", "not JSON-RPC"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 41\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x0x1\"}", "not a hex"),
+], ids=["not-http", "redirect", "truncated", "loose-hex"])
+def test_a_json_rpc_endpoint_that_answers_nonsense_is_an_rpc_error(raw_server, answer, said):
+    from evledger_verify.chain import JsonRpc, RpcError
+
+    with pytest.raises(RpcError, match=said):
+        JsonRpc(raw_server(answer), timeout=5).chain_id()
+
+
+def test_the_command_line_reports_a_non_http_endpoint_in_one_line(raw_server, capsys):
+    from proof_api.cli import main
+
+    code = main(["anchor", "verify", "acme", "1", "00" * 32, "--rpc", raw_server(b"HELLO\r\n\r\n"),
+                 "--contract", "0x" + "11" * 20])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "evledger anchor verify: error: cannot read the anchor from http://127.0.0.1:" in err

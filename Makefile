@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api soak venv clean contract contract-check npm-tools
+.PHONY: demo test bench bench-tools bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api soak venv clean contract contract-check npm-tools
 
 venv: $(STAMP)
 
@@ -41,11 +41,20 @@ test: $(STAMP) $(NPM_STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); the suite is missing"; exit 1; fi; \
 	exit $$rc
 
+# The HTTP benchmark's load generator that is not Python: autocannon, pinned by bench/load/package-lock.json.
+LOAD_STAMP := bench/load/node_modules/.installed
+
+bench-tools: $(LOAD_STAMP)
+
+$(LOAD_STAMP): bench/load/package.json bench/load/package-lock.json
+	cd bench/load && npm ci --no-audit --no-fund --loglevel=error
+	touch $(LOAD_STAMP)
+
 # Every scenario into one report: bench/results/<UTC stamp>/ (report.md, report.json, plots, raw JSON).
-bench: $(STAMP) $(NPM_STAMP)
+bench: $(STAMP) $(NPM_STAMP) $(LOAD_STAMP)
 	$(PY) -m bench.suite $(BENCH_ARGS)
 
-bench-quick: $(STAMP) $(NPM_STAMP)
+bench-quick: $(STAMP) $(NPM_STAMP) $(LOAD_STAMP)
 	$(PY) -m bench.suite --quick $(BENCH_ARGS)
 
 # e.g. make capacity CAPACITY_ARGS="--sustained 20000 --peak 60000 --record-bytes 400 --retention-years 10 --proof-rps 50"
@@ -64,7 +73,7 @@ bench-anchor: $(STAMP) $(NPM_STAMP)
 bench-stream: $(STAMP)
 	$(PY) -m bench.stream_bench
 
-bench-api: $(STAMP)
+bench-api: $(STAMP) $(LOAD_STAMP)
 	$(PY) -m bench.api_bench
 
 # The crash-safety test with many more SIGKILLs than `make test` runs (EVLEDGER_CRASH_TRIALS).

@@ -1,7 +1,7 @@
 """`make bench-api`: the HTTP API under load, each figure next to a trivial FastAPI endpoint
 measured in the same run, on the same server. Writes bench/results/api-<UTC time>.{json,md}.
 
-    python -m bench.api_bench [--quick] [--client auto|threads+transport|threads+client|async+transport|async+client]
+    python -m bench.api_bench [--quick] [--client auto|autocannon|threads+transport|threads+client|async+transport|async+client]
                               [--workdir DIR] [--out DIR]
 
 The full run takes about 3-5 minutes on 2 cores; --quick about a minute.
@@ -14,9 +14,10 @@ the same app: GET /bench/trivial, an `async def` returning {"ok": true}. It goes
 app's middleware and response class like every /v1 route, but does no auth, no parsing and
 no work: the reference for what this server, these settings and this process can do at all.
 
-This process is the load generator (httpx, keep-alive connections to 127.0.0.1): a closed
-loop of C concurrent requests, each sent again as soon as its answer is read. Four ways to
-drive it are measured on the trivial endpoint first: one thread per connection or one asyncio
+The load generator is a closed loop of C concurrent keep-alive connections to 127.0.0.1, each
+request sent again as soon as its answer is read. Five ways to drive it are measured on the
+trivial endpoint first: autocannon (Node.js, bench/load, installed by `make bench`), which is
+not Python and so is not held to Python's rate, and four from this process: one thread per connection or one asyncio
 task per connection (on uvloop when installed), each through httpx's Client API or straight
 through its transport (httpx.HTTPTransport / AsyncHTTPTransport: the same connection pool and
 HTTP/1.1 code without the Client's per-request URL merging, cookies, auth and hooks); the one
@@ -25,7 +26,7 @@ request is what limits the trivial rate here, so the cheapest driver is the fair
 
 1. batch ingest: POST /records/batch, JSON arrays of 1,000 and 5,000 fresh records (~230
    bytes each; only the evidence ids, business ids and content hashes change between batches),
-   producer key; records/s acknowledged (goal >= 50,000 records/s), and how long the
+   producer key; records/s acknowledged (goal >= 150,000 records/s), and how long the
    sequencer took afterwards to seal them into a checkpoint.
 2. single-record submits: POST /records at C concurrent connections; submits/s, p50/p99.
 3. proof bundles: GET /proof?seq=N for random N of an anchored ledger (auditor key);
@@ -69,7 +70,7 @@ from evledger_dev.devbroker import free_port
 
 RESULTS = Path(__file__).parent / "results"
 
-GOAL_BATCH = 50_000  # records/s through POST /records/batch, on 2 cores
+GOAL_BATCH = 150_000  # records/s through POST /records/batch, on 2 cores
 GOAL_PROOF_RATIO = 0.5  # of the trivial endpoint's requests/s at the same concurrency
 BATCH_SIZES = (1000, 5000)
 TRIVIAL_PATH = "/bench/trivial"
@@ -238,10 +239,13 @@ def single_template() -> bytes:
 class Load:
     """One closed-loop run: C concurrent requests for `seconds`. `job(i)` gives request i as
     (method, path, body bytes or None, headers or None); `check(status, body)` gives how many
-    items it completed (0 = an error)."""
+    items it completed (0 = an error). `spec` says the same for the non-Python generator
+    (bench/load/drive.js): method, headers, path or paths, body_template with placeholder,
+    ok_status, and recorded_re or items_per_request."""
 
-    def __init__(self, job, check):
-        self.job, self.check = job, check
+    def __init__(self, job, check, spec: dict):
+        self.job, self.check, self.spec = job, check, spec
+        self.sizes: list[int] = []
 
 
 def _limits(concurrency: int):
@@ -411,6 +415,46 @@ def run_threads(kind: str, server: Server, load: Load, concurrency: int, seconds
         close()
 
 
+LOAD_TOOLS = Path(__file__).parent / "load"  # bench/load: autocannon, pinned by its package-lock.json
+
+
+def autocannon_ready() -> bool:
+    return shutil.which("node") is not None and (LOAD_TOOLS / "node_modules" / "autocannon").is_dir()
+
+
+def run_autocannon(server: Server, load: Load, concurrency: int, seconds: float) -> dict:
+    """autocannon (Node.js) in a child process: a load generator that is not Python, so a
+    rate it reports is the server's, not the generator's. Its CPU is the child's."""
+    import resource
+
+    spec = {**load.spec, "url": server.base, "connections": concurrency, "seconds": max(1, round(seconds))}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(orjson.dumps(spec).decode())
+    try:
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        window = Window(server)
+        done = subprocess.run(["node", str(LOAD_TOOLS / "drive.js"), f.name], capture_output=True, text=True,
+                              timeout=seconds + 120)
+        m = window.stop()
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        os.unlink(f.name)
+    if done.returncode != 0:
+        raise RuntimeError(f"autocannon failed: {done.stderr[-2000:]}")
+    r = orjson.loads(done.stdout.strip().splitlines()[-1])
+    if r["mean_body_bytes"]:
+        load.sizes.append(int(r["mean_body_bytes"]))
+    spent = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    m["generator_cores"] = spent / m["seconds"]
+    m["other_cores"] = max(0.0, m["machine_busy_cores"] - m["server_cores"] - m["generator_cores"])
+    requests = r["requests"]
+    return {"requests": requests, "items": r["items"], "errors": r["errors"], "first_error": r["first_error"],
+            "requests_per_s": requests / m["seconds"], "items_per_s": r["items"] / m["seconds"],
+            "server_us_per_request": m["server_cores"] * m["seconds"] / max(requests, 1) * 1e6,
+            "generator_us_per_request": spent / max(requests, 1) * 1e6,
+            "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "n": requests, "autocannon": r["autocannon"], **m}
+
+
 # name -> (how it drives, what it calls); each measured on the trivial endpoint, the fastest used
 DRIVERS = {
     "threads+transport": lambda *a: run_threads("transport", *a),
@@ -418,11 +462,14 @@ DRIVERS = {
     "async+transport": lambda *a: run_async("transport", *a),
     "async+client": lambda *a: run_async("client", *a),
 }
+if autocannon_ready():
+    DRIVERS["autocannon"] = run_autocannon
 DRIVER_TEXT = {
     "threads+transport": "one thread per connection, httpx.HTTPTransport.handle_request on one pool",
     "threads+client": "one thread per connection, one httpx.Client",
     "async+transport": "one asyncio task per connection, httpx.AsyncHTTPTransport on one pool",
     "async+client": "one asyncio task per connection, one httpx.AsyncClient",
+    "autocannon": "autocannon (Node.js, bench/load/drive.js): one connection each, not Python",
 }
 
 
@@ -504,7 +551,8 @@ _RECORDED = re.compile(rb'"recorded":(\d+),"failed":(\d+)')
 
 def trivial_load() -> Load:
     job = ("GET", TRIVIAL_PATH, None, None)
-    return Load(lambda i: job, lambda status, body: 1 if status == 200 else 0)
+    return Load(lambda i: job, lambda status, body: 1 if status == 200 else 0,
+                {"method": "GET", "path": TRIVIAL_PATH, "headers": {}, "ok_status": 200})
 
 
 def batch_load(ledger: dict, size: int) -> Load:
@@ -516,7 +564,9 @@ def batch_load(ledger: dict, size: int) -> Load:
         m = _RECORDED.search(body[:100]) if status == 200 else None
         return int(m.group(1)) if m and m.group(2) == b"0" else 0
 
-    return Load(lambda i: ("POST", path, template.replace(PLACEHOLDER, b"%08d" % i), headers), check)
+    return Load(lambda i: ("POST", path, template.replace(PLACEHOLDER, b"%08d" % i), headers), check,
+                {"method": "POST", "path": path, "headers": headers, "body_template": template.decode(),
+                 "placeholder": PLACEHOLDER.decode(), "ok_status": 200, "recorded_re": _RECORDED.pattern.decode()})
 
 
 def single_load(ledger: dict) -> Load:
@@ -524,24 +574,26 @@ def single_load(ledger: dict) -> Load:
     path = f"/v1/ledgers/{ledger['name']}/records"
     headers = {**ledger["producer"], "content-type": "application/json"}
     return Load(lambda i: ("POST", path, template.replace(PLACEHOLDER, b"%08d" % i), headers),
-                lambda status, body: 1 if status == 201 else 0)
+                lambda status, body: 1 if status == 201 else 0,
+                {"method": "POST", "path": path, "headers": headers, "body_template": template.decode(),
+                 "placeholder": PLACEHOLDER.decode(), "ok_status": 201})
 
 
 def proof_load(ledger: dict, size: int, seed: int = 2026) -> Load:
     seqs = np.random.default_rng(seed).integers(0, size, 1 << 20).tolist()
     path = f"/v1/ledgers/{ledger['name']}/proof?seq="
     headers = ledger["auditor"]
-    sizes: list[int] = []
 
     def check(status, body) -> int:
         if status != 200:
             return 0
-        if len(sizes) < 1000:
-            sizes.append(len(body))
+        if len(load.sizes) < 1000:
+            load.sizes.append(len(body))
         return 1
 
-    load = Load(lambda i: ("GET", path + str(seqs[i & ((1 << 20) - 1)]), None, headers), check)
-    load.sizes = sizes
+    load = Load(lambda i: ("GET", path + str(seqs[i & ((1 << 20) - 1)]), None, headers), check,
+                {"method": "GET", "paths": [path + str(s) for s in seqs[:1 << 16]], "headers": headers,
+                 "ok_status": 200})
     return load
 
 

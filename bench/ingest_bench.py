@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import tempfile
 import threading
@@ -34,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.machine import machine_info, machine_line, write_and_print_result
-from bench.stages import measure_stages, stages_markdown
+from bench.stages import measure_stages, measure_write_overlap, overlap_markdown, stages_markdown
 from ingest import events as ev
 from ingest.leaf import encode_leaf, utc_now_text
 from ingest.ledger import LedgerService, Receipt, SequencerSettings
@@ -590,6 +591,7 @@ def markdown(result: dict) -> str:
     if "stages" in result:
         one = [r for r in result["durable"] if r["threads"] == 1 and r["group"] == result["stages"]["group"]]
         lines += [""] + stages_markdown(result["stages"], 1e6 / one[0]["records_per_s"] if one else None)
+        lines += overlap_markdown(result["write_overlap"])
     lines += ["", "fsyncs counts the log's group commits (checkpoints included); 'sequencer behind' is how "
               "many acknowledged records were not yet in the tree when the submitters stopped.", "",
               f"## 3. Latency at {lat['target_records_per_s']:,.0f} records/s target (half the peak of 2b), "
@@ -623,7 +625,8 @@ def markdown(result: dict) -> str:
               f"- rebuild >= {GOAL_REBUILD:,} events/s: {met(g['rebuild_events_per_s']['met'])} "
               f"({g['rebuild_events_per_s']['measured']:,.0f})", "",
               f"Whole run: {result['total_seconds']:.0f} s; process CPU {run['cpu_cores']:.2f} cores, machine iowait "
-              f"{run['iowait_cores']:.2f} cores, steal {run['steal_cores']:.2f} cores.", ""]
+              f"{run['iowait_cores']:.2f} cores, steal {run['steal_cores']:.2f} cores; peak RSS of this process "
+              f"(records, ledgers and the rebuild together) {result.get('peak_rss_mib', 0):,.0f} MiB.", ""]
     return "\n".join(lines)
 
 
@@ -821,12 +824,14 @@ def main(argv=None) -> int:
                                   "records_per_s": peak["records_per_s"],
                                   "ratio_to_reference": peak["ratio_to_reference"]}
         result["stages"] = measure_stages(workdir, pool.take(sizes.stage_records), STAGES_GROUP)
+        result["write_overlap"] = measure_write_overlap(workdir, pool.take(sizes.stage_records), STAGES_GROUP)
         result["latency"] = measure_latency(workdir, pool, peak, sizes.latency_seconds)
         result["rebuild"] = measure_rebuild(workdir, sizes, cores)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result["total_seconds"] = time.perf_counter() - started
     result["run"] = run_clock.stop()
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     result["goals"] = goals_of(result)
     written = write_and_print_result(args.out, "ingest", result, markdown(result))
     print_summary(result, written)

@@ -4,7 +4,7 @@ Runtime (ledgers, anchor worker, access store); errors are one JSON shape,
 {"error": {"code", "field", "message"}} (docs/api.md)."""
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from .access import ROLES
 from .bodies import MAX_BATCH_BYTES, BodyLimits, BodyTimeouts, InFlight
@@ -18,6 +18,38 @@ API_VERSION = "v1"
 
 # Routes whose body is one JSON object: anything else is a 415, not a confusing 422.
 _JSON_BODY_SUFFIXES = ("/records", "/v1/ledgers", "/api-keys", "/ip-rules", "/v1/verify")
+
+
+class CountingAndMediaType:
+    """Counts every answer by status class, and refuses a JSON route's body of another media type
+    with 415 before it is read. Plain ASGI: starlette's BaseHTTPMiddleware (what
+    @app.middleware("http") makes) runs each request through a task and memory streams, a cost
+    every request paid."""
+
+    def __init__(self, app, metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["method"] in ("POST", "PUT") and scope["path"].endswith(_JSON_BODY_SUFFIXES):
+            raw = next((value for name, value in scope["headers"] if name == b"content-type"), b"application/json")
+            ctype = raw.decode("latin-1").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                self.metrics.requests.labels("4xx").inc()
+                self.metrics.errors.labels("unsupported_media_type").inc()
+                # Closed after the answer: the body was not read, and must not be (nor read as a head).
+                refused = ORJSONResponse(error_body("unsupported_media_type", f"send application/json, not {ctype}"),
+                                         status_code=415, headers={"Connection": "close"})
+                return await refused(scope, receive, send)
+        requests = self.metrics.requests
+
+        async def counted(message):
+            if message["type"] == "http.response.start":
+                requests.labels(f"{message['status'] // 100}xx").inc()
+            await send(message)
+
+        await self.app(scope, receive, counted)
 
 
 def create_app(runtime: Runtime, in_flight: InFlight | None = None,
@@ -38,20 +70,7 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
 
     app.add_middleware(BodyLimits, limit_for=lambda method, path: body_limit(runtime, method, path), refuse=refuse,
                        timeouts=body_timeouts)
-
-    @app.middleware("http")
-    async def _count(request: Request, call_next):
-        if request.method in ("POST", "PUT") and request.url.path.endswith(_JSON_BODY_SUFFIXES):
-            ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-            if ctype != "application/json":
-                metrics.requests.labels("4xx").inc()
-                metrics.errors.labels("unsupported_media_type").inc()
-                # Closed after the answer: the body was not read, and must not be (nor read as a head).
-                return ORJSONResponse(error_body("unsupported_media_type", f"send application/json, not {ctype}"),
-                                      status_code=415, headers={"Connection": "close"})
-        response = await call_next(request)
-        metrics.requests.labels(f"{response.status_code // 100}xx").inc()
-        return response
+    app.add_middleware(CountingAndMediaType, metrics=metrics)
 
     for routes in (ledgers, ingest, records, proofs, checkpoints, verify, operations):
         app.include_router(routes.router)

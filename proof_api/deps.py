@@ -35,8 +35,16 @@ class Services:
         return self.runtime.metrics
 
 
-def services(request: Request) -> Services:
+# The dependencies (`Depends(services)`, `Depends(principal)`) are `async def`: FastAPI runs a
+# plain `def` dependency in the thread pool, a hop there and back on every request for what is a
+# dictionary look-up. The plain functions below them are for code that is not a dependency.
+
+def services_of(request: Request) -> Services:
     return request.app.state.services
+
+
+async def services(request: Request) -> Services:
+    return services_of(request)
 
 
 def body_limit(runtime: Runtime, method: str, path: str) -> tuple[int, str]:
@@ -53,13 +61,17 @@ def body_limit(runtime: Runtime, method: str, path: str) -> tuple[int, str]:
     return MAX_SMALL_BODY_BYTES, "body_too_large"
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
+    return principal_of(request)
+
+
+def principal_of(request: Request) -> Principal:
     known = getattr(request.state, "principal", None)
     if known is not None:  # authenticated before the body was read
         return known
     header = request.headers.get("authorization", "")
     key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
-    who = services(request).runtime.access.authenticate(key)
+    who = services_of(request).runtime.access.authenticate(key)
     if who is None:
         raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer evk_...)")
     return who
@@ -68,7 +80,7 @@ def principal(request: Request) -> Principal:
 def ledger_for(request: Request, ledger_id: str, who: Principal, roles: tuple[str, ...]):
     """The ledger, if this key may act on it in one of `roles`. Another ledger's key learns
     nothing, not even whether the ledger exists: 404 either way."""
-    runtime = services(request).runtime
+    runtime = services_of(request).runtime
     if not who.may_use(ledger_id) or not runtime.access.ip_allowed(ledger_id, request.client.host if request.client else None):
         raise ApiError(404, "unknown_ledger", f"no ledger {ledger_id!r}")
     ledger = runtime.service.ledger(ledger_id)  # LedgerError unknown_ledger -> 404
@@ -83,12 +95,12 @@ def before_body(request: Request):
     path = request.url.path
     if not path.startswith(_LEDGER_ROUTE_PREFIX) and path != "/v1/ledgers":  # the keyed routes
         return None
-    who = request.state.principal = principal(request)
+    who = request.state.principal = principal_of(request)
     ledger_id = request.path_params.get("ledger_id")
     if request.method != "POST" or ledger_id is None or not path.endswith(_INGEST_SUFFIXES):
         return None
     ledger_for(request, ledger_id, who, ("producer",))
-    svc = services(request)
+    svc = services_of(request)
     if path.endswith("/files"):  # streamed to disk a MiB at a time, never held whole
         charge = MIB
     else:

@@ -46,9 +46,10 @@ LOAD_STAMP := bench/load/node_modules/.installed
 
 bench-tools: $(LOAD_STAMP)
 
+# Best effort: without it (no registry at hand) the API bench measures with its Python drivers only.
 $(LOAD_STAMP): bench/load/package.json bench/load/package-lock.json
-	cd bench/load && npm ci --no-audit --no-fund --loglevel=error
-	touch $(LOAD_STAMP)
+	cd bench/load && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed \
+		|| echo "bench-tools: autocannon not installed; the API bench uses its Python drivers only"
 
 # Every scenario into one report: bench/results/<UTC stamp>/ (report.md, report.json, plots, raw JSON).
 bench: $(STAMP) $(NPM_STAMP) $(LOAD_STAMP)

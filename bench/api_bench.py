@@ -424,27 +424,32 @@ def autocannon_ready() -> bool:
 
 def run_autocannon(server: Server, load: Load, concurrency: int, seconds: float) -> dict:
     """autocannon (Node.js) in a child process: a load generator that is not Python, so a
-    rate it reports is the server's, not the generator's. Its CPU is the child's."""
-    import resource
-
+    rate it reports is the server's, not the generator's. The window runs from its "ready" line
+    to its result line, so Node's start-up and exit are outside it; the generator's CPU is what
+    drive.js measured over the run."""
     spec = {**load.spec, "url": server.base, "connections": concurrency, "seconds": max(1, round(seconds))}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         f.write(orjson.dumps(spec).decode())
     try:
-        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        window = Window(server)
-        done = subprocess.run(["node", str(LOAD_TOOLS / "drive.js"), f.name], capture_output=True, text=True,
-                              timeout=seconds + 120)
-        m = window.stop()
-        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child = subprocess.Popen(["node", str(LOAD_TOOLS / "drive.js"), f.name], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        try:
+            ready = child.stdout.readline()
+            window = Window(server)
+            line = child.stdout.readline()
+            m = window.stop()
+            _, err = child.communicate(timeout=seconds + 120)
+        finally:
+            if child.poll() is None:
+                child.kill()
     finally:
         os.unlink(f.name)
-    if done.returncode != 0:
-        raise RuntimeError(f"autocannon failed: {done.stderr[-2000:]}")
-    r = orjson.loads(done.stdout.strip().splitlines()[-1])
+    if ready.strip() != "ready" or child.returncode != 0 or not line.strip():
+        raise RuntimeError(f"autocannon failed ({child.returncode}): {err[-2000:]}")
+    r = orjson.loads(line)
     if r["mean_body_bytes"]:
         load.sizes.append(int(r["mean_body_bytes"]))
-    spent = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    spent = r["cpu_seconds"]
     m["generator_cores"] = spent / m["seconds"]
     m["other_cores"] = max(0.0, m["machine_busy_cores"] - m["server_cores"] - m["generator_cores"])
     requests = r["requests"]

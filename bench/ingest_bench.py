@@ -147,6 +147,7 @@ class CpuClock:
         total = sum(d) or 1
         ncpu = os.cpu_count() or 1
         return {"seconds": wall, "cpu_cores": cpu / wall if wall > 0 else 0.0,
+                "busy_cores": (total - d[3] - d[4]) / total * ncpu,
                 "iowait_cores": d[4] / total * ncpu, "steal_cores": d[7] / total * ncpu}
 
 

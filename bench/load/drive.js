@@ -1,6 +1,7 @@
 // The API benchmark's non-Python load generator: autocannon, driven from a JSON spec file so
 // that every request can differ (a fresh evidence id per batch, a random seq per proof).
-//   node drive.js SPEC.json   -> one JSON line on stdout
+//   node drive.js SPEC.json   -> "ready" once loaded, then one JSON line when done (on stdout):
+// the caller times the run between the two lines, without Node's start-up and exit.
 // SPEC: {url, connections, seconds, method, headers, path | paths, body_template, placeholder,
 //        ok_status, recorded_re, items_per_request}
 "use strict";
@@ -41,11 +42,16 @@ const request = {
   },
 };
 
+console.log("ready");
+const cpu0 = process.cpuUsage();
 autocannon({url: spec.url, connections: spec.connections, duration: spec.seconds, requests: [request],
             timeout: 120}, (err, result) => {
   if (err) { console.error(String(err)); process.exit(1); }
+  const cpu = process.cpuUsage(cpu0);
   console.log(JSON.stringify({
-    requests: result.requests.total, items, errors: bad + result.errors + result.timeouts,
+    // autocannon counts a timeout in `errors` as well as in `timeouts`: errors alone, not both
+    requests: result.requests.total, items, errors: bad + result.errors, seconds: result.duration / 1000,
+    cpu_seconds: (cpu.user + cpu.system) / 1e6,
     first_error: firstError || (result.errors ? `${result.errors} connection errors` : null),
     p50_ms: result.latency.p50, p99_ms: result.latency.p99, max_ms: result.latency.max,
     mean_body_bytes: bodies ? bodyBytes / bodies : 0, autocannon: require("autocannon/package.json").version,

@@ -419,7 +419,8 @@ LOAD_TOOLS = Path(__file__).parent / "load"  # bench/load: autocannon, pinned by
 
 
 def autocannon_ready() -> bool:
-    return shutil.which("node") is not None and (LOAD_TOOLS / "node_modules" / "autocannon").is_dir()
+    # The stamp, not the folder: `npm ci` stopped half-way can leave the folder behind.
+    return shutil.which("node") is not None and (LOAD_TOOLS / "node_modules" / ".installed").is_file()
 
 
 def run_autocannon(server: Server, load: Load, concurrency: int, seconds: float) -> dict:
@@ -427,25 +428,42 @@ def run_autocannon(server: Server, load: Load, concurrency: int, seconds: float)
     rate it reports is the server's, not the generator's. The window runs from its "ready" line
     to its result line, so Node's start-up and exit are outside it; the generator's CPU is what
     drive.js measured over the run."""
+    import queue
+
     spec = {**load.spec, "url": server.base, "connections": concurrency, "seconds": max(1, round(seconds))}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         f.write(orjson.dumps(spec).decode())
-    try:
-        child = subprocess.Popen(["node", str(LOAD_TOOLS / "drive.js"), f.name], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a chatty child cannot block on it
+        child = subprocess.Popen(["node", str(LOAD_TOOLS / "drive.js"), f.name], stdout=subprocess.PIPE, stderr=err,
+                                 text=True)
+        threading.Thread(target=lambda: [lines.put(x) for x in child.stdout] + [lines.put("")], daemon=True).start()
+        deadline = time.monotonic() + seconds + 120
+
+        def next_line() -> str:
+            try:
+                return lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return ""
         try:
-            ready = child.stdout.readline()
+            ready = next_line()
             window = Window(server)
-            line = child.stdout.readline()
+            line = next_line() if ready.strip() == "ready" else ""
             m = window.stop()
-            _, err = child.communicate(timeout=seconds + 120)
+            if line.strip():
+                try:
+                    child.wait(timeout=10)  # the result is in; a child that lingers is stopped below
+                except subprocess.TimeoutExpired:
+                    pass
         finally:
             if child.poll() is None:
                 child.kill()
-    finally:
-        os.unlink(f.name)
-    if ready.strip() != "ready" or child.returncode != 0 or not line.strip():
-        raise RuntimeError(f"autocannon failed ({child.returncode}): {err[-2000:]}")
+                child.wait()
+            os.unlink(f.name)
+        err.seek(0)
+        problem = err.read()[-2000:]
+    if ready.strip() != "ready" or not line.strip():
+        raise RuntimeError(f"autocannon gave no result (exit {child.returncode}): {problem}")
     r = orjson.loads(line)
     if r["mean_body_bytes"]:
         load.sizes.append(int(r["mean_body_bytes"]))

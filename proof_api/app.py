@@ -21,7 +21,7 @@ _JSON_BODY_SUFFIXES = ("/records", "/v1/ledgers", "/api-keys", "/ip-rules", "/v1
 
 
 class CountingAndMediaType:
-    """Counts every answer by status class, and refuses a JSON route's body of another media type
+    """Counts every answer the app gives by status class (a 500 for an exception included), and refuses a JSON route's body of another media type
     with 415 before it is read. Plain ASGI: starlette's BaseHTTPMiddleware (what
     @app.middleware("http") makes) runs each request through a task and memory streams, a cost
     every request paid."""
@@ -43,13 +43,21 @@ class CountingAndMediaType:
                                          status_code=415, headers={"Connection": "close"})
                 return await refused(scope, receive, send)
         requests = self.metrics.requests
+        started = False
 
         async def counted(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 requests.labels(f"{message['status'] // 100}xx").inc()
             await send(message)
 
-        await self.app(scope, receive, counted)
+        try:
+            await self.app(scope, receive, counted)
+        except Exception:
+            if not started:  # answered 500 outside this middleware (starlette's ServerErrorMiddleware)
+                requests.labels("5xx").inc()
+            raise
 
 
 def create_app(runtime: Runtime, in_flight: InFlight | None = None,

@@ -858,3 +858,23 @@ def test_a_file_store_upload_kept_is_not_undone_and_one_that_fails_leaves_nothin
         failing.keep("not a digest")
     failing.discard()
     assert sorted(p.name for p in (tmp_path / "files").rglob("*") if p.is_file()) == [kept.name]
+
+
+def test_an_unexpected_exception_is_counted_as_a_5xx_answer(api):
+    """The request counter sits inside starlette's ServerErrorMiddleware, which answers the 500:
+    an exception that escapes the app still counts as one 5xx answer."""
+    app = api.client.app
+
+    @app.get("/test-only/boom", include_in_schema=False)
+    async def boom():
+        raise RuntimeError("boom")
+
+    def fivexx() -> float:
+        text = api.client.get("/metrics").text
+        line = next((x for x in text.splitlines() if x.startswith('evledger_http_requests_total{status="5xx"}')), None)
+        return float(line.rpartition(" ")[2]) if line else 0.0
+
+    before = fivexx()
+    client = TestClient(app, raise_server_exceptions=False)  # no `with`: the app's lifespan stays untouched
+    assert client.get("/test-only/boom").status_code == 500
+    assert fivexx() == before + 1

@@ -50,7 +50,7 @@ autocannon({url: spec.url, connections: spec.connections, duration: spec.seconds
   const cpu = process.cpuUsage(cpu0);
   console.log(JSON.stringify({
     // autocannon counts a timeout in `errors` as well as in `timeouts`: errors alone, not both
-    requests: result.requests.total, items, errors: bad + result.errors, seconds: result.duration / 1000,
+    requests: result.requests.total, items, errors: bad + result.errors, seconds: result.duration,  // autocannon reports it in seconds
     cpu_seconds: (cpu.user + cpu.system) / 1e6,
     first_error: firstError || (result.errors ? `${result.errors} connection errors` : null),
     p50_ms: result.latency.p50, p99_ms: result.latency.p99, max_ms: result.latency.max,

@@ -39,6 +39,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(proc: subprocess.Popen, port: int, timeout: float = 30.0) -> bool:
+    """Until `proc` accepts connections on 127.0.0.1:`port`: True once it does, False after
+    `timeout`; raises ChildProcessError (with the exit code) if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ChildProcessError(proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 class Tansu:
     """`with Tansu(topics={name: partitions}) as broker: ...`. Storage is in memory: every
     start is an empty broker. `extra_args` go to `tansu broker` (e.g. --authentication)."""
@@ -68,16 +83,11 @@ class Tansu:
         self._log = tempfile.NamedTemporaryFile(prefix=f"tansu-{self.port}-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(self._args, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tansu exited ({self.proc.returncode}): {self.output()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
+        try:
+            listening = wait_listening(self.proc, self.port)
+        except ChildProcessError:
+            raise RuntimeError(f"tansu exited ({self.proc.returncode}): {self.output()[-2000:]}") from None
+        if not listening:
             self.stop()
             raise RuntimeError("tansu did not start listening within 30 s")
         try:

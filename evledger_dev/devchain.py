@@ -4,15 +4,13 @@ and stopped with the object. Not used by the service itself."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import anchor
 from evledger_common.stopping import terminate
 
-from .devbroker import free_port
+from .devbroker import free_port, wait_listening
 
 # The npm tools sit beside the contract they build and test, in the anchor package's folder.
 NODE_BIN = Path(anchor.__file__).resolve().parent / "contracts" / "node_modules" / ".bin"
@@ -50,15 +48,11 @@ class Anvil:
 
     def start(self) -> "Anvil":
         self.proc = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"anvil exited: {self.proc.stderr.read().decode()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+        try:
+            if wait_listening(self.proc, self.port):
+                return self
+        except ChildProcessError:
+            raise RuntimeError(f"anvil exited: {self.proc.stderr.read().decode()[-2000:]}") from None
         self.stop()
         raise RuntimeError("anvil did not start listening within 30 s")
 

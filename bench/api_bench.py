@@ -437,7 +437,12 @@ def run_autocannon(server: Server, load: Load, concurrency: int, seconds: float)
     with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a chatty child cannot block on it
         child = subprocess.Popen(["node", str(LOAD_TOOLS / "drive.js"), f.name], stdout=subprocess.PIPE, stderr=err,
                                  text=True)
-        threading.Thread(target=lambda: [lines.put(x) for x in child.stdout] + [lines.put("")], daemon=True).start()
+        def read_lines() -> None:
+            for text in child.stdout:
+                lines.put(text)
+            lines.put("")  # the end: no more lines
+
+        threading.Thread(target=read_lines, daemon=True).start()
         deadline = time.monotonic() + seconds + 120
 
         def next_line() -> str:

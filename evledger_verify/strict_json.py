@@ -79,6 +79,8 @@ def _constant(name: str):
 
 def depth_problem(text: str, max_depth: int) -> str | None:
     """Where `text` nests brackets deeper than `max_depth`, or None: a linear scan, no recursion."""
+    if text.count("{") + text.count("[") <= max_depth:  # too few brackets to nest past it: no scan
+        return None
     depth = 0
     for token in _TOKEN.finditer(text):
         char = token.group()

@@ -366,3 +366,36 @@ def test_the_extract_command_a_certificate_prints_works_and_so_does_the_older_sp
         assert done.returncode == 0, done.stderr
     assert load_bundle((tmp_path / "bundle.json").read_bytes()) == load_bundle((tmp_path / "old.json").read_bytes()) \
         == load_bundle(good_text)
+
+
+def test_extracting_from_hostile_html_is_a_linear_scan():
+    """Floods that made html.parser take quadratic time (200 KB of "<!--": 22 s) are refused at
+    once: run in a child with a deadline, so a regression fails instead of hanging the suite."""
+    script = ("from proof_api.certificate import extract_bundle\n"
+              "for junk in ('<!--', '<![CDATA[', '<!', '<?', '<a ', '<script', '<script a=\"'):\n"
+              "    try:\n"
+              "        extract_bundle(junk * (1_000_000 // len(junk)))\n"
+              "    except ValueError as exc:\n"
+              "        assert 'found 0' in str(exc), exc\n"
+              "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr[-2000:]
+
+
+def test_the_embedded_bundle_is_found_as_a_browser_finds_it(good_text):
+    """The first of two equal attributes counts; a script inside a comment is no element; tag and
+    attribute names in any case, values quoted or not, entities decoded."""
+    html = render_certificate(load_bundle(good_text))
+    start = html.index(f'<script type="application/json" id="{SCRIPT_ID}">')
+    end = html.index("</script>", start) + len("</script>")
+    element = html[start:end]
+    text = element[element.index(">") + 1:-len("</script>")]
+    assert extract_bundle(html) == load_bundle(good_text)
+    decoy = f'<script id="other" type="application/json" id="{SCRIPT_ID}">{text}</script>'
+    commented = f"<!-- {element} -->"
+    with pytest.raises(ValueError, match="found 0"):
+        extract_bundle(html.replace(element, decoy))
+    with pytest.raises(ValueError, match="found 0"):
+        extract_bundle(html.replace(element, commented))
+    spelled = f"<SCRIPT TYPE=application/json ID='evledger&#45;proof' >{text}</Script >"
+    assert extract_bundle(html.replace(element, spelled)) == load_bundle(good_text)

@@ -12,6 +12,7 @@ import functools
 import http.client
 import json
 import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,6 +37,7 @@ ANCHORED_EVENT = "Anchored(bytes32,uint64,bytes32,address)"
 # A JSON-RPC answer the verifier reads: a receipt with a few logs is a few KB.
 MAX_RPC_RESPONSE_BYTES = 8 << 20
 MAX_RPC_DEPTH = 16
+TOTAL_TIMEOUT_READS = 3  # a whole exchange may take three times the per-read timeout
 
 
 def keccak256(data: bytes) -> bytes:
@@ -126,6 +128,12 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 _OPENER.addheaders = [("User-Agent", "evledger-verify")]
 
 
+def _short(value, limit: int = 200) -> str:
+    """A value from the endpoint as a message may show it: repr, cut to `limit` characters."""
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class RpcError(OSError):
     """The endpoint could not be reached, or answered with an error or with nonsense."""
 
@@ -144,14 +152,7 @@ class JsonRpc:
         body = json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params}).encode()
         req = urllib.request.Request(self.url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
-        try:
-            with _OPENER.open(req, timeout=self.timeout) as answer:
-                raw = answer.read(MAX_RPC_RESPONSE_BYTES + 1)
-        except urllib.error.HTTPError as exc:  # a redirect too: a JSON-RPC POST has no reason to move
-            raise RpcError(f"HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-            # HTTPException: an endpoint that does not speak HTTP; ValueError: a URL urllib cannot use
-            raise RpcError(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
+        raw = self._exchange(req)
         try:
             reply = loads_strict(raw, max_bytes=MAX_RPC_RESPONSE_BYTES, max_depth=MAX_RPC_DEPTH)
         except StrictJSONError as exc:
@@ -161,14 +162,43 @@ class JsonRpc:
         if reply.get("error") is not None:
             error = reply["error"]
             message = error.get("message") if isinstance(error, dict) else error
-            raise RpcError(f"{method} failed: {message}")
+            raise RpcError(f"{method} failed: {_short(message)}")
         return reply["result"]
+
+    def _exchange(self, req) -> bytes:
+        """The answer's body, within `timeout` per read and TOTAL_TIMEOUT_READS times that in all:
+        an endpoint that drips bytes, or sends header lines (or "100 Continue") without end, is
+        given up on. The exchange runs in a daemon thread so that the deadline holds even where
+        http.client would loop on."""
+        outcome: list = []
+
+        def exchange() -> None:
+            try:
+                with _OPENER.open(req, timeout=self.timeout) as answer:
+                    outcome.append(answer.read(MAX_RPC_RESPONSE_BYTES + 1))
+            except urllib.error.HTTPError as exc:  # a redirect too: a JSON-RPC POST has no reason to move
+                outcome.append(RpcError(f"HTTP {exc.code} {_short(exc.reason)}"))
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+                # HTTPException: an endpoint that does not speak HTTP; ValueError: a URL urllib cannot use
+                outcome.append(RpcError(f"{type(exc).__name__}: {_short(getattr(exc, 'reason', exc))}"))
+
+        worker = threading.Thread(target=exchange, name="evledger-json-rpc", daemon=True)
+        worker.start()
+        worker.join(self.timeout * TOTAL_TIMEOUT_READS)
+        if not outcome:
+            raise RpcError(f"no complete answer within {self.timeout * TOTAL_TIMEOUT_READS:g} s")
+        if isinstance(outcome[0], RpcError):
+            raise outcome[0]
+        return outcome[0]
 
     def _quantity(self, method: str, value) -> int:
         try:
-            return int(_unhex(value), 16)
+            digits = _unhex(value)
         except (TypeError, ValueError):
-            raise RpcError(f"{method} answered {value!r}, not a hex quantity") from None
+            raise RpcError(f"{method} answered {_short(value)}, not a hex quantity") from None
+        if not 0 < len(digits) <= 16:  # every quantity read here is a uint64
+            raise RpcError(f"{method} answered {_short(value)}, not a hex uint64")
+        return int(digits, 16)
 
     def chain_id(self) -> int:
         return self._quantity("eth_chainId", self.request("eth_chainId", []))

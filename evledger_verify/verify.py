@@ -383,7 +383,7 @@ def check_anchor_on_chain(b: dict, rpc_url: str | None) -> str:
                      f"{anchor['block_number']} at {anchor['block_time']}")
     block_hash = ask(f"block {number}", lambda: rpc.block(number).get("hash"))
     if str(block_hash).lower() != anchor["block_hash"]:
-        raise Failed(f"block {number} is {block_hash}, not anchor.block_hash {anchor['block_hash']}")
+        raise Failed(f"block {number} is {_short(block_hash)}, not anchor.block_hash {anchor['block_hash']}")
     receipt = ask(f"the receipt of {anchor['tx_hash']}", lambda: rpc.receipt(anchor["tx_hash"]))
     mined = ask(f"the receipt of {anchor['tx_hash']}",
                 lambda: (rpc.quantity(receipt, "status"), rpc.quantity(receipt, "blockNumber")))

@@ -20,6 +20,7 @@ import base64
 import copy
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import orjson
@@ -713,13 +714,14 @@ def test_get_anchor_answers_of_the_wrong_shape_are_refused():
 
 @pytest.fixture
 def raw_server():
-    """A TCP server on 127.0.0.1 that answers every connection with the given bytes, then closes."""
+    """A TCP server on 127.0.0.1 that answers every connection with the given bytes (again and
+    again with `repeat`, until the client goes), keeps it open `hold` seconds, then closes."""
     import socket
     import threading
 
     servers = []
 
-    def start(answer: bytes) -> str:
+    def start(answer: bytes, hold: float = 0.0, repeat: bool = False) -> str:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen()
@@ -732,8 +734,20 @@ def raw_server():
                 except OSError:
                     return
                 with conn:
-                    conn.recv(65536)
-                    conn.sendall(answer)
+                    conn.settimeout(0.5)
+                    try:
+                        request = conn.recv(65536)
+                        while b"\r\n\r\n" in request and not request.endswith(b"}"):  # the body follows
+                            request += conn.recv(65536)
+                    except OSError:
+                        pass
+                    try:
+                        conn.sendall(answer)
+                        while repeat:
+                            conn.sendall(answer)
+                        time.sleep(hold)
+                    except OSError:  # the client went away
+                        pass
 
         threading.Thread(target=serve, daemon=True).start()
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -764,3 +778,31 @@ def test_the_command_line_reports_a_non_http_endpoint_in_one_line(raw_server, ca
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert "evledger anchor verify: error: cannot read the anchor from http://127.0.0.1:" in err
+
+
+@pytest.mark.parametrize("answer, repeat", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{", False),  # part of the body, then nothing
+    (b"HTTP/1.1 100 Continue\r\n\r\n", True),  # interim answers without end
+], ids=["stalled-body", "endless-100-continue"])
+def test_a_json_rpc_exchange_has_a_deadline_in_all(raw_server, answer, repeat):
+    from evledger_verify.chain import JsonRpc, RpcError
+
+    started = time.monotonic()
+    with pytest.raises(RpcError, match="no complete answer within 3 s|timed out"):
+        JsonRpc(raw_server(answer, hold=8, repeat=repeat), timeout=1).chain_id()
+    assert time.monotonic() - started < 10
+
+
+def test_what_an_endpoint_says_is_cut_short_and_numbers_are_uint64(raw_server):
+    from evledger_verify.chain import JsonRpc, RpcError
+
+    def answering(result_or_error: bytes) -> str:
+        body = b'{"jsonrpc":"2.0","id":1,' + result_or_error + b"}"
+        return raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    with pytest.raises(RpcError) as failed:
+        JsonRpc(answering(b'"error":{"message":"' + b"x" * 2_000_000 + b'"}'), timeout=5).chain_id()
+    assert len(str(failed.value)) < 300
+    with pytest.raises(RpcError, match="not a hex uint64") as huge:
+        JsonRpc(answering(b'"result":"0x' + b"f" * 4_000_000 + b'"'), timeout=5).chain_id()
+    assert len(str(huge.value)) < 300

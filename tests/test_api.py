@@ -878,3 +878,14 @@ def test_an_unexpected_exception_is_counted_as_a_5xx_answer(api):
     client = TestClient(app, raise_server_exceptions=False)  # no `with`: the app's lifespan stays untouched
     assert client.get("/test-only/boom").status_code == 500
     assert fivexx() == before + 1
+
+
+def test_an_ndjson_error_names_the_line_blank_lines_included(api):
+    body = b"\n".join([json.dumps(rec(311)).encode(), b"", b"   ", b"{not json", b"", b"[oops"]) + b"\n"
+    r = api.client.post("/v1/ledgers/acme/records/batch", content=body,
+                        headers={**api.H("producer"), "content-type": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert len(res) == 3 and "seq" in res[0]
+    assert res[1]["error"]["message"].startswith("line 4 is not JSON")
+    assert res[2]["error"]["message"].startswith("line 6 is not JSON")

@@ -47,14 +47,17 @@ def parse_batch(body: bytes, ndjson: bool) -> tuple[list, dict[int, RecordError]
             raise too_many
         return items, {}
     items, errors = [], {}
+    line_number, counted_to = 1, 0  # blank lines are skipped, so the item's index is not its line
     for i, line in enumerate(_NDJSON_LINE.finditer(body)):
         if i == MAX_BATCH_ITEMS:
             raise too_many
         try:
             items.append(orjson.loads(line[0]))
         except orjson.JSONDecodeError as exc:
+            line_number += body.count(b"\n", counted_to, line.start())
+            counted_to = line.start()
             items.append(None)
-            errors[i] = RecordError(RECORD_FIELD, "json", f"line {i + 1} is not JSON: {exc}")
+            errors[i] = RecordError(RECORD_FIELD, "json", f"line {line_number} is not JSON: {exc}")
     return items, errors
 
 

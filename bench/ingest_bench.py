@@ -102,10 +102,10 @@ class TimedWrites:
         self.seconds = 0.0
         self.calls = 0
 
-    def write(self, batch, options=None):
+    def write(self, batch, options=None, **kwargs):
         t0 = time.perf_counter()
         try:
-            return self._db.write(batch, options) if options is not None else self._db.write(batch)
+            return self._db.write(batch, options, **kwargs)
         finally:
             self.seconds += time.perf_counter() - t0
             self.calls += 1

@@ -1,8 +1,9 @@
 """The embedded log backend: every ledger's stream in one RocksDB database, group-committed.
 
-Appends from any number of threads are merged by a leader into one WriteBatch written with
-sync=True, so a group of appends costs one fsync and `append` returns only after its events
-are on disk. Layout (raw keys, all integers big-endian):
+Appends from any number of threads are merged by a leader into one WriteBatch, written and
+then made durable by an fsync of the WAL (FlushWAL), so a group of appends costs one fsync and
+`append` returns only after its events are on disk. Readers are served up to the heads this
+process has acknowledged, so an event is never read before it is durable. Layout (raw keys, all integers big-endian):
 
     b"e" + len(stream) (1 byte) + stream + position (8)  ->  event
     b"h" + stream                                        ->  version (8): number of events
@@ -95,6 +96,12 @@ class RocksDBLog(LogBackend):
         self._db = open_rocksdb(self.path, self._options, "the event log")
         self._sync_opts = WriteOptions()
         self._sync_opts.sync = sync
+        # Appends: written unsynced, then the WAL fsynced (RocksHandle.write's sync_wal), so the
+        # other threads run during the fsync; readers never see past `_versions`, which moves
+        # only after the sync.
+        self._sync = sync
+        self._append_opts = WriteOptions()
+        self._append_opts.sync = False
         self._lock = threading.Lock()
         self._appended = threading.Condition(self._lock)
         self._committer = GroupCommitter(self._write_group)
@@ -213,7 +220,7 @@ class RocksDBLog(LogBackend):
             self._write_group_locked(group)
 
     def _write_group_locked(self, group: list[Request]) -> None:
-        """Write every queued append that names the right version as one synced WriteBatch."""
+        """Write every queued append that names the right version as one WriteBatch, then fsync."""
         from rocksdict import WriteBatch
 
         versions: dict[str, int] = {}
@@ -239,7 +246,7 @@ class RocksDBLog(LogBackend):
         self._group += 1
         batch.put(_GROUP_KEY, _U64.pack(self._group) + _U64.pack(len(accepted)))
         try:
-            self._db.write(batch, self._sync_opts)
+            self._db.write(batch, self._append_opts, sync_wal=self._sync)
         except Exception as exc:  # nothing of this group is acknowledged
             self._group -= 1
             for req, _ in accepted:

@@ -112,7 +112,14 @@ class RocksHandle:
 
     # -- writing and recovering -----------------------------------------------------------
 
-    def write(self, batch, options=None) -> None:
+    def write(self, batch, options=None, sync_wal: bool = False) -> None:
+        """Write `batch`; with `sync_wal`, return only once the WAL holding it is fsynced.
+
+        `sync_wal` writes unsynced and then fsyncs the WAL with FlushWAL(sync=true): the same
+        durability as a write with sync=true, but rocksdict holds the GIL through a synced
+        write's fsync and lets go of it in FlushWAL, so the process's other threads run while
+        the disk syncs. Unlike a synced write, the batch is visible to RocksDB reads before
+        the sync: a caller that must not show unsynced data caps its reads itself."""
         with self.reading() as db:
             if self.failure is not None:
                 raise StorageUnavailable(self.failure)
@@ -121,6 +128,8 @@ class RocksHandle:
                     db.write(batch)
                 else:
                     db.write(batch, options)
+                if sync_wal:
+                    db.flush_wal(True)
             except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status
                 self._failed(f"{self.what} at {self.path}: a write failed: {exc}")
                 raise

@@ -10,16 +10,15 @@ leaves out is the group-commit hand-offs, receipts and the sequencer thread's sh
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 import time
 
-import numpy as np
 import orjson
 
 from ingest import events as ev
+from ingest.keys import idempotency_fingerprint
 from ingest.leaf import LEAF_TAIL, leaf_prefix, record_json, utc_now_text
 from ingest.log_rocksdb import RocksDBLog
 from ingest.projections import Projections
@@ -54,13 +53,13 @@ def measure_stages(workdir: str, records: list[dict], group: int, passes: int = 
     groups = [records[i:i + group] for i in range(0, len(records), group)]
     bodies = [orjson.dumps(g) for g in groups]
     valid = [validate_records(g) for g in groups]
-    key = os.urandom(32)
+    fingerprint = idempotency_fingerprint(os.urandom(16))
     received_at = utc_now_text()
     head = leaf_prefix("stages", received_at)
     n = sum(len(g) for g in groups)
 
     def fingerprints():
-        return [[hashlib.blake2b(record_json(r), key=key, digest_size=16).hexdigest().encode() for r in g] for g in valid]
+        return [[fingerprint(record_json(r)) for r in g] for g in valid]
 
     def leaves():
         seq, out = 0, []

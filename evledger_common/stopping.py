@@ -32,10 +32,14 @@ def _while_closing(signum, frame) -> None:
     log.warning("%s received while stopping: the ledgers are being closed", signal.Signals(signum).name)
 
 
-def hold_while_closing(loop=None) -> None:
+def hold_while_closing(loop=None, began_with: int | None = None) -> None:
     """From now until ignore_for_exit(): SIGTERM is noted, a second SIGINT exits at once.
     With `loop` (an asyncio loop that handles these signals), take them off it so that closing
-    it leaves these handlers in place."""
+    it leaves these handlers in place. `began_with`: the signal that began the stop, if one
+    did; after a SIGINT, the next SIGINT is the second."""
+    global _interrupted
+    if began_with == signal.SIGINT:
+        _interrupted = True
     stops = (signal.SIGTERM, signal.SIGINT)
     for sig in stops:  # replaces the loop's C-level handler: no moment with the default one
         signal.signal(sig, _while_closing)

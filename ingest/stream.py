@@ -502,9 +502,12 @@ class StreamWorker:
     the worker stops.
 
     A rebalance waits for the batch in hand: `on_partitions_revoked` (which aiokafka awaits
-    before the group moves on) takes the batch lock, commits, and closes the revoked
-    partitions' directories; a batch fetched before the revocation keeps only the records of
-    partitions still owned. aiokafka directly, not faust-streaming: with faust's per-event
+    before the group moves on, for up to the rebalance timeout) takes the batch lock, commits,
+    and closes the revoked partitions' directories; a batch fetched before the revocation
+    keeps only the records of partitions still assigned.
+
+    Every wait on the broker also watches `stop`: a worker whose broker is gone still stops
+    on SIGTERM (what it recorded is durable; its receipts' offsets are read again later). aiokafka directly, not faust-streaming: with faust's per-event
     machinery the worker ran at 0.017 of raw consume (docs/stream.md, "Delivery")."""
 
     def __init__(self, settings: StreamSettings, handler: BatchHandler,
@@ -518,7 +521,6 @@ class StreamWorker:
         # One thread: batches and partition releases run in order, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evledger-stream-batch")
         self._batch_lock: asyncio.Lock | None = None
-        self._owned: set = set()  # TopicPartitions assigned and not revoked
         self._uncommitted: dict = {}  # TopicPartition -> next offset, durable and published
         self._since_commit = 0
         self._last_commit = time.monotonic()
@@ -539,13 +541,19 @@ class StreamWorker:
             fetch_max_wait_ms=max(1, int(s.batch_latency * 1000)),  # a fetch answers within the batch latency
             session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=int(min(3.0, s.session_timeout / 3) * 1000),
-            # A batch may take a while behind a slow disk; the group waits for it (a rebalance
-            # waits for the batch in hand) rather than dropping the worker.
-            max_poll_interval_ms=max(300_000, int(s.retry_timeout * 2000)),
+            # A batch may take a while behind a slow disk (retry_timeout, then the producer's
+            # delivery timeout): the group waits for it, in a rebalance too, rather than
+            # handing its partitions on while it still writes.
+            max_poll_interval_ms=self.batch_deadline_ms,
+            rebalance_timeout_ms=self.batch_deadline_ms,
             **auth)
         producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=2,
                                     max_batch_size=1 << 20, **auth)
         return consumer, producer
+
+    @property
+    def batch_deadline_ms(self) -> int:
+        return max(300_000, int(self.settings.retry_timeout * 2000))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then finish the batch in hand and commit."""
@@ -555,18 +563,37 @@ class StreamWorker:
             self.publisher = Publisher(self.producer, self.settings.receipts_topic, self.settings.dead_letter_topic)
         try:
             self.consumer.subscribe([self.settings.topic], listener=_rebalance_listener(self))
-            await self.producer.start()
-            await self.consumer.start()
-            await self._consume(stop)
+            if await self._start(stop):
+                await self._consume(stop)
         finally:
-            await self.consumer.stop()
-            await self.producer.stop()
+            await _quietly(self.consumer.stop(), "closing the consumer")
+            await _quietly(self.producer.stop(), "closing the producer")
+
+    async def _start(self, stop: asyncio.Event) -> bool:
+        """Connect both clients, retrying while the broker cannot be reached (0.5 s doubling
+        up to 10 s); False if stopped first."""
+        from aiokafka.errors import KafkaConnectionError
+
+        delay = 0.5
+        for client in (self.producer, self.consumer):
+            while True:
+                try:
+                    if await _until_stopped(client.start(), stop) is _STOPPED:
+                        return False
+                    break
+                except KafkaConnectionError as exc:
+                    log.warning("broker %s not reachable (%s); retrying in %.1f s", self.settings.broker, exc, delay)
+                    await _until_stopped(asyncio.sleep(delay), stop)
+                    delay = min(delay * 2, 10.0)
+        return True
 
     async def _consume(self, stop: asyncio.Event) -> None:
         timeout_ms = max(1, int(self.settings.batch_latency * 1000))
         while not stop.is_set():
-            fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.batch_size)
-            if fetched:
+            # getmany waits without a limit while the group rebalances: race it with the stop.
+            fetched = await _until_stopped(
+                self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.batch_size), stop)
+            if fetched and fetched is not _STOPPED:
                 async with self._batch_lock:
                     await self.process(fetched)
             await self._maybe_commit()
@@ -576,7 +603,8 @@ class StreamWorker:
     async def process(self, fetched: dict) -> None:
         """Record one fetched batch ({TopicPartition: [ConsumerRecord]}) and publish its
         results; on any failure nothing of it is marked, and on_fatal decides what happens."""
-        fetched = {tp: msgs for tp, msgs in fetched.items() if msgs and tp in self._owned}
+        assigned = self.consumer.assignment()
+        fetched = {tp: msgs for tp, msgs in fetched.items() if msgs and tp in assigned}
         records = [InRecord(m.key, m.value, m.topic, m.partition, m.offset)
                    for msgs in fetched.values() for m in msgs]
         if not records:
@@ -612,17 +640,19 @@ class StreamWorker:
     async def _commit(self) -> None:
         from aiokafka.errors import KafkaError
 
-        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in self._owned}
+        assigned = self.consumer.assignment()
+        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in assigned}
         self._uncommitted = dict(offsets)  # a revoked partition's offsets are its next owner's business
         if not offsets:
             return
         try:
-            await self.consumer.commit(offsets)
-        except KafkaError as exc:
+            # aiokafka retries a commit without a limit while the coordinator is unreachable.
+            await asyncio.wait_for(self.consumer.commit(offsets), self.settings.session_timeout)
+        except (KafkaError, asyncio.TimeoutError) as exc:
             # Left to the next commit (or to the partition's next owner, who reads these
             # records again and finds them recorded: duplicates, never losses).
             log.warning("offset commit failed (%s); the records are durable and will be committed later or "
-                        "read again as duplicates", exc)
+                        "read again as duplicates", exc or "timed out")
             return
         for tp, offset in offsets.items():
             if self._uncommitted.get(tp) == offset:
@@ -634,15 +664,13 @@ class StreamWorker:
     async def partitions_revoked(self, revoked) -> None:
         async with self._batch_lock:  # the batch in hand finishes first
             await self._commit()
-            self._owned -= set(revoked)
-            self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in self._owned}
+            self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp not in revoked}
             partitions = {tp.partition for tp in revoked if tp.topic == self.settings.topic}
             if partitions:
                 loop = asyncio.get_running_loop()
                 await loop.run_in_executor(self.executor, self.handler.ledgers.release, partitions)
 
     async def partitions_assigned(self, assigned) -> None:
-        self._owned = set(assigned)
         mine = sorted(tp.partition for tp in assigned if tp.topic == self.settings.topic)
         log.info("assigned partitions %s of %s", mine, self.settings.topic)
         if self.settings.layout == "single":
@@ -657,6 +685,40 @@ class StreamWorker:
         self.executor.shutdown(wait=True)
         self.handler.close()
         self.handler.ledgers.close()
+
+
+_STOPPED = object()
+
+
+async def _until_stopped(awaitable, stop: asyncio.Event):
+    """`awaitable`'s result, or _STOPPED (it cancelled) if `stop` is set first."""
+    task = asyncio.ensure_future(awaitable)
+    if stop.is_set():
+        task.cancel()
+        return _STOPPED
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait((task,))
+    return _STOPPED
+
+
+async def _quietly(awaitable, what: str) -> None:
+    """Close a client without letting its failure (a broker gone mid-close) become the
+    worker's: logged, not raised. A cancellation of this task itself still propagates."""
+    try:
+        await awaitable
+    except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():
+            raise
+        log.warning("%s: cancelled inside the client", what)
+    except Exception as exc:
+        log.warning("%s: %s", what, exc)
 
 
 def _rebalance_listener(worker: StreamWorker):
@@ -687,13 +749,15 @@ def run_worker(settings: StreamSettings, ledgers: LedgerDirectory) -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
 
-        def request_stop() -> None:
-            if not stop.is_set():
-                log.info("stopping: finishing the batch in hand, committing, closing the ledgers")
+        def request_stop(signum: int) -> None:
+            log.info("stopping: finishing the batch in hand, committing, closing the ledgers")
             stop.set()
+            # From here a repeated SIGTERM is only noted and a second Ctrl-C exits at once,
+            # even while a wait on an unreachable broker runs out.
+            hold_while_closing(loop, began_with=signum)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, request_stop)
+            loop.add_signal_handler(sig, request_stop, sig)
         try:
             await worker.run(stop)
         finally:
@@ -704,6 +768,9 @@ def run_worker(settings: StreamSettings, ledgers: LedgerDirectory) -> int:
         asyncio.run(main())
     except KafkaError as exc:
         log.error("stream worker: the broker at %s cannot be used: %s", settings.broker, exc)
+        code = 1
+    except Exception as exc:  # never a bare traceback: say what stopped the worker
+        log.error("stream worker stopped by an unexpected error: %r", exc)
         code = 1
     finally:
         worker.close()

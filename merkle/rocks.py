@@ -119,7 +119,10 @@ class RocksHandle:
         durability as a write with sync=true, but rocksdict holds the GIL through a synced
         write's fsync and lets go of it in FlushWAL, so the process's other threads run while
         the disk syncs. Unlike a synced write, the batch is visible to RocksDB reads before
-        the sync: a caller that must not show unsynced data caps its reads itself."""
+        the sync: a caller that must not show unsynced data caps its reads itself. And a
+        failed FlushWAL leaves the batch in the memtable, so the reopen that recovery does
+        writes it out: a write reported as failed can be on disk afterwards (the log's
+        recovery reports streams that moved, and a retry finds those records as duplicates)."""
         with self.reading() as db:
             if self.failure is not None:
                 raise StorageUnavailable(self.failure)

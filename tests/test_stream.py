@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from evledger_common.stopping import terminate
-from evledger_dev.devbroker import Tansu, tansu_binary
+from evledger_dev.devbroker import Tansu, free_port, tansu_binary
 from ingest import events as ev
 from ingest.ledger import LedgerError, LedgerService
 from ingest.log_rocksdb import RocksDBLog
@@ -674,3 +674,39 @@ def test_worker_commits_nothing_when_a_batch_fails(broker, service):
     assert isinstance(fatal[0], ConnectionError)
     assert service.ledger("acme").record_count == 3  # durable: a restarted worker finds them as duplicates
     assert committed_offsets(broker, topics, 1) == {0: None}, "a batch whose receipts were not delivered was committed"
+
+
+@needs_tansu
+def test_a_worker_waits_out_an_unreachable_broker_and_still_stops_on_sigterm(tmp_path):
+    """Down at start: it retries, and SIGTERM stops it cleanly. Up later: it records. Gone
+    mid-run: SIGTERM still stops it at once, with status 0 (nothing is lost: what it recorded
+    is durable, and uncommitted offsets are read again as duplicates)."""
+    port = free_port()
+    data = tmp_path / "data"
+    with LedgerService(data, settings=FAST, start=False) as service:
+        service.create_ledger("acme")
+
+    class Unreachable:
+        url = f"kafka://127.0.0.1:{port}"
+
+    topics = Topics.__new__(Topics)
+    topics.evidence, topics.receipts, topics.dead, topics.group = "out-ev", "out-rc", "out-dl", "out-group"
+    first = Worker(data, Unreachable, topics, tmp_path / "first.log")
+    wait_until(lambda: "not reachable" in first.output(), timeout=30)
+    started = time.monotonic()
+    assert first.stop() == 0, first.output()[-3000:]
+    assert time.monotonic() - started < 10
+    second = Worker(data, Unreachable, topics, tmp_path / "second.log")
+    wait_until(lambda: "not reachable" in second.output(), timeout=30)
+    with Tansu(port=port, topics={topics.evidence: 1, topics.receipts: 1, topics.dead: 1}) as broker:
+        produce_records(broker.url, topics.evidence, [rec(i, evidence_id=f"out-{i}") for i in range(20)],
+                        ledger="acme")
+        receipts = read_topic(broker, topics.receipts, until=lambda m: len(m) >= 20, timeout=60)
+        assert len(receipts) == 20, second.output()[-3000:]
+        broker.stop()
+        started = time.monotonic()
+        assert second.stop() == 0, second.output()[-3000:]
+        assert time.monotonic() - started < 10, second.output()[-3000:]
+    assert "Traceback" not in first.output() + second.output()
+    with LedgerService(data, settings=FAST, start=False) as service:
+        assert service.ledger("acme").record_count == 20

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from evledger_common.stopping import terminate
 from evledger_dev.devbroker import Tansu, free_port, tansu_binary
@@ -24,9 +27,11 @@ from ingest import events as ev
 from ingest.ledger import LedgerError, LedgerService
 from ingest.log_rocksdb import RocksDBLog
 from ingest.sequencer import SequencerSettings
-from ingest.stream import (ERROR_HEADER, SOURCE_HEADER, BatchHandler, FatalStreamError, InRecord,
-                           PartitionDataDirs, SingleDataDir, StreamSettings, bootstrap_servers, handle_batch,
-                           StreamWorker, ledgers_on_distinct_partitions, partition_for, produce_records)
+from ingest.kafka_partitioner import kafka_partitions
+from ingest.stream import (ERROR_HEADER, SOURCE_HEADER, BatchHandler, BatchResult, FatalStreamError, InRecord,
+                           OutMessage, PartitionDataDirs, Publisher, SingleDataDir, StreamSettings, StreamWorker,
+                           bootstrap_servers, handle_batch, ledgers_on_distinct_partitions, partition_for,
+                           produce_records)
 from proof_api.cli import parse_args, stream_settings
 from tests.api_helpers import wait_until
 from tests.sample_records import rec
@@ -242,6 +247,15 @@ def test_partition_for_is_kafkas_default_partitioner():
     for ledger in ("acme", "beta", "ledger-7", "x"):
         for n in (1, 2, 3, 12):
             assert partition_for(ledger, n) == DefaultPartitioner()(ledger.encode(), list(range(n)), list(range(n)))
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=80), max_size=40), st.integers(min_value=1, max_value=500))
+def test_kafka_partitions_of_a_batch_are_the_default_partitioners(keys, n):
+    from aiokafka.partitioner import DefaultPartitioner
+
+    want = [DefaultPartitioner()(key, list(range(n)), list(range(n))) for key in keys]
+    assert kafka_partitions(keys, n).tolist() == want
 
 
 # ------------------------------------------------------------------------------ settings, CLI
@@ -710,3 +724,34 @@ def test_a_worker_waits_out_an_unreachable_broker_and_still_stops_on_sigterm(tmp
     assert "Traceback" not in first.output() + second.output()
     with LedgerService(data, settings=FAST, start=False) as service:
         assert service.ledger("acme").record_count == 20
+
+
+@needs_tansu
+def test_receipts_go_to_the_partition_their_key_hashes_to(broker):
+    """The publisher batches receipts per partition itself; each must land where Kafka's
+    default partitioner puts its key, as a per-message send would have put it."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.partitioner import DefaultPartitioner
+
+    broker.create_topic("spread-rc", 3)
+    broker.create_topic("spread-dl", 1)
+    receipts = [OutMessage(f"ev-{i}".encode(), b'{"n":%d}' % i) for i in range(300)]
+    dead = [OutMessage(b"acme", b"poison", ((ERROR_HEADER, b'{"code":"invalid_record"}'),))]
+
+    async def publish():
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await Publisher(producer, "spread-rc", "spread-dl").publish(BatchResult(receipts, dead))
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish())
+    seen = read_topic(broker, "spread-rc", until=lambda m: len(m) >= 300, timeout=30)
+    assert sorted(m.value for m in seen) == sorted(r.value for r in receipts)
+    for m in seen:
+        assert m.partition == DefaultPartitioner()(m.key, [0, 1, 2], [0, 1, 2])
+    assert len({m.partition for m in seen}) == 3
+    letters = read_topic(broker, "spread-dl", until=lambda m: len(m) >= 1, timeout=10)
+    assert [(m.key, m.value, dict(m.headers)[ERROR_HEADER]) for m in letters] == \
+        [(b"acme", b"poison", b'{"code":"invalid_record"}')]

@@ -157,8 +157,10 @@ def hash_nodes(lefts, rights, alg: str = "sm3") -> np.ndarray:
         from . import sm3_numba
 
         out = np.empty((n, DIGEST_SIZE), dtype=np.uint8)
-        if n:
+        if n >= PARALLEL_MIN_MESSAGES:
             sm3_numba.sm3_node_pairs(lefts, rights, out)
+        elif n:
+            sm3_numba.sm3_node_pairs_serial(lefts, rights, out)
         return out
     data = np.concatenate([lefts, rights], axis=1).reshape(-1)
     offsets = np.arange(n + 1, dtype=np.int64) * (2 * DIGEST_SIZE)
@@ -166,12 +168,15 @@ def hash_nodes(lefts, rights, alg: str = "sm3") -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Compile, or load from numba's on-disk cache, the three SM3 kernels the service calls
-    (serial and parallel batches, node pairs), with the argument types of real calls. On a
+    """Compile, or load from numba's on-disk cache, the four SM3 kernels the service calls
+    (serial and parallel batches of leaves and of node pairs), with the argument types of
+    real calls. On a
     fresh machine that takes tens of seconds; from the cache, a fraction of one."""
     hash_leaves([b"warm-up"] * 4)
     hash_leaves([b"warm-up"] * PARALLEL_MIN_MESSAGES)
     digests = np.zeros((2, DIGEST_SIZE), dtype=np.uint8)
+    hash_nodes(digests, digests)
+    digests = np.zeros((PARALLEL_MIN_MESSAGES, DIGEST_SIZE), dtype=np.uint8)
     hash_nodes(digests, digests)
 
 

@@ -395,3 +395,18 @@ def sm3_node_pairs(lefts, rights, out):
         for g in range(t * _GROUPS_PER_TASK, g_end):
             first = g * LANES
             _hash_node_group(lefts, rights, first, min(LANES, n - first), out, s, lw, rw)
+
+
+@njit(cache=True, nogil=True)
+def sm3_node_pairs_serial(lefts, rights, out):
+    """sm3_node_pairs in the calling thread. A parallel launch costs far more than a few
+    thousand node hashes, and while another thread of the process is busy (the write path
+    beside the sequencer) its workers wait for cores: the sequencer's flushes spent ~1 ms a
+    call there, 4 µs a record of CPU, hashing about two thousand nodes."""
+    n = lefts.shape[0]
+    s = np.empty(_ROWS * LANES, dtype=np.uint32)
+    lw = np.empty(8 * LANES, dtype=np.uint32)
+    rw = np.empty(8 * LANES, dtype=np.uint32)
+    for g in range((n + LANES - 1) // LANES):
+        first = g * LANES
+        _hash_node_group(lefts, rights, first, min(LANES, n - first), out, s, lw, rw)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import merkle
 from merkle import hashing
 from merkle import sm3_numba
-from merkle.sm3_numba import sm3_multibuffer, sm3_node_pairs, sm3_scalar
+from merkle.sm3_numba import sm3_multibuffer, sm3_node_pairs, sm3_node_pairs_serial, sm3_scalar
 
 # GB/T 32905-2016 Annex A: example 1 ("abc") and example 2 ("abcd" repeated 16 times).
 GBT_EXAMPLES = [
@@ -262,14 +262,28 @@ def test_hash_nodes_from_lists_of_digests(n, alg):
                                                   np.array([list(r) for r in rights], np.uint8))) == want
 
 
-def test_node_pairs_kernel_directly():
-    # The two-block node kernel: idle lanes of the last group repeat a real pair and must not
-    # be stored; rows of `out` past n stay as they were.
+@pytest.mark.parametrize("kernel", [sm3_node_pairs, sm3_node_pairs_serial])
+def test_node_pairs_kernel_directly(kernel):
+    # The two-block node kernels (parallel, and serial for batches below PARALLEL_MIN_MESSAGES):
+    # idle lanes of the last group repeat a real pair and must not be stored; rows of `out`
+    # past n stay as they were.
     for n in (1, LANES - 1, LANES, LANES + 1, 3 * LANES + 7):
         lefts, rights = random_digests(2 * n, n), random_digests(2 * n + 1, n)
         out = np.zeros((n, 32), np.uint8)
-        sm3_node_pairs(lefts, rights, out)
+        kernel(lefts, rights, out)
         assert rows(out) == [openssl_sm3(b"\x01" + l.tobytes() + r.tobytes()) for l, r in zip(lefts, rights)]
+
+
+def test_hash_nodes_agrees_across_the_parallel_threshold():
+    from merkle.hashing import PARALLEL_MIN_MESSAGES
+
+    n = PARALLEL_MIN_MESSAGES + 3
+    lefts, rights = random_digests(7, n), random_digests(8, n)
+    serial = np.zeros((n, 32), np.uint8)
+    sm3_node_pairs_serial(lefts, rights, serial)
+    assert np.array_equal(merkle.hash_nodes(lefts, rights), serial)
+    assert rows(merkle.hash_nodes(lefts[:5], rights[:5])) == [openssl_sm3(b"\x01" + l.tobytes() + r.tobytes())
+                                                              for l, r in zip(lefts[:5], rights[:5])]
 
 
 @given(st.integers(0, 300), st.integers(0, 2**32))

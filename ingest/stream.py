@@ -510,10 +510,8 @@ class Publisher:
             for message in group:
                 if batch.append(key=message.key, value=message.value, timestamp=None) is None:  # full
                     pending.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                    if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-                        # Larger than a whole batch: on its own, as the producer sends any message.
-                        pending.append(await producer.send(topic, message.value, message.key, partition=partition))
+                    batch = producer.create_batch()  # takes its first record whatever its size
+                    batch.append(key=message.key, value=message.value, timestamp=None)
             if batch.record_count():
                 pending.append(await producer.send_batch(batch, topic, partition=partition))
         return pending
@@ -546,6 +544,9 @@ class StreamWorker:
         # One thread: batches and partition releases run in order, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evledger-stream-batch")
         self._batch_lock: asyncio.Lock | None = None
+        # What the rebalance listener last said is ours: aiokafka's own assignment() still
+        # lists revoked partitions until the group's next assignment arrives.
+        self._owned: set = set()
         self._uncommitted: dict = {}  # TopicPartition -> next offset, durable and published
         self._since_commit = 0
         self._last_commit = time.monotonic()
@@ -621,15 +622,14 @@ class StreamWorker:
             if fetched and fetched is not _STOPPED:
                 async with self._batch_lock:
                     await self.process(fetched)
-            await self._maybe_commit()
-        async with self._batch_lock:
-            await self._commit()
+            await _until_stopped(self._maybe_commit(), stop)
+        async with self._batch_lock:  # the last commit gets a short while, stop or not
+            await self._commit(timeout=min(self.settings.session_timeout, 5.0))
 
     async def process(self, fetched: dict) -> None:
         """Record one fetched batch ({TopicPartition: [ConsumerRecord]}) and publish its
         results; on any failure nothing of it is marked, and on_fatal decides what happens."""
-        assigned = self.consumer.assignment()
-        fetched = {tp: msgs for tp, msgs in fetched.items() if msgs and tp in assigned}
+        fetched = {tp: msgs for tp, msgs in fetched.items() if msgs and tp in self._owned}
         records = [InRecord(m.key, m.value, m.topic, m.partition, m.offset)
                    for msgs in fetched.values() for m in msgs]
         if not records:
@@ -662,22 +662,21 @@ class StreamWorker:
                                   or time.monotonic() - self._last_commit >= self.settings.commit_interval):
             await self._commit()
 
-    async def _commit(self) -> None:
+    async def _commit(self, timeout: float | None = None) -> None:
         from aiokafka.errors import KafkaError
 
-        assigned = self.consumer.assignment()
-        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in assigned}
+        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in self._owned}
         self._uncommitted = dict(offsets)  # a revoked partition's offsets are its next owner's business
         if not offsets:
             return
         try:
             # aiokafka retries a commit without a limit while the coordinator is unreachable.
-            await asyncio.wait_for(self.consumer.commit(offsets), self.settings.session_timeout)
+            await asyncio.wait_for(self.consumer.commit(offsets), timeout or self.settings.session_timeout)
         except (KafkaError, asyncio.TimeoutError) as exc:
             # Left to the next commit (or to the partition's next owner, who reads these
             # records again and finds them recorded: duplicates, never losses).
             log.warning("offset commit failed (%s); the records are durable and will be committed later or "
-                        "read again as duplicates", exc or "timed out")
+                        "read again as duplicates", str(exc) or "no answer in time")
             return
         for tp, offset in offsets.items():
             if self._uncommitted.get(tp) == offset:
@@ -689,6 +688,7 @@ class StreamWorker:
     async def partitions_revoked(self, revoked) -> None:
         async with self._batch_lock:  # the batch in hand finishes first
             await self._commit()
+            self._owned -= set(revoked)
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp not in revoked}
             partitions = {tp.partition for tp in revoked if tp.topic == self.settings.topic}
             if partitions:
@@ -696,6 +696,7 @@ class StreamWorker:
                 await loop.run_in_executor(self.executor, self.handler.ledgers.release, partitions)
 
     async def partitions_assigned(self, assigned) -> None:
+        self._owned = set(assigned)
         mine = sorted(tp.partition for tp in assigned if tp.topic == self.settings.topic)
         log.info("assigned partitions %s of %s", mine, self.settings.topic)
         if self.settings.layout == "single":
@@ -724,12 +725,17 @@ async def _until_stopped(awaitable, stop: asyncio.Event):
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
     finally:
         stopping.cancel()
     if task.done():
         return task.result()
     task.cancel()
     await asyncio.wait((task,))
+    if not task.cancelled() and task.exception() is not None:  # it failed as it was stopped
+        log.warning("while stopping: %r", task.exception())
     return _STOPPED
 
 
@@ -775,6 +781,9 @@ def run_worker(settings: StreamSettings, ledgers: LedgerDirectory) -> int:
         stop = asyncio.Event()
 
         def request_stop(signum: int) -> None:
+            if stop.is_set():  # a second signal queued before the first was handled
+                signal.raise_signal(signum)  # to the closing-time handler, now in place
+                return
             log.info("stopping: finishing the batch in hand, committing, closing the ledgers")
             stop.set()
             # From here a repeated SIGTERM is only noted and a second Ctrl-C exits at once,

@@ -94,12 +94,14 @@ def stream_group() -> None:
              "twice) instead of giving them kafka:TOPIC:PARTITION:OFFSET")
 def worker(args) -> int:
     from ingest.ledger import LedgerService
+    from ingest.kafka_partitioner import kafka_partitions
     from ingest.stream import PartitionDataDirs, SingleDataDir, run_worker
 
     from merkle.hashing import warm_up
 
     settings = stream_settings(args)
     warm_up()  # the SM3 kernels before the ledgers open and the worker joins its group
+    kafka_partitions([b"warm-up"], 1)  # and the receipts' partitioner, off the event loop
     if settings.layout == "partition":
         if args.log != "rocksdb":
             raise ValueError("--layout partition keeps a RocksDB log per partition directory; it does not "

@@ -752,6 +752,42 @@ async def _quietly(awaitable, what: str) -> None:
         log.warning("%s: %s", what, exc)
 
 
+class RepeatedLogFilter(logging.Filter):
+    """Lets one warning or error of each message template through every `interval` seconds;
+    the next one let through says how many were held back. aiokafka logs every reconnect attempt and
+    every failed fetch while a broker is gone, dozens of lines a second."""
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[tuple[str, object], float] = {}
+        self._held: dict[tuple[str, object], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.msg)
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        if len(self._last) > 1000:  # templates are few; a library logging f-strings is not
+            self._last.clear()
+        self._last[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like this in the last {self.interval:.0f} s not shown)"
+        return True
+
+
+# aiokafka's loggers that repeat themselves while a broker is unreachable.
+AIOKAFKA_LOGGERS = ("aiokafka", "aiokafka.conn", "aiokafka.cluster", "aiokafka.consumer.consumer",
+                    "aiokafka.consumer.fetcher", "aiokafka.consumer.group_coordinator",
+                    "aiokafka.producer.producer", "aiokafka.producer.sender")
+
+
 def _rebalance_listener(worker: StreamWorker):
     """aiokafka's ConsumerRebalanceListener, handing both calls to the worker (aiokafka awaits
     them before the group goes on)."""
@@ -775,6 +811,9 @@ def run_worker(settings: StreamSettings, ledgers: LedgerDirectory) -> int:
     from aiokafka.errors import KafkaError
 
     worker = StreamWorker(settings, BatchHandler(ledgers, settings))
+    repeated = RepeatedLogFilter()
+    for name in AIOKAFKA_LOGGERS:
+        logging.getLogger(name).addFilter(repeated)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -29,9 +29,9 @@ from ingest.log_rocksdb import RocksDBLog
 from ingest.sequencer import SequencerSettings
 from ingest.kafka_partitioner import kafka_partitions
 from ingest.stream import (ERROR_HEADER, SOURCE_HEADER, BatchHandler, BatchResult, FatalStreamError, InRecord,
-                           OutMessage, PartitionDataDirs, Publisher, SingleDataDir, StreamSettings, StreamWorker,
-                           bootstrap_servers, handle_batch, ledgers_on_distinct_partitions, partition_for,
-                           produce_records)
+                           OutMessage, PartitionDataDirs, Publisher, RepeatedLogFilter, SingleDataDir,
+                           StreamSettings, StreamWorker, bootstrap_servers, handle_batch,
+                           ledgers_on_distinct_partitions, partition_for, produce_records)
 from proof_api.cli import parse_args, stream_settings
 from tests.api_helpers import wait_until
 from tests.sample_records import rec
@@ -256,6 +256,29 @@ def test_kafka_partitions_of_a_batch_are_the_default_partitioners(keys, n):
 
     want = [DefaultPartitioner()(key, list(range(n)), list(range(n))) for key in keys]
     assert kafka_partitions(keys, n).tolist() == want
+
+
+def test_repeated_library_errors_are_thinned_and_counted():
+    import logging
+
+    now = [0.0]
+    thin = RepeatedLogFilter(interval=10.0, clock=lambda: now[0])
+
+    def record(msg, level=logging.ERROR, name="aiokafka"):
+        return logging.LogRecord(name, level, __file__, 1, msg, ("h", 1), None)
+
+    first = record('Unable connect to "%s:%s"')
+    assert thin.filter(first) and first.getMessage() == 'Unable connect to "h:1"'
+    for t in (1.0, 2.0, 9.9):
+        now[0] = t
+        assert not thin.filter(record('Unable connect to "%s:%s"'))
+    assert thin.filter(record("Unable to update metadata from %s"))  # another template
+    assert thin.filter(record("Joined group %s", level=logging.INFO))  # below warnings: untouched
+    assert thin.filter(record("Joined group %s", level=logging.INFO))
+    now[0] = 10.0
+    later = record('Unable connect to "%s:%s"')
+    assert thin.filter(later)
+    assert later.getMessage() == 'Unable connect to "h:1" (3 more like this in the last 10 s not shown)'
 
 
 # ------------------------------------------------------------------------------ settings, CLI

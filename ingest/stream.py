@@ -702,10 +702,15 @@ class StreamWorker:
         if self.settings.layout == "single":
             total = self.consumer.partitions_for_topic(self.settings.topic)
             if total and len(mine) < len(total):
+                # Its records would be dead-lettered as unknown_ledger here while the worker
+                # that has their ledgers waits: consume nothing until the group gives this
+                # worker the whole topic again (the next assignment starts unpaused).
+                self.consumer.pause(*assigned)
                 log.error("layout 'single' but this worker got %d of the %d partitions of %s: another worker "
-                          "joined group %r; its ledgers are not in this data directory. Use --layout partition "
-                          "to run several workers (docs/stream.md)", len(mine), len(total), self.settings.topic,
-                          self.settings.group)
+                          "joined group %r, and the ledgers of one data directory must see every partition. "
+                          "Consuming nothing until this worker has the whole topic again; use --layout "
+                          "partition to run several workers (docs/stream.md)", len(mine), len(total),
+                          self.settings.topic, self.settings.group)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -778,3 +778,39 @@ def test_receipts_go_to_the_partition_their_key_hashes_to(broker):
     letters = read_topic(broker, "spread-dl", until=lambda m: len(m) >= 1, timeout=10)
     assert [(m.key, m.value, dict(m.headers)[ERROR_HEADER]) for m in letters] == \
         [(b"acme", b"poison", b'{"code":"invalid_record"}')]
+
+
+@needs_tansu
+def test_single_layout_workers_sharing_a_group_pause_instead_of_dead_lettering(broker, tmp_path):
+    """Two `--layout single` workers in one group each get part of the topic: neither may
+    dead-letter the other's records as unknown_ledger. Both pause; once one stops, the other
+    gets the whole topic and records everything."""
+    topics = Topics(broker, "single-two", 2)
+    ledgers = ledgers_on_distinct_partitions(2)
+    data = tmp_path / "data"
+    with LedgerService(data, settings=FAST, start=False) as service:
+        for ledger in ledgers:
+            service.create_ledger(ledger)
+    stray = tmp_path / "stray"  # a second worker's own directory, without these ledgers
+    with LedgerService(stray, settings=FAST, start=False):
+        pass
+    first = Worker(data, broker, topics, tmp_path / "first.log")
+    wait_until(lambda: "assigned partitions [0, 1]" in first.output(), timeout=30)
+    second = Worker(stray, broker, topics, tmp_path / "second.log")
+    try:
+        wait_until(lambda: "Consuming nothing" in second.output() and first.output().count("assigned partitions") >= 2,
+                   timeout=30)
+        produce_records(broker.url, topics.evidence,
+                        [(ledger, rec(i, evidence_id=f"{ledger}-{i}")) for ledger in ledgers for i in range(20)])
+        time.sleep(2)
+        assert read_topic(broker, topics.receipts, timeout=1.0) == []
+    finally:
+        assert second.stop() == 0, second.output()[-3000:]
+    try:
+        messages = read_topic(broker, topics.receipts, until=lambda m: len(m) >= 40, timeout=45)
+    finally:
+        assert first.stop() == 0, first.output()[-3000:]
+    assert len(messages) == 40 and all("receipt" in orjson.loads(m.value) for m in messages)
+    assert read_topic(broker, topics.dead, timeout=1.0) == []
+    with LedgerService(data, settings=FAST, start=False) as service:
+        assert sorted(service.ledger(ledger).record_count for ledger in ledgers) == [20, 20]

@@ -520,7 +520,7 @@ def latency_bound(lat: dict, raw: list[dict], cores: int) -> str:
                         if quick else ""))
     if a["n"] and b["n"]:
         parts.append(f"at p50, {a['p50_ms']:.0f} ms from send to the ledger's group commit (producer linger "
-                     f"{LINGER_MS} ms, broker, the worker's fetch, its batch window within="
+                     f"{LINGER_MS} ms, broker, the worker's fetch, which waits up to its batch latency of "
                      f"{WORKER_DEFAULTS['batch_latency']} s) and {b['p50_ms']:.0f} ms from there to the receipt seen "
                      "(append + fsync, receipts published acks=all, the bench's fetch)")
     parts.append(cpu_text(lat["cpu"]))

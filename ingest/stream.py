@@ -527,11 +527,13 @@ class StreamWorker:
     A rebalance waits for the batch in hand: `on_partitions_revoked` (which aiokafka awaits
     before the group moves on, for up to the rebalance timeout) takes the batch lock, commits,
     and closes the revoked partitions' directories; a batch fetched before the revocation
-    keeps only the records of partitions still assigned.
+    keeps only the records of partitions the listener still says are ours.
 
     Every wait on the broker also watches `stop`: a worker whose broker is gone still stops
-    on SIGTERM (what it recorded is durable; its receipts' offsets are read again later). aiokafka directly, not faust-streaming: with faust's per-event
-    machinery the worker ran at 0.015 of raw consume (docs/stream.md, "Delivery")."""
+    on SIGTERM (what it recorded is durable; its receipts' offsets are read again later).
+
+    aiokafka directly, not faust-streaming: with faust's per-event machinery the worker ran
+    at 0.015 of raw consume (docs/stream.md, "Delivery")."""
 
     def __init__(self, settings: StreamSettings, handler: BatchHandler,
                  on_fatal: Callable[[BaseException], None] = _default_on_fatal):
@@ -553,7 +555,6 @@ class StreamWorker:
         self.batches = 0
         self.records = 0
         self.errors = 0
-        self.commits = 0
 
     def _clients(self):
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -564,7 +565,7 @@ class StreamWorker:
             bootstrap_servers=s.bootstrap_servers, group_id=s.group, enable_auto_commit=False,
             auto_offset_reset="earliest",  # a new group starts at the beginning, not at the end
             max_poll_records=s.batch_size,
-            fetch_max_wait_ms=max(1, int(s.batch_latency * 1000)),  # a fetch answers within the batch latency
+            fetch_max_wait_ms=self.batch_latency_ms,  # a fetch answers within the batch latency
             session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=int(min(3.0, s.session_timeout / 3) * 1000),
             # A batch may take a while behind a slow disk (retry_timeout, then the producer's
@@ -576,6 +577,10 @@ class StreamWorker:
         producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=2,
                                     max_batch_size=1 << 20, **auth)
         return consumer, producer
+
+    @property
+    def batch_latency_ms(self) -> int:
+        return max(1, int(self.settings.batch_latency * 1000))
 
     @property
     def batch_deadline_ms(self) -> int:
@@ -599,22 +604,25 @@ class StreamWorker:
         """Connect both clients, retrying while the broker cannot be reached (0.5 s doubling
         up to 10 s); False if stopped first."""
         from aiokafka.errors import KafkaConnectionError
+        from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-        delay = 0.5
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(KafkaConnectionError),
+            wait=wait_exponential(multiplier=0.5, max=10.0),
+            sleep=lambda seconds: _until_stopped(asyncio.sleep(seconds), stop),  # a stop cuts it short
+            before_sleep=lambda state: log.warning("broker %s not reachable (%s); retrying in %.1f s",
+                                                   self.settings.broker, state.outcome.exception(),
+                                                   state.upcoming_sleep),
+            reraise=True)
         for client in (self.producer, self.consumer):
-            while True:
-                try:
+            async for attempt in retrying:
+                with attempt:
                     if await _until_stopped(client.start(), stop) is _STOPPED:
                         return False
-                    break
-                except KafkaConnectionError as exc:
-                    log.warning("broker %s not reachable (%s); retrying in %.1f s", self.settings.broker, exc, delay)
-                    await _until_stopped(asyncio.sleep(delay), stop)
-                    delay = min(delay * 2, 10.0)
         return True
 
     async def _consume(self, stop: asyncio.Event) -> None:
-        timeout_ms = max(1, int(self.settings.batch_latency * 1000))
+        timeout_ms = self.batch_latency_ms
         while not stop.is_set():
             # getmany waits without a limit while the group rebalances: race it with the stop.
             fetched = await _until_stopped(
@@ -683,7 +691,6 @@ class StreamWorker:
                 del self._uncommitted[tp]
         self._since_commit = 0
         self._last_commit = time.monotonic()
-        self.commits += 1
 
     async def partitions_revoked(self, revoked) -> None:
         async with self._batch_lock:  # the batch in hand finishes first
@@ -760,8 +767,8 @@ async def _quietly(awaitable, what: str) -> None:
 class RepeatedLogFilter(logging.Filter):
     """Lets a warning or error repeated word for word (same logger, level, template and
     arguments) through once every `interval` seconds; the next one let through says how many
-    were held back. aiokafka logs every reconnect attempt and
-    every failed fetch while a broker is gone, dozens of lines a second."""
+    were held back. aiokafka logs every reconnect attempt and every failed fetch while a
+    broker is gone, dozens of lines a second."""
 
     def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic):
         super().__init__()
@@ -782,8 +789,9 @@ class RepeatedLogFilter(logging.Filter):
         if last is not None and now - last < self.interval:
             self._held[key] = self._held.get(key, 0) + 1
             return False
-        if len(self._last) > 1000:  # templates are few; a library logging f-strings is not
+        if len(self._last) > 1000:  # messages repeated in an outage are few; bounded whatever comes
             self._last.clear()
+            self._held.clear()
         self._last[key] = now
         held = self._held.pop(key, 0)
         if held:

@@ -55,7 +55,12 @@ class LedgerError(ValueError):
 
 def check_ledger_id(ledger_id) -> str:
     if not isinstance(ledger_id, str) or not LEDGER_ID_RE.fullmatch(ledger_id):
-        raise LedgerError("invalid_ledger_id", f"ledger id {ledger_id!r} must match {LEDGER_ID_RE.pattern}")
+        # Cut before quoting: the id may be a Kafka key or a URL of any length, and the error
+        # travels in receipts and dead-letter headers that must stay small.
+        shown = repr(ledger_id[:80]) + "..." if isinstance(ledger_id, str) and len(ledger_id) > 80 else repr(ledger_id)
+        if len(shown) > 400:  # not a str: its repr may be long too
+            shown = shown[:397] + "..."
+        raise LedgerError("invalid_ledger_id", f"ledger id {shown} must match {LEDGER_ID_RE.pattern}")
     return ledger_id
 
 

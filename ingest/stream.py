@@ -546,6 +546,7 @@ class StreamWorker:
         # One thread: batches and partition releases run in order, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evledger-stream-batch")
         self._batch_lock: asyncio.Lock | None = None
+        self._stop: asyncio.Event | None = None
         # What the rebalance listener last said is ours: aiokafka's own assignment() still
         # lists revoked partitions until the group's next assignment arrives.
         self._owned: set = set()
@@ -589,6 +590,7 @@ class StreamWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then finish the batch in hand and commit."""
         self._batch_lock = asyncio.Lock()
+        self._stop = stop
         self.consumer, self.producer = self._clients()
         if self.publisher is None:
             self.publisher = Publisher(self.producer, self.settings.receipts_topic, self.settings.dead_letter_topic)
@@ -647,7 +649,12 @@ class StreamWorker:
             started = time.perf_counter()
             result = await loop.run_in_executor(self.executor, self.handler.handle, records)
             recorded = time.perf_counter()
-            await self.publisher.publish(result)
+            # A stop gives the delivery a few seconds: a broker that is gone would hold it for
+            # the producer's whole request timeout (40 s).
+            if await _until_stopped(self.publisher.publish(result), self._stop, grace=5.0) is _STOPPED:
+                log.warning("stopping with %d receipts not delivered: their records are durable and are read "
+                            "again (as duplicates) by the next worker", len(records))
+                return  # nothing of this batch is marked
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("batch of %d: recorded in %.1f ms, receipts delivered in %.1f ms", len(records),
                           (recorded - started) * 1e3, (time.perf_counter() - recorded) * 1e3)
@@ -728,20 +735,21 @@ class StreamWorker:
 _STOPPED = object()
 
 
-async def _until_stopped(awaitable, stop: asyncio.Event):
-    """`awaitable`'s result, or _STOPPED (it cancelled) if `stop` is set first."""
+async def _until_stopped(awaitable, stop: asyncio.Event, grace: float = 0.0):
+    """`awaitable`'s result, or _STOPPED (it cancelled) if `stop` is set first and it does
+    not finish within `grace` seconds after."""
     task = asyncio.ensure_future(awaitable)
-    if stop.is_set():
-        task.cancel()
-        return _STOPPED
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        stopping.cancel()
+    if not stop.is_set():
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            stopping.cancel()
+    if not task.done() and grace > 0:
+        await asyncio.wait((task,), timeout=grace)
     if task.done():
         return task.result()
     task.cancel()
@@ -751,11 +759,15 @@ async def _until_stopped(awaitable, stop: asyncio.Event):
     return _STOPPED
 
 
-async def _quietly(awaitable, what: str) -> None:
+async def _quietly(awaitable, what: str, timeout: float = 5.0) -> None:
     """Close a client without letting its failure (a broker gone mid-close) become the
-    worker's: logged, not raised. A cancellation of this task itself still propagates."""
+    worker's: logged, not raised, and given `timeout` seconds (a producer's close waits for
+    undelivered messages, up to its whole request timeout when the broker is gone). A
+    cancellation of this task itself still propagates."""
     try:
-        await awaitable
+        await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        log.warning("%s: no answer within %.0f s; left behind", what, timeout)
     except asyncio.CancelledError:
         if asyncio.current_task().cancelling():
             raise
@@ -846,6 +858,12 @@ def run_worker(settings: StreamSettings, ledgers: LedgerDirectory) -> int:
             # even while a wait on an unreachable broker runs out.
             hold_while_closing(loop, began_with=signum)
 
+        def unretrieved(loop_, context: dict) -> None:
+            # aiokafka leaves delivery futures of a broker that went away failed and unread;
+            # asyncio would print each with a stack trace when it is collected.
+            log.warning("%s: %r", context.get("message", "asyncio"), context.get("exception"))
+
+        loop.set_exception_handler(unretrieved)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, request_stop, sig)
         try:

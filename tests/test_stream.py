@@ -168,6 +168,20 @@ def test_a_huge_poison_value_is_dead_lettered_cut_short(service):
     assert len(result.receipts[0].value) < 1024
 
 
+def test_a_huge_bad_key_gets_a_small_error_receipt_and_dead_letter(service):
+    """A 300 KB key of control bytes: its invalid_ledger_id error quotes the key cut short, so
+    the receipt and the dead letter's error header stay far below a broker's message limit
+    (quoted whole they were 1.5 MB and stopped the worker on every restart)."""
+    good = value(rec(1, evidence_id="beside-a-bad-key"))
+    result = handle_batch(service, [InRecord(b"\x01" * 300_000, good, "evidence", 0, 0),
+                                    InRecord(b"acme", good, "evidence", 0, 1)])
+    (_, bad), (_, fine) = decoded(result)
+    assert bad["error"]["code"] == "invalid_ledger_id" and "receipt" in fine
+    assert len(result.receipts[0].value) < 2048
+    (dl,) = result.dead_letters
+    assert len(dict(dl.headers)[ERROR_HEADER]) < 2048 and len(dl.key) <= 1024
+
+
 def test_transient_log_failures_are_retried_then_fatal(service, monkeypatch):
     ledger = service.ledger("acme")
     real_submit = ledger.submit
@@ -825,3 +839,27 @@ def test_single_layout_workers_sharing_a_group_pause_instead_of_dead_lettering(b
     assert read_topic(broker, topics.dead, timeout=1.0) == []
     with LedgerService(data, settings=FAST, start=False) as service:
         assert sorted(service.ledger(ledger).record_count for ledger in ledgers) == [20, 20]
+
+
+@needs_tansu
+def test_sigterm_stops_a_worker_whose_broker_died_mid_batch(tmp_path):
+    """The broker dies while receipts of a batch are on their way: SIGTERM still stops the
+    worker cleanly within seconds (the delivery, the last commit and each client's close get
+    a few seconds), not after the producer's 40 s request timeout, and prints no traceback.
+    The batch's records are durable; nothing of it was committed."""
+    data = tmp_path / "data"
+    with LedgerService(data, settings=FAST, start=False) as service:
+        service.create_ledger("acme")
+    with Tansu(topics={"mid-ev": 1, "mid-rc": 1, "mid-dl": 1}) as broker:
+        produce_records(broker.url, "mid-ev", [rec(i, evidence_id=f"mid-{i}") for i in range(20_000)], ledger="acme")
+        topics = Topics.__new__(Topics)
+        topics.evidence, topics.receipts, topics.dead, topics.group = "mid-ev", "mid-rc", "mid-dl", "mid-group"
+        worker = Worker(data, broker, topics, tmp_path / "worker.log", batch_size=1000)
+        wait_until(lambda: "assigned partitions" in worker.output(), timeout=60)
+        time.sleep(0.3)
+        broker.stop()
+    time.sleep(3)
+    started = time.monotonic()
+    assert worker.stop() == 0, worker.output()[-3000:]
+    assert time.monotonic() - started < 25, worker.output()[-3000:]
+    assert "Traceback" not in worker.output() and "stream worker stopped" in worker.output()

@@ -49,6 +49,8 @@ RESULTS = Path(__file__).parent / "results"
 GOAL_DURABLE = 300_000  # records/s, durable and acknowledged
 GOAL_RATIO = 0.3  # of the raw engine's synced rate at the same G
 GOAL_REBUILD = 1_000_000  # events/s
+SUSTAINED_RECORDS = 10_000_000  # the sustained run whose memory must stay bounded
+BOUNDED_GROWTH = 0.10  # of resident memory at mid-run: the most the second half may add
 STAGES_GROUP = 1000
 GROUPS = (100, 1000, 5000)
 THREADS = (1, 4)
@@ -491,6 +493,25 @@ def bench_latency(workdir: str, pool: RecordPool, target: float, seconds: float,
             "batch_max_delay_s": SequencerSettings().batch_max_delay}
 
 
+def current_rss_mib() -> float:
+    """Resident memory of this process now (ru_maxrss is only the peak)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_growth(samples: list[tuple[int, float]]) -> dict:
+    """Resident memory while a ledger grows: bounded when the second half of the run added
+    less than BOUNDED_GROWTH of what was resident at its middle (caches and memtables fill
+    early and then stay; a leak keeps growing with the records)."""
+    records, rss = samples[-1]
+    half = min(samples, key=lambda s: abs(s[0] - records / 2))
+    growth = rss - half[1]
+    per_million = growth / max(records - half[0], 1) * 1e6
+    return {"samples": samples, "final_mib": rss, "half_records": half[0], "half_mib": half[1],
+            "second_half_growth_mib": growth, "second_half_mib_per_million": per_million,
+            "bounded": records >= 2 * 100_000 and growth <= BOUNDED_GROWTH * half[1]}
+
+
 # -- 4. rebuild ------------------------------------------------------------------------------------------
 
 def bench_rebuild(workdir: str, n: int, budget: float, cores: int, chunk: int = 10_000, threads: int = 2) -> dict:
@@ -507,6 +528,8 @@ def bench_rebuild(workdir: str, n: int, budget: float, cores: int, chunk: int = 
     next_start = [0]
     deadline = time.perf_counter() + budget
     bar = tqdm(total=n, unit="rec", unit_scale=True, desc="  building ledger (Ledger.submit)")
+    rss_every = max(chunk, n // 20 // chunk * chunk)
+    rss_samples = [(0, current_rss_mib())]  # (records built, resident MiB): is memory bounded?
 
     def worker():
         while True:
@@ -522,6 +545,9 @@ def bench_rebuild(workdir: str, n: int, budget: float, cores: int, chunk: int = 
                 raise RuntimeError(f"{bad} records of a build batch were rejected")
             with lock:
                 bar.update(count)
+                done = bar.n
+                if done // rss_every > rss_samples[-1][0] // rss_every:
+                    rss_samples.append((done, current_rss_mib()))
 
     clock = CpuClock()
     workers = [threading.Thread(target=worker) for _ in range(threads)]
@@ -533,6 +559,7 @@ def bench_rebuild(workdir: str, n: int, budget: float, cores: int, chunk: int = 
     build_wall = build["seconds"]
     bar.close()
     built = ledger.record_count
+    rss_samples.append((built, current_rss_mib()))
     t0 = time.perf_counter()
     sealed = ledger.wait_for_checkpoint(built, timeout=max(60.0, budget / 2)) is not None
     catch_up = time.perf_counter() - t0
@@ -550,6 +577,7 @@ def bench_rebuild(workdir: str, n: int, budget: float, cores: int, chunk: int = 
             "build_cpu_cores": build["cpu_cores"], "build_iowait_cores": build["iowait_cores"],
             "build_threads": threads, "build_chunk": chunk, "sealed_after_s": catch_up if sealed else None,
             "disk_bytes": disk, "disk_bytes_per_record": disk / max(built, 1),
+            "build_rss": memory_growth(rss_samples),
             "events": report.events, "rebuild_seconds": report.seconds,
             "events_per_s": report.events_per_second, "ok": report.ok,
             "checkpoints_verified": report.checkpoints_verified, "rebuild_cpu_cores": m["cpu_cores"],
@@ -614,6 +642,7 @@ def markdown(result: dict) -> str:
               f"{rb['build_seconds']:.0f} s" + (f" (stopped by the {rb['budget_s']:.0f} s budget; "
                                                f"{rb['records_wanted']:,} were asked for)" if rb["budget_hit"] else "")
               + f"; {rb['disk_bytes_per_record']:,.0f} bytes on disk per record.", "",
+              memory_line(rb), "",
               f"Rebuild: {rb['events']:,} events in {rb['rebuild_seconds']:.1f} s = **{rb['events_per_s']:,.0f} events/s** "
               f"({met(rb['events_per_s'] >= GOAL_REBUILD)}); {rb['checkpoints_verified']} checkpoints "
               f"reproduced, ok={rb['ok']}. Bound: {rb['bound']}.", ""]
@@ -624,7 +653,10 @@ def markdown(result: dict) -> str:
               f"- durable >= {GOAL_RATIO} of the raw engine at the same G: {met(g['ratio_to_reference']['met'])} "
               f"(best {g['ratio_to_reference']['best']:.3f})",
               f"- rebuild >= {GOAL_REBUILD:,} events/s: {met(g['rebuild_events_per_s']['met'])} "
-              f"({g['rebuild_events_per_s']['measured']:,.0f})", "",
+              f"({g['rebuild_events_per_s']['measured']:,.0f})",
+              f"- memory bounded over a sustained run of {SUSTAINED_RECORDS:,} records: "
+              f"{met(g['records_with_bounded_memory']['met'])} ({rb['records']:,} records, "
+              f"{g['records_with_bounded_memory']['growth_mib']:+,.0f} MiB over the second half)", "",
               f"Whole run: {result['total_seconds']:.0f} s; process CPU {run['cpu_cores']:.2f} cores, machine iowait "
               f"{run['iowait_cores']:.2f} cores, steal {run['steal_cores']:.2f} cores; peak RSS of this process "
               f"(records, ledgers and the rebuild together) {result.get('peak_rss_mib', 0):,.0f} MiB.", ""]
@@ -772,10 +804,21 @@ def measure_rebuild(workdir: str, sizes: RunSizes, cores: int) -> dict:
     print(f"  build: {rb['records']:,} records at {rb['build_records_per_s']:,.0f} records/s "
           f"(CPU {rb['build_cpu_cores']:.2f} cores; sealed {rb['sealed_after_s'] or 0:.1f} s after); "
           f"{rb['disk_bytes_per_record']:,.0f} bytes/record on disk")
+    print("  " + memory_line(rb))
     print(f"  rebuild: {rb['events']:,} events in {rb['rebuild_seconds']:.1f} s = {rb['events_per_s']:,.0f} events/s "
           f"[goal {GOAL_REBUILD:,}: {met(rb['events_per_s'] >= GOAL_REBUILD)}]; ok={rb['ok']}, "
           f"{rb['checkpoints_verified']} checkpoints reproduced - bound: {rb['bound']}", flush=True)
     return rb
+
+
+def memory_line(rb: dict) -> str:
+    m = rb["build_rss"]
+    sustained = rb["records"] >= SUSTAINED_RECORDS
+    return (f"Memory while building: {m['half_mib']:,.0f} MiB resident at {m['half_records']:,} records, "
+            f"{m['final_mib']:,.0f} MiB at {rb['records']:,} ({m['second_half_growth_mib']:+,.0f} MiB over the second "
+            f"half, {m['second_half_mib_per_million']:+,.1f} MiB per million records): "
+            + ("bounded" if m["bounded"] else f"NOT bounded (more than {BOUNDED_GROWTH:.0%} growth)")
+            + ("" if sustained else f"; a shorter run than the {SUSTAINED_RECORDS:,}-record sustained one the goal asks"))
 
 
 def goals_of(result: dict) -> dict:
@@ -787,6 +830,11 @@ def goals_of(result: dict) -> dict:
         "ratio_to_reference": {"goal": GOAL_RATIO, "best": best_ratio, "met": best_ratio >= GOAL_RATIO},
         "rebuild_events_per_s": {"goal": GOAL_REBUILD, "measured": rb["events_per_s"],
                                  "met": rb["events_per_s"] >= GOAL_REBUILD},
+        # Records built while memory stayed bounded (second half adding <= BOUNDED_GROWTH); 0 when it was not.
+        "records_with_bounded_memory": {"goal": SUSTAINED_RECORDS,
+                                        "measured": rb["records"] if rb["build_rss"]["bounded"] else 0,
+                                        "growth_mib": rb["build_rss"]["second_half_growth_mib"],
+                                        "met": rb["build_rss"]["bounded"] and rb["records"] >= SUSTAINED_RECORDS},
     }
 
 
@@ -796,7 +844,8 @@ def print_summary(result: dict, written: Path) -> None:
           f"(best {g['durable_records_per_s']['best']:,.0f}); >= {GOAL_RATIO} of the raw engine: "
           f"{met(g['ratio_to_reference']['met'])} (best {g['ratio_to_reference']['best']:.3f}); rebuild >= "
           f"{GOAL_REBUILD:,} events/s: {met(g['rebuild_events_per_s']['met'])} "
-          f"({g['rebuild_events_per_s']['measured']:,.0f})")
+          f"({g['rebuild_events_per_s']['measured']:,.0f}); memory bounded over {SUSTAINED_RECORDS:,} records: "
+          f"{met(g['records_with_bounded_memory']['met'])}")
     run = result["run"]
     print(f"over the whole run: process CPU {run['cpu_cores']:.2f} cores, machine iowait {run['iowait_cores']:.2f} "
           f"cores, steal {run['steal_cores']:.2f} cores (steal above ~0.1 means a noisy neighbour: rerun)")

@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml verifier/pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench,kurrentdb,stream]'
+	$(PY) -m pip install --quiet -c constraints.txt -e ./verifier -e '.[dev,bench,kurrentdb,stream]'
 	touch $(STAMP)
 
 # npm tools pinned by anchor/contracts/package-lock.json: solc-js (the contract's build) and
@@ -32,7 +32,8 @@ contract: $(NPM_STAMP)
 contract-check: $(NPM_STAMP)
 	cd anchor/contracts && node build.mjs --check
 
-demo: $(STAMP)
+# The demo anchors on a local anvil chain (npm, pinned like the contract's compiler).
+demo: $(STAMP) $(NPM_STAMP)
 	$(VENV)/bin/evledger demo
 
 # pytest exits 5 when it collected no tests: that means the suite was not found, so fail loudly.

@@ -1,16 +1,25 @@
 """The main job on the embedded defaults (`make demo`): the service end to end, over HTTP.
 
-Starts `evledger serve` (RocksDB data directory, in-process chain) as a separate process,
-creates two ledgers, streams in generated brokerage records (account openings and contract
-signings, business flows of several records each) with a progress bar, uploads one contract
-file, waits for checkpoints and anchors, fetches that record's proof bundle, verifies it
-offline with `evledger verify` (verdict 1), verifies a tampered copy of the file (verdict 2),
-writes a certificate, prints the figures and stops the service.
+Starts a local anvil chain whose state is kept on disk (demo-output/chain/), deploys the
+anchor registry on it with `evledger anchor deploy`, and starts `evledger serve` (RocksDB data
+directory, anchoring to that chain) as a separate process. Creates two ledgers, streams in
+generated brokerage records (account openings and contract signings, business flows of
+several records each) with a progress bar, uploads one contract file, waits for checkpoints
+and anchors, fetches that record's proof bundle and stops the service and the chain.
+
+Then the court's side, with neither running: the chain is started again from its state on
+disk, and `evledger-verify` (the verifier's own distribution) checks the bundle with the file,
+the ledger's published key and the anchor read on chain over JSON-RPC (verdict 1, "anchor on
+chain" passed), and a tampered copy of the file (verdict 2). Writes a certificate and prints
+the figures and the command to re-run.
 """
 from __future__ import annotations
 
 import bisect
+import os
 import random
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +34,8 @@ from tqdm import tqdm
 
 from evledger_common.stopping import terminate
 
+from .devchain import DEV_KEYS, Anvil
+
 FLOWS = {
     "account-opening": ("account-opening.application", "account-opening.id-check", "account-opening.video",
                         "risk-disclosure.signed", "suitability.confirmed"),
@@ -32,6 +43,10 @@ FLOWS = {
 }
 BRANCHES = [f"{city}-{n:03d}" for city in ("sh", "bj", "sz", "gz", "hz") for n in range(1, 9)]
 BATCH = 2000
+# The demo's chain answers here once it is started again from its state (the README's
+# command for a court uses it); any free port while the demo runs.
+COURT_RPC_PORT = 8545
+ANVIL_COMMAND = "anchor/contracts/node_modules/.bin/anvil"  # from the repository's root (make npm-tools)
 
 
 def generate_records(count: int, seed: int = 2026) -> list[dict]:
@@ -82,11 +97,12 @@ def _ts(text: str) -> float:
 class Service:
     """`evledger serve` in its own process, stopped with SIGTERM."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, rpc: str, contract: str):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data_dir), "serve",
-                                      "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                      "--port", str(self.port), "--rpc", rpc, "--contract", contract],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_chain_env())
         import httpx
 
         # /readyz: up, and the SM3 kernels compiled (the first run on a machine), so the figures
@@ -118,18 +134,33 @@ class Service:
 
 
 def run_demo(records: int = 200_000, out_dir: str = "demo-output") -> int:
-    import httpx
-
     if records < 10:
         raise ValueError("--records must be at least 10")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    chain_dir = out / "chain"
+    shutil.rmtree(chain_dir, ignore_errors=True)  # each run anchors on a new chain
+    chain_dir.mkdir()
+    state = chain_dir / "state.json"
     ledgers = ("brokerage-sh", "brokerage-sz")
-    print(f"evledger demo: {records:,} records over the HTTP API into {len(ledgers)} ledgers, anchored on the "
-          f"in-process chain; output in {out}/")
+    print(f"evledger demo: {records:,} records over the HTTP API into {len(ledgers)} ledgers, anchored on a local "
+          f"anvil chain whose state is kept in {chain_dir}/; output in {out}/")
+    with Anvil(state=state) as chain:
+        contract = _deploy_registry(chain.url)
+        (chain_dir / "contract.txt").write_text(f"{contract}\n")
+        figures, code = _serve_and_record(out, ledgers, records, chain.url, contract)
+    print(f"service stopped (exit {code}); chain stopped, its state on disk: {state} ({state.stat().st_size:,} bytes)")
+    return _court(out, ledgers[0], state, contract, figures)
+
+
+def _serve_and_record(out: Path, ledgers, records: int, rpc: str, contract: str) -> tuple[list[str], int]:
+    """The producer's side: the service up, records in, one file uploaded, everything anchored,
+    the file's proof bundle written; then the service stopped. (figures, its exit status)"""
+    import httpx
+
     with tempfile.TemporaryDirectory(prefix="evledger-demo-") as tmp:
         data_dir = Path(tmp) / "data"
-        service = Service(data_dir)
+        service = Service(data_dir, rpc, contract)
         try:
             admin = (data_dir / "admin.key").read_text().strip()
             http = httpx.Client(base_url=service.url, timeout=60)
@@ -147,16 +178,16 @@ def run_demo(records: int = 200_000, out_dir: str = "demo-output") -> int:
             receipts = _stream(service.url, ledgers, keys, generated)
 
             # One contract file, uploaded: the service computes its SM3.
-            contract = (f"证券经纪业务合同 / Securities brokerage contract\n{'条款 clause ' * 400}\n"
+            document = (f"证券经纪业务合同 / Securities brokerage contract\n{'条款 clause ' * 400}\n"
                         f"signed 2026-11-26 by customer CTR-2026-demo\n").encode()
-            (out / "contract.txt").write_bytes(contract)
-            upload = http.post(f"/v1/ledgers/{ledgers[0]}/files", content=contract,
+            (out / "contract.txt").write_bytes(document)
+            upload = http.post(f"/v1/ledgers/{ledgers[0]}/files", content=document,
                                params={"business_type": "contract.signed", "occurred_at": "2026-11-26T10:00:00+08:00",
                                        "evidence_id": "CTR-2026-demo-signed", "business_id": "CTR-2026-demo"},
                                headers={**_auth(keys[ledgers[0]]["producer"]), "content-type": "application/octet-stream"})
             upload.raise_for_status()
             receipt = upload.json()
-            print(f"uploaded contract.txt ({len(contract):,} bytes): SM3 {receipt['content_hash']}, "
+            print(f"uploaded contract.txt ({len(document):,} bytes): SM3 {receipt['content_hash']}, "
                   f"seq {receipt['seq']}, leaf hash {receipt['leaf_hash']}")
 
             waited = time.perf_counter()
@@ -174,26 +205,62 @@ def run_demo(records: int = 200_000, out_dir: str = "demo-output") -> int:
             http.close()
         finally:
             code = service.stop()
-        print(f"service stopped (exit {code})")
+    return figures, code
 
-    # The court's side: no service, no data directory, just the bundle and the file.
+
+def _court(out: Path, ledger: str, state: Path, contract: str, figures: list[str]) -> int:
+    """The court's side: no service, no data directory; the bundle, the file, the ledger's
+    published key and the chain, started again from its state on disk. Verdict 1 for the
+    file, 2 for a tampered copy."""
     tampered = bytearray((out / "contract.txt").read_bytes())
     tampered[len(tampered) // 2] ^= 0x01
     (out / "contract-tampered.txt").write_bytes(bytes(tampered))
-    cli = [sys.executable, "-m", "proof_api.cli"]
-    pin = ["--key-file", str(out / f"{ledgers[0]}.keys")]
-    print(f"\n$ evledger verify {out}/bundle.json --file {out}/contract.txt {' '.join(pin)}")
-    good = subprocess.run([*cli, "verify", str(out / "bundle.json"), "--file", str(out / "contract.txt"), *pin])
-    print(f"\n$ evledger verify {out}/bundle.json --file {out}/contract-tampered.txt {' '.join(pin)}")
-    bad = subprocess.run([*cli, "verify", str(out / "bundle.json"), "--file", str(out / "contract-tampered.txt"),
-                          *pin])
-    subprocess.run([*cli, "certificate", str(out / "bundle.json"), "-o", str(out / "certificate.html")], check=True)
+    port = COURT_RPC_PORT if _port_free(COURT_RPC_PORT) else None
+    with Anvil(port=port, state=state) as chain:
+        print(f"\nthe chain started again from {state}, at {chain.url}")
+        common = ["--key-file", str(out / f"{ledger}.keys"), "--rpc", chain.url, "--contract", contract]
+        verdicts = []
+        for name in ("contract.txt", "contract-tampered.txt"):
+            args = [str(out / "bundle.json"), "--file", str(out / name), *common]
+            print(f"\n$ evledger-verify {' '.join(args)}", flush=True)
+            verdicts.append(subprocess.run([sys.executable, "-m", "evledger_verify", *args]).returncode)
+    subprocess.run([sys.executable, "-m", "proof_api.cli", "certificate", str(out / "bundle.json"),
+                    "-o", str(out / "certificate.html")], check=True)
     print("\n" + "\n".join(figures))
     print(f"  certificate: {out / 'certificate.html'}; bundle: {out / 'bundle.json'}")
-    if good.returncode != 0 or bad.returncode == 0:
+    print(f"\nto check again as a court would: start the chain from its state "
+          f"(`{ANVIL_COMMAND} --state {state} --port {COURT_RPC_PORT}`), then\n"
+          f"  evledger-verify {out}/bundle.json --file {out}/contract.txt --key-file {out}/{ledger}.keys "
+          f"--rpc http://127.0.0.1:{COURT_RPC_PORT} --contract {contract}")
+    if verdicts != [0, 1]:
         print("ERROR: the verdicts are not 1 for the original and 2 for the tampered file")
         return 1
     return 0
+
+
+def _chain_env() -> dict:
+    """The environment of a command that sends transactions: anvil's first dev account."""
+    return {**os.environ, "EVLEDGER_ANCHOR_KEY": DEV_KEYS[0]}
+
+
+def _deploy_registry(rpc: str) -> str:
+    """Deploy the anchor registry with `evledger anchor deploy`; its address."""
+    done = subprocess.run([sys.executable, "-m", "proof_api.cli", "anchor", "deploy", "--rpc", rpc],
+                          capture_output=True, text=True, env=_chain_env(), timeout=120)
+    found = re.search(r"deployed at (0x[0-9a-fA-F]{40})", done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"evledger anchor deploy failed: {(done.stdout + done.stderr)[-2000:]}")
+    print(done.stdout.strip())
+    return found.group(1)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _auth(key: str) -> dict:

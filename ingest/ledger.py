@@ -26,7 +26,7 @@ import orjson
 from merkle import hash_leaves
 from merkle.checkpoint import Checkpoint, sign_checkpoint, verifier_key
 from merkle.hashing import check_algorithm
-from merkle.proof import DIGEST_SIZE
+from evledger_verify.proof import DIGEST_SIZE
 
 from . import events as ev
 from .group import GroupCommitter, Request

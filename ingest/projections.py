@@ -31,7 +31,7 @@ import orjson
 
 from merkle import MerkleLog, RocksDBStore
 from merkle.checkpoint import CheckpointError, verify_checkpoint
-from merkle.proof import DIGEST_SIZE
+from evledger_verify.proof import DIGEST_SIZE
 from merkle.rocks import StorageUnavailable
 
 from .log import LogError

@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .proof import DIGEST_SIZE
-from .sm3_ref import sm3_reference
+from evledger_verify.proof import DIGEST_SIZE
+from evledger_verify.sm3 import sm3_reference
 ALGORITHMS = ("sm3", "sha256")
 LEAF_PREFIX = 0x00
 NODE_PREFIX = 0x01

@@ -11,7 +11,7 @@ import os
 import struct
 from collections import OrderedDict
 
-from .proof import DIGEST_SIZE
+from evledger_verify.proof import DIGEST_SIZE
 
 
 class NodeStore:

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ingest.keys import KeyFileError
 from ingest.ledger import LedgerError
 from ingest.records import RecordError
-from merkle.proof import ProofError
+from evledger_verify.proof import ProofError
 from merkle.rocks import StorageUnavailable
 
 from .bodies import BodyError

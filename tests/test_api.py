@@ -25,7 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from merkle.checkpoint import verify_checkpoint
-from merkle.proof import verify_consistency
+from evledger_verify.proof import verify_consistency
 from proof_api.app import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, create_app
 from tests.api_helpers import (OCCURRED, ROLES, assert_error, auth, evledger_serve, make_runtime, record_count,
                                settle, wait_until)

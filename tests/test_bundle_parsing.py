@@ -183,7 +183,7 @@ def test_loads_strict_needs_only_the_standard_library():
               "module = importlib.util.module_from_spec(spec)\n"
               "spec.loader.exec_module(module)\n"
               "print(module.loads_strict(b'{\"a\":[1]}', max_bytes=16, max_depth=2))\n")
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(ROOT / "evledger_verify" / "strict_json.py")],
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(ROOT / "verifier" / "evledger_verify" / "strict_json.py")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "{'a': [1]}\n", done.stderr
 

@@ -23,7 +23,7 @@ from ingest import events as ev
 from ingest.ledger import LedgerService
 from ingest.sequencer import SequencerSettings
 from merkle.checkpoint import verify_checkpoint
-from merkle.proof import verify_consistency
+from evledger_verify.proof import verify_consistency
 
 REPO = Path(__file__).resolve().parent.parent
 TRIALS = int(os.environ.get("EVLEDGER_CRASH_TRIALS", "20"))

@@ -1,30 +1,54 @@
 """`evledger demo`, the main job, end to end through the console entry point: the service
-over HTTP, a bundle verified offline (verdict 1), a tampered file refused (verdict 2)."""
+over HTTP anchoring on a local anvil chain kept on disk, then the court's side with the
+service gone and the chain started again from its state: the bundle verified with the anchor
+read on chain (verdict 1), a tampered file refused (verdict 2). And the verifier as a court
+installs it: its own distribution in an empty venv, giving the same verdicts on the demo's
+bundle."""
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from evledger_dev.devchain import ANVIL, Anvil
 from proof_api.certificate import extract_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_anvil = pytest.mark.skipif(not ANVIL.exists(), reason=f"anvil is missing at {ANVIL}: run `make npm-tools`")
 
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "proof_api.cli", *args], capture_output=True, text=True, timeout=300)
 
 
-def test_demo_streams_anchors_proves_and_refuses_a_tampered_file(tmp_path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
     result = run_cli("demo", "--records", "3000", "--out", str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    text = result.stdout
+    return out, result.stdout
+
+
+@needs_anvil
+def test_demo_streams_anchors_proves_on_chain_and_refuses_a_tampered_file(demo):
+    out, text = demo
     assert "3,000 receipts" in text
     assert "every record checkpointed and anchored" in text
     assert text.count("verdict ①") == 1 and text.count("verdict ②") == 1
+    # Verdict 1 with the anchor read on chain, after the service stopped and the chain restarted.
+    assert "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔)" in text
+    assert text.count("✔ anchor on chain: chain 31337 at http://127.0.0.1:") == 2
+    assert text.index("service stopped (exit 0); chain stopped") < text.index("the chain started again from")
     assert "✘ file:" in text  # the tampered copy fails exactly on the file check
+    assert "failed: file)" in text
     assert text.count("verifies with a trusted key (--key)") == 2  # pinned to the ledger's published key
     assert "chain transactions:" in text and "record -> checkpoint: p50" in text
-    assert "service stopped (exit 0)" in text
+    assert (out / "chain" / "state.json").stat().st_size > 0
     bundle = extract_bundle((out / "certificate.html").read_text())
     assert bundle["record"]["record"]["evidence_id"] == "CTR-2026-demo-signed"
-    assert bundle["anchor"] is not None
+    assert bundle["anchor"]["contract"] == (out / "chain" / "contract.txt").read_text().strip()
+    assert "to check again as a court would" in text and "evledger-verify " in text
 
 
 def test_demo_refuses_nonsense_with_a_clear_error():
@@ -39,3 +63,79 @@ def test_help_lists_the_subcommands():
     assert result.returncode == 0
     for command in ("demo", "serve", "verify", "certificate", "anchor", "ledger", "ingest", "rebuild"):
         assert command in result.stdout
+
+
+# --- the verifier as a court installs it ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory):
+    """`pip install ./verifier` into a venv made empty for it: the distribution's own
+    dependencies, from the package index, and nothing of the service's."""
+    venv = tmp_path_factory.mktemp("court") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                           str(ROOT / "verifier")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return venv
+
+
+def installed(venv: Path) -> set[str]:
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze",
+                           "--disable-pip-version-check"], capture_output=True, text=True, check=True)
+    return {line.split("==")[0].lower() for line in done.stdout.split()}
+
+
+def test_the_standalone_verifier_installs_alone(standalone):
+    assert installed(standalone) - {"pip", "setuptools"} == {"evledger-verify", "gmssl", "pycryptodome",
+                                                             "pycryptodomex"}
+    # Its import closure, running a check, is the standard library and those.
+    script = ("import sys\n"
+              "before = set(sys.modules)\n"
+              "import evledger_verify.cli, evledger_verify.chain\n"
+              "evledger_verify.verify.verify_bundle({'format': 'evledger-proof/1'})\n"
+              "evledger_verify.chain.ledger_key('evledger/acme')\n"
+              "loaded = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+              "print('\\n'.join(sorted(loaded - set(sys.stdlib_module_names))))\n")
+    done = subprocess.run([str(standalone / "bin" / "python"), "-c", script], capture_output=True, text=True,
+                          cwd=standalone, check=True)
+    assert set(done.stdout.split()) <= {"evledger_verify", "gmssl", "Crypto", "Cryptodome", "_cffi_backend"}, done.stdout
+
+
+@needs_anvil
+def test_the_standalone_verifier_gives_the_demos_verdicts_on_chain(demo, standalone):
+    out, _ = demo
+    command = standalone / "bin" / "evledger-verify"
+    contract = (out / "chain" / "contract.txt").read_text().strip()
+    with Anvil(state=out / "chain" / "state.json") as chain:
+        pinned = ["--key-file", str(out / "brokerage-sh.keys"), "--rpc", chain.url, "--contract", contract]
+        good = subprocess.run([str(command), str(out / "bundle.json"), "--file", str(out / "contract.txt"), *pinned],
+                              capture_output=True, text=True, timeout=120, cwd=standalone)
+        bad = subprocess.run([str(command), str(out / "bundle.json"), "--file", str(out / "contract-tampered.txt"),
+                              *pinned], capture_output=True, text=True, timeout=120, cwd=standalone)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.splitlines()[-1] == "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔)"
+    assert re.search(r"^✔ anchor on chain: chain 31337 at ", good.stdout, re.M)
+    assert bad.returncode == 1 and "(failed: file)" in bad.stdout.splitlines()[-1]
+    # The same report, line for line, as `evledger verify` in the service's environment.
+    for name, mine in (("contract.txt", good), ("contract-tampered.txt", bad)):
+        with Anvil(state=out / "chain" / "state.json") as chain:
+            args = [str(out / "bundle.json"), "--file", str(out / name), "--key-file", str(out / "brokerage-sh.keys"),
+                    "--rpc", chain.url, "--contract", contract]
+            service_side = subprocess.run([sys.executable, "-m", "proof_api.cli", "verify", *args],
+                                          capture_output=True, text=True, timeout=120)
+            standalone_side = subprocess.run([str(command), *args], capture_output=True, text=True, timeout=120)
+        assert service_side.returncode == standalone_side.returncode == mine.returncode
+        assert service_side.stdout == standalone_side.stdout
+
+
+def test_the_standalone_verifier_answers_usage_errors_with_exit_2(standalone, tmp_path):
+    command = str(standalone / "bin" / "evledger-verify")
+    both = subprocess.run([command, "b.json", "--file", "f", "--hash", "00"], capture_output=True, text=True)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    missing = subprocess.run([command, str(tmp_path / "nope.json")], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("evledger-verify: error: ")
+    assert "Traceback" not in missing.stderr + both.stderr
+    helped = subprocess.run([command, "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "--rpc URL" in helped.stdout and "verdict 1" in helped.stdout

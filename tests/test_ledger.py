@@ -17,7 +17,7 @@ from ingest.records import RecordError
 from ingest.sequencer import SequencerSettings
 from merkle import ProofError, verify_consistency, verify_inclusion
 from merkle.checkpoint import CheckpointError, parse_note, verify_checkpoint
-from merkle.sm3_ref import sm3_reference
+from evledger_verify.sm3 import sm3_reference
 
 FAST = SequencerSettings(batch_max_items=1000, batch_max_delay=0.05)
 SLOW = SequencerSettings(batch_max_items=100000, batch_max_delay=30.0)  # never seals by itself in a test

@@ -18,7 +18,7 @@ ALGS = ["sm3", "sha256"]
 MAX_SIZE = 300
 FEW = max(5, settings.default.max_examples // 3)  # for the tests that open RocksDB each example
 
-# The checks a ProofError message names (merkle/proof.py).
+# The checks a ProofError message names (evledger_verify/proof.py).
 INDEX_CHECK = r"index \d+ >= size \d+"
 LENGTH_CHECK = r"proof has \d+ hashes, want \d+"
 ANY_CHECK = "|".join([INDEX_CHECK, LENGTH_CHECK, r"root mismatch: computed [0-9a-f]{64}, expected [0-9a-f]{64}",

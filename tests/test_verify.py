@@ -647,7 +647,7 @@ def test_anchor_on_a_real_chain(tmp_path):
         assert "neither the signing key nor the contract was pinned" in report.verdict_text
         pinned = verify_bundle(bundle, rpc_url=node.url, contract=registry)
         assert_verdict_1(pinned, on_chain=True)
-        assert pinned.verdict_text == "the record is in the anchored tree, unaltered"
+        assert pinned.verdict_text == "the record is in the anchored tree, unaltered (anchor on chain ✔)"
 
         # Every anchor field, tampered, is caught on chain (offline they are informational).
         for what, path, tampered in field_mutations(bundle):
@@ -692,9 +692,9 @@ def test_the_verifier_loads_none_of_the_services_dependencies():
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.split())
-    assert {"evledger_verify", "merkle"} <= loaded
+    assert "evledger_verify" in loaded
     assert loaded.isdisjoint({"numpy", "numba", "rocksdict", "web3", "eth_utils", "fastapi", "orjson", "ingest",
-                              "anchor", "proof_api", "jinja2"}), sorted(loaded)
+                              "anchor", "proof_api", "jinja2", "merkle"}), sorted(loaded)
 
 
 def test_get_anchor_answers_of_the_wrong_shape_are_refused():

@@ -1,7 +1,7 @@
 """Write tests/vectors/sm3/: SM3 digests and SM3 Merkle tree vectors, generated once.
 
 Nothing here uses `merkle`: digests come from OpenSSL's SM3 through hashlib (the pure-Python
-reference of merkle/sm3_ref.py is only the fallback when this OpenSSL lacks SM3), and the
+reference of evledger_verify/sm3.py is only the fallback when this OpenSSL lacks SM3), and the
 tree hashes from the recursive definitions of RFC 9162 written out below (§2.1.1 MTH,
 §2.1.3.1 PATH, §2.1.4.1 PROOF/SUBPROOF). The tests then hold the numba kernels, the tree and
 the verifier against these files, and the files against the pure reference. Run from the
@@ -27,7 +27,7 @@ def sm3(data: bytes) -> bytes:
         return hashlib.new("sm3", data).digest()
     except ValueError:  # this OpenSSL lacks SM3
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from merkle.sm3_ref import sm3_reference
+        from evledger_verify.sm3 import sm3_reference
 
         return sm3_reference(data)
 

@@ -7,7 +7,7 @@ A bundle is a chain of links, one check each:
     --SM2-signed note--> (origin, size, root) --anchor contract--> the chain.
 The leaf bytes also decode to the record a human reads, and a file's SM3 to its content_hash.
 Nothing here raises on a malformed bundle: every problem is a failed check with a message.
-Plain Python: the proof code is merkle/proof.py (RFC 9162), the note is merkle/checkpoint.py,
+Plain Python: the proof code is proof.py (RFC 9162), the note is note.py,
 the chain is read over plain JSON-RPC (chain.py).
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 
-from merkle.checkpoint import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
-from merkle.proof import ProofError, hash_function, verify_inclusion
+from .note import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
+from .proof import ProofError, hash_function, verify_inclusion
 
 from .chain import JsonRpc, RpcError, anchored_events, get_anchor, ledger_key
 from .leaf import LEDGER_ID_RE, LeafError, canonical_json, decode_leaf
@@ -75,7 +75,7 @@ class NotChecked(Exception):
 
 
 # SM3 for the file check (a content_hash is always SM3); the tree hash of a ledger is
-# merkle.proof.hash_function(hash_alg), the same function the inclusion check hashes with.
+# proof.hash_function(hash_alg), the same function the inclusion check hashes with.
 sm3 = hash_function("sm3")
 
 
@@ -429,7 +429,7 @@ def _report(checks: list[Check], key_pinned: bool = False, contract_pinned: bool
         on_chain = any(c.name == "anchor_on_chain" and c.ok for c in checks)
         # What vouches for the root from outside the bundle: a pinned key, or the anchor read
         # from the published registry. Say which of them this verdict lacks.
-        notes = [] if on_chain else ["the anchor itself was not checked on chain: pass --rpc"]
+        notes = ["anchor on chain \u2714"] if on_chain else ["the anchor itself was not checked on chain: pass --rpc"]
         if not key_pinned and not (on_chain and contract_pinned):
             notes.append("the signing key was not pinned: pass --key" if not on_chain else
                          "neither the signing key nor the contract was pinned: pass --key, or --contract")
@@ -534,7 +534,8 @@ def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key
 
 
 def run(bundle_path: str, file: str | None = None, content_hash: str | None = None, rpc_url: str | None = None,
-        out=None, keys: list[str] = (), key_files: list[str] = (), contract: str | None = None) -> int:
+        out=None, keys: list[str] = (), key_files: list[str] = (), contract: str | None = None,
+        program: str = "evledger verify") -> int:
     """Verify, print the report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read or
     a key or contract given is not one."""
     out = out or sys.stdout
@@ -545,7 +546,7 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
         if contract is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
             raise ValueError(f"--contract {contract!r} is not an address (0x and 40 hex digits)")
     except (OSError, ValueError) as exc:
-        print(f"evledger verify: error: {exc}", file=sys.stderr)
+        print(f"{program}: error: {exc}", file=sys.stderr)
         return 2
     try:
         bundle = load_bundle(text)

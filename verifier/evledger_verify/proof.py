@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .sm3_ref import sm3_reference
+from .sm3 import sm3_reference
 
 # The one definition; hashing and store import it from here, the module without numpy that
 # the offline verifier loads.

@@ -1,0 +1,43 @@
+"""`evledger-verify BUNDLE [--file FILE | --hash SM3] [--rpc URL] [--key VKEY] [--key-file FILE]
+[--contract ADDR]`: the verifier's own command, for a court that installs only this
+distribution. The same checks, report and exit codes as `evledger verify`: 0 for verdict ①,
+1 for ②, 2 for a usage error or a file that cannot be read."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .verify import run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evledger-verify",
+        description="Check an evledger proof bundle offline: leaf, inclusion path, SM2-signed checkpoint, the "
+                    "file, and with --rpc the anchor on chain. Exit 0 only for verdict 1 (in the anchored tree, "
+                    "unaltered); 1 for verdict 2; 2 for a usage error or a file that cannot be read.")
+    parser.add_argument("bundle", metavar="BUNDLE", help="the proof bundle (JSON); - for stdin")
+    evidence = parser.add_mutually_exclusive_group()
+    evidence.add_argument("--file", metavar="FILE", help="the evidence file: its SM3 must be the record's content_hash")
+    evidence.add_argument("--hash", metavar="SM3",
+                          help="the evidence's SM3 hash (64 hex digits): must be the record's content_hash")
+    parser.add_argument("--rpc", metavar="URL", help="an EVM JSON-RPC endpoint of the anchoring chain: check the "
+                                                     "anchor on chain")
+    parser.add_argument("--key", action="append", default=[], metavar="VKEY",
+                        help="a verifier key the ledger published (name+keyid+base64); the checkpoint must be "
+                             "signed by one of the keys given (repeat for rotated keys)")
+    parser.add_argument("--key-file", action="append", default=[], metavar="FILE",
+                        help="a file of such verifier keys, one per line (# comments)")
+    parser.add_argument("--contract", metavar="ADDR",
+                        help="the anchor registry's address as the consortium published it: the anchor must be there")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file,
+               contract=args.contract, program="evledger-verify")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Signed checkpoints, the reading side: C2SP signed-note checkpoint text (origin, size, base64
+root) and its SM2 signature checked, with the standard library and gmssl only.
+
+Body (c2sp.org/tlog-checkpoint):   <origin>\\n<tree size>\\n<base64 root hash>\\n[extension lines]
+Note (c2sp.org/signed-note):       <body>\\n— <key name> <base64(key ID (4 bytes) || signature)>\\n
+
+SM2 has no registered signed-note signature type, so we use the "unregistered" type byte 0xFF
+followed by the ASCII identifier "sm2": the key ID is the first 4 bytes of
+SHA-256(key name || 0x0A || 0xFF || "sm2" || public key), the public key being the 64 bytes
+x || y of the SM2 point. The signature is SM2 over the note body (GB/T 32918.2, the digest
+SM3(Z_A || body) with the default user ID "1234567812345678"), encoded as r || s (64 bytes).
+A verifier key is written "<key name>+<key ID hex>+<base64(0xFF || "sm2" || public key)>",
+the shape of Go's note verifier keys. See docs/checkpoint.md. The ledger signs with
+merkle/checkpoint.py, which builds on this module.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+SIGNATURE_TYPE = b"\xffsm2"
+_SM2_N = int("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123", 16)
+_EM_DASH = "\u2014"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or signed note is malformed or its signature does not verify."""
+
+
+_SM2_P = int("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF", 16)
+_SM2_A = _SM2_P - 3
+_SM2_B = int("28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93", 16)
+
+
+def _crypt(private_hex: str, public_hex: str):
+    from gmssl import sm2  # only signing and verifying need it
+
+    crypt = sm2.CryptSM2(private_key=private_hex, public_key="")
+    # Set after construction: gmssl's constructor strips a leading "04" with lstrip("04"),
+    # which also eats the key's own leading '0'/'4' digits (1 key in 256 starts with 04).
+    crypt.public_key = public_hex
+    return crypt
+
+
+def _on_curve(public_key: bytes) -> bool:
+    x, y = int.from_bytes(public_key[:32], "big"), int.from_bytes(public_key[32:], "big")
+    return x < _SM2_P and y < _SM2_P and (y * y - (x * x * x + _SM2_A * x + _SM2_B)) % _SM2_P == 0
+
+
+def sm2_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    if len(public_key) != 64 or len(signature) != 64 or not _on_curve(public_key):
+        return False
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    if not (1 <= r < _SM2_N and 1 <= s < _SM2_N):  # GB/T 32918.2 §7.1 B1, B2
+        return False
+    try:
+        return bool(_crypt("00", public_key.hex()).verify_with_sm3(signature.hex(), message))
+    except (ValueError, TypeError, ZeroDivisionError, binascii.Error):
+        return False
+
+
+def key_id(name: str, public_key: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + SIGNATURE_TYPE + public_key).digest()[:4]
+
+
+def verifier_key(name: str, public_key: bytes) -> str:
+    return f"{name}+{key_id(name, public_key).hex()}+{base64.b64encode(SIGNATURE_TYPE + public_key).decode()}"
+
+
+def parse_verifier_key(vkey: str) -> tuple[str, bytes, bytes]:
+    """(name, key ID, public key) of a verifier key string."""
+    parts = vkey.strip().split("+", 2)  # base64 may hold "+": split at the first two only
+    if len(parts) != 3:
+        raise CheckpointError("verifier key must be <name>+<key id hex>+<base64 key>")
+    name, kid_hex, b64 = parts
+    try:
+        kid = bytes.fromhex(kid_hex)
+        raw = base64.b64decode(b64, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise CheckpointError(f"verifier key is not hex/base64: {exc}") from None
+    if not raw.startswith(SIGNATURE_TYPE) or len(raw) != len(SIGNATURE_TYPE) + 64:
+        raise CheckpointError("verifier key is not an SM2 key (type 0xFF 'sm2', 64-byte point)")
+    public_key = raw[len(SIGNATURE_TYPE):]
+    if key_id(name, public_key) != kid:
+        raise CheckpointError("verifier key's key ID does not match its name and public key")
+    return name, kid, public_key
+
+
+_NAME_RE = re.compile(r"^[^\s+]+$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    extensions: tuple[str, ...] = field(default=())
+
+    def body(self) -> str:
+        if not isinstance(self.origin, str) or not self.origin or "\n" in self.origin:
+            raise CheckpointError("origin must be one non-empty line")
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise CheckpointError(f"size must be a non-negative integer, got {self.size!r}")
+        for ext in self.extensions:
+            if not isinstance(ext, str) or not ext or "\n" in ext:
+                raise CheckpointError(f"extension {ext!r} must be one non-empty line")
+        if not isinstance(self.root, bytes) or len(self.root) != 32:
+            got = f"{len(self.root)} bytes" if isinstance(self.root, bytes) else type(self.root).__name__
+            raise CheckpointError(f"root must be 32 bytes, got {got}")
+        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode(), *self.extensions]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def parse_body(cls, body: str) -> "Checkpoint":
+        if not body.endswith("\n"):
+            raise CheckpointError("checkpoint body must end with a newline")
+        lines = body[:-1].split("\n")
+        if len(lines) < 3:
+            raise CheckpointError(f"checkpoint body has {len(lines)} lines, want at least 3")
+        origin, size_text, root_text, *ext = lines
+        if not origin:
+            raise CheckpointError("checkpoint origin line is empty")
+        if not re.fullmatch(r"0|[1-9][0-9]*", size_text):
+            raise CheckpointError(f"checkpoint size {size_text!r} is not a decimal number")
+        try:
+            root = base64.b64decode(root_text, validate=True)
+        except binascii.Error:
+            raise CheckpointError("checkpoint root is not base64") from None
+        if len(root) != 32:
+            raise CheckpointError(f"checkpoint root is {len(root)} bytes, want 32")
+        if any(not e for e in ext):
+            raise CheckpointError("checkpoint has an empty extension line")
+        return cls(origin, int(size_text), root, tuple(ext))
+
+
+def parse_note(note: str) -> tuple[str, list[tuple[str, bytes, bytes]]]:
+    """(body, [(key name, key ID, signature)]) of a signed note."""
+    if not isinstance(note, str):
+        raise CheckpointError("note must be text")
+    sep = note.rfind("\n\n")
+    if sep < 0:
+        raise CheckpointError("note has no blank line before its signatures")
+    body, sig_text = note[:sep + 1], note[sep + 2:]
+    if not sig_text.endswith("\n"):
+        raise CheckpointError("note must end with a newline")
+    sigs = []
+    for line in sig_text[:-1].split("\n"):
+        m = re.fullmatch(_EM_DASH + r" (\S+) (\S+)", line)
+        if not m:
+            raise CheckpointError(f"malformed signature line {line!r}")
+        try:
+            blob = base64.b64decode(m.group(2), validate=True)
+        except binascii.Error:
+            raise CheckpointError("signature is not base64") from None
+        if len(blob) < 5:
+            raise CheckpointError("signature is too short")
+        sigs.append((m.group(1), blob[:4], blob[4:]))
+    return body, sigs
+
+
+def verify_checkpoint(note: str, vkey: str) -> Checkpoint:
+    """Parse a signed checkpoint and check its signature by the key `vkey`; the checkpoint."""
+    name, kid, public_key = parse_verifier_key(vkey)
+    body, sigs = parse_note(note)
+    checkpoint = Checkpoint.parse_body(body)
+    matching = [sig for n, k, sig in sigs if n == name and k == kid]
+    if not matching:
+        raise CheckpointError(f"note has no signature by key {name} ({kid.hex()})")
+    if not any(sm2_verify(public_key, body.encode(), sig) for sig in matching):
+        raise CheckpointError(f"signature by {name} ({kid.hex()}) does not verify")
+    return checkpoint

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-tools bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api soak venv clean contract contract-check npm-tools
+.PHONY: verifier-page demo test bench bench-tools bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api soak venv clean contract contract-check npm-tools
 
 venv: $(STAMP)
 
@@ -25,6 +25,18 @@ $(NPM_STAMP): anchor/contracts/package.json anchor/contracts/package-lock.json
 	cd anchor/contracts && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NPM_STAMP)
 
+# The JS verifier (verifier/js): sm-crypto-v2, hash-wasm, @noble/hashes and esbuild, pinned by
+# its package-lock.json; the tests run it under Node and build-check the committed page.
+VERIFIER_JS_STAMP := verifier/js/node_modules/.installed
+
+$(VERIFIER_JS_STAMP): verifier/js/package.json verifier/js/package-lock.json
+	cd verifier/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $(VERIFIER_JS_STAMP)
+
+# Rebuild the verifier page (verifier/js/dist/, committed) from its sources; reproducible.
+verifier-page: $(VERIFIER_JS_STAMP)
+	cd verifier/js && node build.mjs
+
 # Rebuild the anchor contract's artifact (committed) with the pinned solc-js; reproducible.
 contract: $(NPM_STAMP)
 	cd anchor/contracts && node build.mjs
@@ -37,7 +49,7 @@ demo: $(STAMP) $(NPM_STAMP)
 	$(VENV)/bin/evledger demo
 
 # pytest exits 5 when it collected no tests: that means the suite was not found, so fail loudly.
-test: $(STAMP) $(NPM_STAMP)
+test: $(STAMP) $(NPM_STAMP) $(VERIFIER_JS_STAMP)
 	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); the suite is missing"; exit 1; fi; \
 	exit $$rc

@@ -68,27 +68,14 @@ def test_help_lists_the_subcommands():
 # --- the verifier as a court installs it ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def standalone(tmp_path_factory):
-    """`pip install ./verifier` into a venv made empty for it: the distribution's own
-    dependencies, from the package index, and nothing of the service's."""
-    venv = tmp_path_factory.mktemp("court") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           str(ROOT / "verifier")], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return venv
-
-
 def installed(venv: Path) -> set[str]:
     done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze",
                            "--disable-pip-version-check"], capture_output=True, text=True, check=True)
     return {line.split("==")[0].lower() for line in done.stdout.split()}
 
 
-def test_the_standalone_verifier_installs_alone(standalone):
-    assert installed(standalone) - {"pip", "setuptools"} == {"evledger-verify", "gmssl", "pycryptodome",
+def test_the_standalone_verifier_installs_alone(standalone_verifier):
+    assert installed(standalone_verifier) - {"pip", "setuptools"} == {"evledger-verify", "gmssl", "pycryptodome",
                                                              "pycryptodomex"}
     # Its import closure, running a check, is the standard library and those.
     script = ("import sys\n"
@@ -98,22 +85,22 @@ def test_the_standalone_verifier_installs_alone(standalone):
               "evledger_verify.chain.ledger_key('evledger/acme')\n"
               "loaded = {m.split('.')[0] for m in set(sys.modules) - before}\n"
               "print('\\n'.join(sorted(loaded - set(sys.stdlib_module_names))))\n")
-    done = subprocess.run([str(standalone / "bin" / "python"), "-c", script], capture_output=True, text=True,
-                          cwd=standalone, check=True)
+    done = subprocess.run([str(standalone_verifier / "bin" / "python"), "-c", script], capture_output=True, text=True,
+                          cwd=standalone_verifier, check=True)
     assert set(done.stdout.split()) <= {"evledger_verify", "gmssl", "Crypto", "Cryptodome", "_cffi_backend"}, done.stdout
 
 
 @needs_anvil
-def test_the_standalone_verifier_gives_the_demos_verdicts_on_chain(demo, standalone):
+def test_the_standalone_verifier_gives_the_demos_verdicts_on_chain(demo, standalone_verifier):
     out, _ = demo
-    command = standalone / "bin" / "evledger-verify"
+    command = standalone_verifier / "bin" / "evledger-verify"
     contract = (out / "chain" / "contract.txt").read_text().strip()
     with Anvil(state=out / "chain" / "state.json") as chain:
         pinned = ["--key-file", str(out / "brokerage-sh.keys"), "--rpc", chain.url, "--contract", contract]
         good = subprocess.run([str(command), str(out / "bundle.json"), "--file", str(out / "contract.txt"), *pinned],
-                              capture_output=True, text=True, timeout=120, cwd=standalone)
+                              capture_output=True, text=True, timeout=120, cwd=standalone_verifier)
         bad = subprocess.run([str(command), str(out / "bundle.json"), "--file", str(out / "contract-tampered.txt"),
-                              *pinned], capture_output=True, text=True, timeout=120, cwd=standalone)
+                              *pinned], capture_output=True, text=True, timeout=120, cwd=standalone_verifier)
     assert good.returncode == 0, good.stdout + good.stderr
     assert good.stdout.splitlines()[-1] == "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔)"
     assert re.search(r"^✔ anchor on chain: chain 31337 at ", good.stdout, re.M)
@@ -130,8 +117,8 @@ def test_the_standalone_verifier_gives_the_demos_verdicts_on_chain(demo, standal
         assert service_side.stdout == standalone_side.stdout
 
 
-def test_the_standalone_verifier_answers_usage_errors_with_exit_2(standalone, tmp_path):
-    command = str(standalone / "bin" / "evledger-verify")
+def test_the_standalone_verifier_answers_usage_errors_with_exit_2(standalone_verifier, tmp_path):
+    command = str(standalone_verifier / "bin" / "evledger-verify")
     both = subprocess.run([command, "b.json", "--file", "f", "--hash", "00"], capture_output=True, text=True)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     missing = subprocess.run([command, str(tmp_path / "nope.json")], capture_output=True, text=True)

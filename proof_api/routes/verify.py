@@ -24,6 +24,9 @@ class VerifyRequest(BaseModel):
         default=None, min_length=1, max_length=100,
         description="the verifier keys the ledger published (name+keyid+base64): the checkpoint must be signed by "
                     "one of them; without them the bundle's own key is used")
+    contract: str | None = Field(
+        default=None, pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="the anchor registry's address as the consortium published it: the bundle's anchor must be there")
 
 
 @router.post("/v1/verify", tags=["proofs"], summary="Verify a proof bundle (and optionally the file's SM3): "
@@ -54,7 +57,7 @@ async def verify(request: Request, svc: Services = Depends(services)):
             except ValueError as exc:
                 raise ApiError(422, "invalid_request", str(exc), "verifier_keys") from None
         # Never a chain URL from the client: the server would fetch whatever it was told.
-        return verify_bundle(given["bundle"], None, body.content_hash, None, trusted_keys)
+        return verify_bundle(given["bundle"], None, body.content_hash, None, trusted_keys, body.contract)
 
     text = await request.body()
     # The body is in (so a slow client holds no slot) but not yet parsed: a refused request

@@ -1,0 +1,268 @@
+"""One tamper corpus (tests/corpus/, written by tests/corpus/make_corpus.py), every verifier
+agrees: `evledger verify` (the CLI), `POST /v1/verify` on a real `evledger serve`, the
+standalone distribution's `evledger-verify` installed in a venv of its own, the JS verifier
+under Node, and the same JS built into the verifier page, run in headless Chromium. Each must
+give every case its expected verdict and name the same failing checks. The table (case,
+expected, each verifier's verdict) is printed by the last test."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api_helpers import evledger_serve
+from tests.test_certificate import needs_chromium
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "corpus"
+CASES = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))["cases"]
+JS = ROOT / "verifier" / "js"
+PAGE = JS / "dist" / "verify.html"
+RESULTS: dict[str, dict[str, tuple[int, list[str]]]] = {}  # verifier -> case -> (verdict, failed checks)
+_FAILED_LINE = re.compile(r"^\u2718 ([a-z ]+):", re.M)
+
+
+def expected(case) -> tuple[int, list[str]]:
+    return case["expected"]["verdict"], sorted(case["expected"]["failed"])
+
+
+def sm3_hex(data: bytes) -> str:
+    from evledger_verify.verify import sm3
+    return sm3(data).hex()
+
+
+def bundle_path(case, tmp_path: Path) -> Path:
+    """The case's bundle file; a certificate's embedded bundle taken out with the CLI, as the
+    certificate tells a court to do."""
+    source = CORPUS / case["input"]
+    if case["kind"] == "bundle":
+        return source
+    out = tmp_path / (Path(case["input"]).stem + ".json")
+    subprocess.run([sys.executable, "-m", "proof_api.cli", "certificate", "--extract", str(source), "-o", str(out)],
+                   check=True, capture_output=True, timeout=120)
+    return out
+
+
+def command_args(case, bundle: Path) -> list[str]:
+    args = [str(bundle)]
+    if "file" in case:
+        args += ["--file", str(CORPUS / case["file"])]
+    if "hash" in case:
+        args += ["--hash", case["hash"]]
+    for key in case.get("keys", []):
+        args += ["--key", key]
+    if "contract" in case:
+        args += ["--contract", case["contract"]]
+    return args
+
+
+def read_report(done: subprocess.CompletedProcess) -> tuple[int, list[str]]:
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    failed = sorted(name.replace(" ", "_") for name in _FAILED_LINE.findall(done.stdout))
+    return (1 if done.returncode == 0 else 2), failed
+
+
+def run_commands(name: str, command: list[str], tmp_path: Path) -> None:
+    def one(case):
+        done = subprocess.run([*command, *command_args(case, bundle_path(case, tmp_path))], capture_output=True,
+                              text=True, timeout=120)
+        return case["name"], read_report(done)
+
+    with ThreadPoolExecutor(4) as pool:
+        RESULTS[name] = dict(pool.map(one, CASES))
+    assert_agrees(name)
+
+
+def assert_agrees(name: str) -> None:
+    wrong = [f"{c['name']}: want {expected(c)}, got {RESULTS[name].get(c['name'])}" for c in CASES
+             if RESULTS[name].get(c["name"]) != expected(c)]
+    assert wrong == [], f"{name} disagrees on {len(wrong)} of {len(CASES)} cases:\n" + "\n".join(wrong[:20])
+
+
+def test_the_corpus_covers_what_it_must():
+    names = " | ".join(c["name"] for c in CASES)
+    assert len(CASES) >= 100
+    for needed in ("good sm3 bundle", "good sha256 bundle", "forgery: note signature byte", "another ledger's",
+                   "another ledger's key pinned", "another registry pinned", "certificate, embedded root edited",
+                   "a bundle with no anchor", "a key twice"):
+        assert needed in names, needed
+    for part in ("leaf", "inclusion", "checkpoint", "anchor", "record"):
+        assert any(c["name"].startswith(f"field {part}.") and c["expected"]["verdict"] == 2 for c in CASES), part
+    assert {c["expected"]["verdict"] for c in CASES} == {1, 2}
+
+
+def test_the_cli_gives_every_expected_verdict(tmp_path):
+    run_commands("cli", [sys.executable, "-m", "proof_api.cli", "verify"], tmp_path)
+
+
+def test_the_standalone_distribution_gives_every_expected_verdict(standalone_verifier, tmp_path):
+    run_commands("standalone", [str(standalone_verifier / "bin" / "evledger-verify")], tmp_path)
+
+
+def test_post_verify_gives_every_expected_verdict(tmp_path):
+    results = {}
+    with evledger_serve(tmp_path / "data") as (_, base, _admin), httpx.Client(base_url=base, timeout=60) as http:
+        for case in CASES:
+            raw = bundle_path(case, tmp_path).read_bytes()
+            extra = {}
+            if "file" in case:  # the API takes the file's SM3, computed by the court
+                extra["content_hash"] = sm3_hex((CORPUS / case["file"]).read_bytes())
+            if "hash" in case:
+                extra["content_hash"] = case["hash"]
+            if "keys" in case:
+                extra["verifier_keys"] = case["keys"]
+            if "contract" in case:
+                extra["contract"] = case["contract"]
+            # The bundle's text as it is (a key twice stays twice), inside the request.
+            body = b'{"bundle":' + raw + b"".join(b"," + json.dumps(k).encode() + b":" + json.dumps(v).encode()
+                                                   for k, v in extra.items()) + b"}"
+            answer = http.post("/v1/verify", content=body, headers={"content-type": "application/json"})
+            if answer.status_code == 400 and answer.json()["error"]["code"] == "malformed_json":
+                # Not JSON at all: the request is refused as malformed, which is the format failing.
+                results[case["name"]] = (2, ["format"])
+                continue
+            assert answer.status_code == 200, (case["name"], answer.text[:500])
+            report = answer.json()
+            failed = [c["name"] for c in report["checks"] if c["ok"] is False]
+            if "file" in case:  # the file reached the API as its SM3: its check is the hash check
+                failed = ["file" if name == "content_hash" else name for name in failed]
+            results[case["name"]] = (report["verdict"], sorted(failed))
+    RESULTS["api"] = results
+    assert_agrees("api")
+
+
+def node_results() -> dict:
+    node = shutil.which("node")
+    assert node, "node is not on PATH (make test installs the npm tools with it)"
+    done = subprocess.run([node, str(JS / "src" / "corpus.mjs"), str(CORPUS / "cases.json")], capture_output=True,
+                          text=True, timeout=300, cwd=JS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    return {r["case"]: (r["verdict"], sorted(r["failed"])) for r in lines}
+
+
+def test_the_js_verifier_under_node_gives_every_expected_verdict():
+    RESULTS["node"] = node_results()
+    assert_agrees("node")
+
+
+HARNESS = """<script>
+window.__corpus = (async () => {
+  const ev = window.evledgerVerify, cases = JSON.parse(document.getElementById("corpus-cases").textContent);
+  const results = [];
+  for (const c of cases) {
+    const text = c.kind === "certificate" ? ev.bundleTextOfCertificate(c.text) : c.text;
+    const loaded = ev.loadBundle(text);
+    let report = loaded.report;
+    if (!report) {
+      let file = null;
+      if (c.file_b64 !== undefined) {
+        const bytes = Uint8Array.from(atob(c.file_b64), (ch) => ch.charCodeAt(0));
+        const blob = new Blob([bytes]);
+        file = { sm3: await ev.sm3OfBlob(blob, () => {}, 7), size: blob.size };  // 7-byte chunks: the chunked path
+      }
+      report = await ev.verifyBundle(loaded.bundle, { file, contentHash: c.hash ?? null, trustedKeys: c.keys ?? null,
+                                                      contract: c.contract ?? null });
+    }
+    results.push({ case: c.name, verdict: report.verdict, failed: report.checks.filter((x) => x.ok === false).map((x) => x.name) });
+  }
+  return JSON.stringify(results);
+})();
+</script>"""
+
+
+def chromium_evaluate(tmp_path: Path, url: str, expression: str, timeout: float = 180) -> object:
+    """Open `url` in headless Chromium and return the value of `expression` (a promise is
+    awaited), through the DevTools protocol: --dump-dom would not wait for async work."""
+    import time
+
+    from websockets.sync.client import connect
+
+    from tests.test_certificate import CHROMIUM
+
+    proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio",
+                             f"--user-data-dir={tmp_path / 'chromium-profile'}", "--remote-debugging-port=0", url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        while port is None:
+            line = proc.stderr.readline()
+            assert line, "Chromium exited before it listened for DevTools"
+            found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
+            port = found and int(found.group(1))
+        deadline = time.monotonic() + timeout
+        page = next(t for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json() if t["type"] == "page")
+        with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30) as ws:
+            def evaluate(text: str, ident: int):
+                ws.send(json.dumps({"id": ident, "method": "Runtime.evaluate",
+                                    "params": {"expression": text, "awaitPromise": True, "returnByValue": True}}))
+                while True:
+                    answer = json.loads(ws.recv(timeout=max(1.0, deadline - time.monotonic())))
+                    if answer.get("id") == ident:
+                        assert "exceptionDetails" not in answer["result"], answer["result"]["exceptionDetails"]
+                        return answer["result"]["result"].get("value")
+            ident = 1
+            while not evaluate("location.protocol === 'file:' && document.readyState === 'complete'", ident):
+                assert time.monotonic() < deadline, "the page did not load"
+                ident += 1
+                time.sleep(0.1)
+            return evaluate(expression, ident + 1)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+
+
+@needs_chromium
+def test_the_verifier_page_in_chromium_gives_every_expected_verdict(tmp_path):
+    cases = []
+    for case in CASES:
+        item = {k: case[k] for k in ("name", "kind", "hash", "keys", "contract") if k in case}
+        item["text"] = (CORPUS / case["input"]).read_text(encoding="utf-8")
+        if "file" in case:
+            item["file_b64"] = base64.b64encode((CORPUS / case["file"]).read_bytes()).decode()
+        cases.append(item)
+    data = json.dumps(cases).replace("</", "<\\/")
+    page = PAGE.read_text(encoding="utf-8").replace(
+        "</body>", f'<script type="application/json" id="corpus-cases">{data}</script>\n{HARNESS}\n</body>')
+    harness = tmp_path / "harness.html"
+    harness.write_text(page, encoding="utf-8")
+    text = chromium_evaluate(tmp_path, harness.as_uri(), "window.__corpus")
+    RESULTS["chromium"] = {r["case"]: (r["verdict"], sorted(r["failed"])) for r in json.loads(text)}
+    assert_agrees("chromium")
+
+
+def test_the_committed_page_is_what_the_sources_build():
+    done = subprocess.run([shutil.which("node") or "node", "build.mjs", "--check"], cwd=JS, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zz_print_the_corpus_table(capsys):
+    """The table the note quotes: every case, its expected verdict, each verifier's."""
+    verifiers = [v for v in ("cli", "api", "standalone", "node", "chromium") if v in RESULTS]
+    if not verifiers:
+        pytest.skip("no verifier ran in this session")
+    mark = {1: "①", 2: "②", None: "-"}
+    lines = [f"| case | expected | {' | '.join(verifiers)} |", "|---|---|" + "---|" * len(verifiers)]
+    disagreements = 0
+    for case in CASES:
+        want = expected(case)
+        row = []
+        for v in verifiers:
+            got = RESULTS[v].get(case["name"])
+            disagreements += got != want
+            row.append(f"{mark[got[0]] if got else '-'}{'' if got == want else ' ≠'}")
+        lines.append(f"| {case['name']} | {mark[want[0]]} {','.join(want[1]) or ''} | {' | '.join(row)} |")
+    with capsys.disabled():
+        print(f"\n\ntamper corpus: {len(CASES)} cases x {len(verifiers)} verifiers ({', '.join(verifiers)}), "
+              f"{disagreements} disagreements\n" + "\n".join(lines) + "\n")
+    assert disagreements == 0

@@ -27,6 +27,7 @@ import shlex
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from html import escape, unescape
+from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
@@ -34,6 +35,9 @@ from markupsafe import Markup
 from evledger_verify.verify import BUNDLE_FORMAT
 
 SCRIPT_ID = "evledger-proof"
+# The verifier page's panel, built from verifier/js (committed, reproducible): the certificate
+# carries the same verifier as dist/verify.html, so it can check its own bundle offline.
+VERIFIER_PANEL = Path(__file__).resolve().parent.parent / "verifier" / "js" / "dist" / "verifier-inline.html"
 BEIJING = timezone(timedelta(hours=8), "UTC+8")
 MISSING = "—"
 
@@ -171,7 +175,18 @@ def render_certificate(bundle: dict) -> str:
         # Markup: a script element's text is not HTML-decoded, so HTML escaping would corrupt the
         # JSON; embed_json's \u escapes are what keep every value inside the element.
         bundle_json=Markup(embed_json(bundle)),
+        verifier_panel=verifier_panel(),
     )
+
+
+@cache
+def verifier_panel() -> Markup:
+    """The built verifier panel (style, form, script), as it is: our own code, not bundle values."""
+    try:
+        return Markup(VERIFIER_PANEL.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OSError(f"the verifier panel {VERIFIER_PANEL} cannot be read ({exc.strerror}): build it with "
+                      f"`make verifier-page`") from None
 
 
 # --- reading it back ---------------------------------------------------------------------------

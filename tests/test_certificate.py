@@ -13,12 +13,8 @@ when a chromium binary is found (or EVLEDGER_CHROMIUM names one), and are skippe
 from __future__ import annotations
 
 import copy
-import functools
 import json
-import os
-import shutil
 import struct
-import subprocess
 from datetime import datetime, timezone
 from html import escape
 
@@ -29,7 +25,8 @@ from anchor.worker import AnchorSettings, AnchorWorker
 from ingest.ledger import LedgerService, Receipt
 from ingest.sequencer import SequencerSettings
 from proof_api.bundle import build_bundle
-from proof_api.certificate import SCRIPT_ID, extract_bundle, render_certificate
+from proof_api.certificate import SCRIPT_ID, VERIFIER_PANEL, extract_bundle, render_certificate
+from tests.browser import needs_chromium, run_chromium
 from tests.sample_records import rec
 
 XSS = "</script><script>alert(1)</script>"
@@ -117,13 +114,21 @@ def test_how_to_verify_names_the_commands_with_this_bundles_values(bundles):
     assert "docs/proof-bundle.md" in html
 
 
+def without_verifier(html: str) -> str:
+    """The certificate less its verifier panel, which must be there exactly once and be the
+    committed build of verifier/js: the only executable script in the page is our own."""
+    panel = VERIFIER_PANEL.read_text(encoding="utf-8")
+    assert html.count(panel) == 1
+    return html.replace(panel, "")
+
+
 def test_page_is_self_contained(bundles):
-    html = render_certificate(bundles["plain"])
+    html = without_verifier(render_certificate(bundles["plain"]))
     lowered = html.lower()
     for external in ("<link", "src=", "@import", "url(", "http://", "https://"):
         assert external not in lowered, external
     assert "@page" in html and "size: A4" in html
-    assert html.count("<script") == 1  # only the embedded bundle: no executable script
+    assert html.count("<script") == 1  # only the embedded bundle: no executable script but the verifier's
 
 
 # --- the embedded bundle -----------------------------------------------------------------------
@@ -150,7 +155,7 @@ def test_extract_refuses_a_page_without_a_bundle():
 def test_hostile_values_are_escaped_everywhere_and_still_round_trip(bundles):
     bundle = bundles["hostile"]
     assert bundle["record"]["record"]["attributes"]["note"] == XSS
-    html = render_certificate(bundle)
+    html = without_verifier(render_certificate(bundle))
     # No raw tag from the record anywhere: not in the page, not in the embedded JSON.
     assert "<script>" not in html and "alert(1)</script>" not in html
     assert "<b>" not in html and "</b>" not in html
@@ -168,7 +173,7 @@ def test_hostile_bundle_fields_outside_the_record_are_escaped_too(bundles):
     bundle["checkpoint"]["note"] = "note </pre><script>alert(2)</script>"
     bundle["anchor"]["tx_hash"] = "0x<svg onload=alert(3)>"
     bundle["anchor"]["contract"] = "0x'; rm -rf / #"
-    html = render_certificate(bundle)
+    html = without_verifier(render_certificate(bundle))
     for raw in ("<img", "<i>", "<svg", "</pre><script>", "<script>alert"):
         assert raw not in html, raw
     assert html.count("<script") == 1
@@ -216,48 +221,12 @@ def test_render_refuses_what_is_not_a_bundle():
 # --- headless Chromium -------------------------------------------------------------------------
 
 
-def _chromium() -> str | None:
-    named = os.environ.get("EVLEDGER_CHROMIUM")
-    if named:
-        return shutil.which(named) or (named if os.access(named, os.X_OK) else None)
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-CHROMIUM = _chromium()
-_NO_CHROMIUM = ("no headless Chromium binary found (install Debian's `chromium`, or set EVLEDGER_CHROMIUM); "
-                "the certificate's rendering check")
-
-
-def needs_chromium(test):
-    """Skipped without Chromium, except under CI=true: .ci/run installs it there, so a missing
-    browser is a broken set-up and fails."""
-    if CHROMIUM is not None:
-        return test
-    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-        @functools.wraps(test)
-        def missing(*args, **kwargs):
-            pytest.fail(f"{_NO_CHROMIUM} cannot run under CI=true")
-        return missing
-    return pytest.mark.skip(reason=f"{_NO_CHROMIUM} is skipped")(test)
-
-
-def _run_chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp_path / "chromium-profile"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio",
-           f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
 @needs_chromium
 def test_chromium_renders_the_certificate_to_png_and_a4_pdf(bundles, tmp_path):
     page = tmp_path / "cert.html"
     page.write_text(render_certificate(bundles["hostile"]), encoding="utf-8")
     png = tmp_path / "cert.png"
-    result = _run_chromium(tmp_path, f"--screenshot={png}", "--window-size=1240,1754", page.as_uri())
+    result = run_chromium(tmp_path, f"--screenshot={png}", "--window-size=1240,1754", page.as_uri())
     assert png.exists(), result.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -266,7 +235,7 @@ def test_chromium_renders_the_certificate_to_png_and_a4_pdf(bundles, tmp_path):
     assert len(data) > 30_000, f"screenshot is only {len(data)} bytes: a blank page?"
 
     pdf = tmp_path / "cert.pdf"
-    result = _run_chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri())
+    result = run_chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri())
     assert pdf.exists(), result.stderr[-2000:]
     body = pdf.read_bytes()
     assert body.startswith(b"%PDF-")
@@ -280,9 +249,9 @@ def test_chromium_parses_the_embedded_bundle_intact(bundles, tmp_path):
     bundle = bundles["hostile"]
     page = tmp_path / "cert.html"
     page.write_text(render_certificate(bundle), encoding="utf-8")
-    result = _run_chromium(tmp_path, "--dump-dom", page.as_uri())
+    result = run_chromium(tmp_path, "--dump-dom", page.as_uri())
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
-    assert dom.count("<script") == 1
+    assert dom.count("<script") == 2  # the embedded bundle and the verifier panel's code
     assert "<b>" not in dom
     assert extract_bundle(dom) == bundle

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.api_helpers import evledger_serve
-from tests.test_certificate import needs_chromium
+from tests.browser import DevTools, needs_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
@@ -179,48 +179,6 @@ window.__corpus = (async () => {
 </script>"""
 
 
-def chromium_evaluate(tmp_path: Path, url: str, expression: str, timeout: float = 180) -> object:
-    """Open `url` in headless Chromium and return the value of `expression` (a promise is
-    awaited), through the DevTools protocol: --dump-dom would not wait for async work."""
-    import time
-
-    from websockets.sync.client import connect
-
-    from tests.test_certificate import CHROMIUM
-
-    proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio",
-                             f"--user-data-dir={tmp_path / 'chromium-profile'}", "--remote-debugging-port=0", url],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        port = None
-        while port is None:
-            line = proc.stderr.readline()
-            assert line, "Chromium exited before it listened for DevTools"
-            found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
-            port = found and int(found.group(1))
-        deadline = time.monotonic() + timeout
-        page = next(t for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json() if t["type"] == "page")
-        with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30) as ws:
-            def evaluate(text: str, ident: int):
-                ws.send(json.dumps({"id": ident, "method": "Runtime.evaluate",
-                                    "params": {"expression": text, "awaitPromise": True, "returnByValue": True}}))
-                while True:
-                    answer = json.loads(ws.recv(timeout=max(1.0, deadline - time.monotonic())))
-                    if answer.get("id") == ident:
-                        assert "exceptionDetails" not in answer["result"], answer["result"]["exceptionDetails"]
-                        return answer["result"]["result"].get("value")
-            ident = 1
-            while not evaluate("location.protocol === 'file:' && document.readyState === 'complete'", ident):
-                assert time.monotonic() < deadline, "the page did not load"
-                ident += 1
-                time.sleep(0.1)
-            return evaluate(expression, ident + 1)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stderr.close()
-
-
 @needs_chromium
 def test_the_verifier_page_in_chromium_gives_every_expected_verdict(tmp_path):
     cases = []
@@ -235,7 +193,8 @@ def test_the_verifier_page_in_chromium_gives_every_expected_verdict(tmp_path):
         "</body>", f'<script type="application/json" id="corpus-cases">{data}</script>\n{HARNESS}\n</body>')
     harness = tmp_path / "harness.html"
     harness.write_text(page, encoding="utf-8")
-    text = chromium_evaluate(tmp_path, harness.as_uri(), "window.__corpus")
+    with DevTools(tmp_path, harness.as_uri()) as page:
+        text = page.evaluate("window.__corpus")
     RESULTS["chromium"] = {r["case"]: (r["verdict"], sorted(r["failed"])) for r in json.loads(text)}
     assert_agrees("chromium")
 
@@ -266,3 +225,55 @@ def test_zz_print_the_corpus_table(capsys):
         print(f"\n\ntamper corpus: {len(CASES)} cases x {len(verifiers)} verifiers ({', '.join(verifiers)}), "
               f"{disagreements} disagreements\n" + "\n".join(lines) + "\n")
     assert disagreements == 0
+
+
+# --- the page and the certificate as a court uses them: files chosen, a button pressed ---------
+
+CLICK_AND_WAIT = """(async () => {
+  document.getElementById("ev-verdict").textContent = "";
+  document.getElementById("ev-verify").click();
+  for (let i = 0; i < 600 && !document.getElementById("ev-verdict").textContent; i++) await new Promise((r) => setTimeout(r, 50));
+  return [document.getElementById("ev-verdict").textContent,
+          [...document.querySelectorAll("#ev-report li")].map((li) => li.textContent)];
+})()"""
+
+
+def case_named(name: str) -> dict:
+    return next(c for c in CASES if c["name"] == name)
+
+
+@needs_chromium
+def test_the_page_verifies_a_chosen_bundle_and_file_then_refuses_a_tampered_one(tmp_path):
+    case = case_named("good sm3 bundle, its file")
+    with DevTools(tmp_path, PAGE.as_uri()) as page:
+        page.set_files("#ev-pick", [CORPUS / case["input"], CORPUS / case["file"]])
+        verdict, checks = page.evaluate(CLICK_AND_WAIT)
+        assert verdict.startswith("verdict ①: the record is in the anchored tree, unaltered"), (verdict, checks)
+        assert any(line.startswith("✔ file: SM3 of the file") for line in checks), checks
+        page.set_files("#ev-pick", [CORPUS / "files" / "acme-5-tampered.txt"])
+        verdict, checks = page.evaluate(CLICK_AND_WAIT)
+        assert verdict.startswith("verdict ②") and "(failed: file)" in verdict, (verdict, checks)
+
+
+@needs_chromium
+def test_the_certificate_verifies_its_own_bundle_with_the_file_dropped_on_it(tmp_path):
+    from proof_api.certificate import extract_bundle, render_certificate
+
+    case = case_named("certificate as issued")
+    # Rendered now, so that it carries the panel as built now.
+    certificate = tmp_path / "certificate.html"
+    certificate.write_text(render_certificate(extract_bundle((CORPUS / case["input"]).read_text())), encoding="utf-8")
+    with DevTools(tmp_path, certificate.as_uri()) as page:
+        assert page.evaluate("document.getElementById('ev-bundle-name').textContent") == \
+            "the bundle embedded in this certificate"
+        page.set_files("#ev-pick", [CORPUS / case["file"]])
+        verdict, checks = page.evaluate(CLICK_AND_WAIT)
+        assert verdict.startswith("verdict ①"), (verdict, checks)
+        assert len(checks) == 9 and sum(line.startswith("✔") for line in checks) == 7, checks  # no hash, no RPC
+    root = extract_bundle(certificate.read_text())["checkpoint"]["root"]
+    edited = certificate.read_text().replace(f'"root": "{root}"', f'"root": "{root[::-1]}"')  # the embedded bundle's
+    assert edited != certificate.read_text()
+    certificate.write_text(edited, encoding="utf-8")
+    with DevTools(tmp_path, certificate.as_uri()) as page:
+        verdict, _ = page.evaluate(CLICK_AND_WAIT)
+        assert verdict.startswith("verdict ②"), verdict

@@ -151,10 +151,11 @@ def main() -> None:
           2, kind="certificate")
     c.add("certificate, embedded record edited", cert.replace('"evidence_id": "e5"', '"evidence_id": "e6"', 1), 2,
           kind="certificate")
-    c.add("certificate, embedded bundle of another ledger", cert.replace(
-        cert[cert.index('<script type="application/json" id="evledger-proof">'):cert.index("</script>", cert.index(
-            'id="evledger-proof"'))], '<script type="application/json" id="evledger-proof">\n'
-        + json.dumps(world["beta"], ensure_ascii=False)), 2, kind="certificate", keys=[acme_key])
+    tag = '<script type="application/json" id="evledger-proof">'
+    start = cert.index(tag) + len(tag)
+    c.add("certificate, embedded bundle of another ledger",
+          cert[:start] + "\n" + json.dumps(world["beta"], ensure_ascii=False) + cert[cert.index("</script>", start):],
+          2, kind="certificate", keys=[acme_key])
     c.add("certificate, only the readable text edited (the embedded bundle decides)",
           cert.replace("数据保全证书", "数据保全证书（已修改）", 1), 1, kind="certificate")
     (out / "cases.json").write_text(json.dumps({"format": "evledger-tamper-corpus/1", "cases": c.cases},

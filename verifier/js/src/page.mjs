@@ -4,7 +4,7 @@
 import { bundleTextOfCertificate, formatReport, keysOfText, loadBundle, sm3OfBlob, verifyBundle } from "./verify.mjs";
 
 const $ = (id) => document.getElementById(id);
-const state = { bundleText: null, file: null };
+const state = { bundleText: null, file: null, reading: Promise.resolve() };
 
 function show(report) {
   const out = $("ev-report");
@@ -21,6 +21,7 @@ function show(report) {
 }
 
 async function verifyNow() {
+  await state.reading; // files chosen a moment ago are still being looked at
   if (state.bundleText === null) { $("ev-status").textContent = "drop a proof bundle (or a certificate) first"; return; }
   const loaded = loadBundle(state.bundleText);
   if (loaded.report) { show(loaded.report); return; }
@@ -46,7 +47,7 @@ async function take(files) {
     if (/^\s*\{/.test(head) && /"evledger-proof\/1"/.test(head) && f.size <= (1 << 20) + 1) {
       state.bundleText = new Uint8Array(await f.arrayBuffer());
       $("ev-bundle-name").textContent = f.name;
-    } else if (/<script[^>]+id="evledger-proof"/.test(await f.text().catch(() => ""))) {
+    } else if (/\x3cscript[^>]+id="evledger-proof"/.test(await f.text().catch(() => ""))) {
       state.bundleText = bundleTextOfCertificate(await f.text());
       $("ev-bundle-name").textContent = `${f.name} (certificate)`;
     } else {
@@ -66,10 +67,15 @@ export function start() {
   const drop = $("ev-drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); take(e.dataTransfer.files); });
-  $("ev-pick").addEventListener("change", (e) => take(e.target.files));
+  const chosen = (files) => { state.reading = take(files).catch((e) => { $("ev-status").textContent = String(e); }); };
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); chosen(e.dataTransfer.files); });
+  $("ev-pick").addEventListener("change", (e) => chosen(e.target.files));
   $("ev-verify").addEventListener("click", () => verifyNow().catch((e) => { $("ev-status").textContent = String(e); }));
-  window.evledgerVerify = { loadBundle, verifyBundle, formatReport, bundleTextOfCertificate, keysOfText, sm3OfBlob };
 }
 
-start();
+// The verifier's functions, for a console or a script (the tests run the corpus through them).
+window.evledgerVerify = { loadBundle, verifyBundle, formatReport, bundleTextOfCertificate, keysOfText, sm3OfBlob };
+
+// In a certificate the panel comes before the embedded bundle: start once the page is parsed.
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();

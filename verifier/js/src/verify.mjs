@@ -504,7 +504,8 @@ export function keysOfText(text) {
 
 /** The bundle embedded in a certificate's HTML text (the one <script type="application/json" id="evledger-proof">). */
 export function bundleTextOfCertificate(html, scriptId = "evledger-proof") {
-  const found = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)]
+  // \x3c, not a literal "<": this code is inlined into pages, where "<script" would be markup.
+  const found = [...html.matchAll(/\x3cscript\b([^>]*)>([\s\S]*?)\x3c\/script>/gi)]
     .filter((m) => new RegExp(`\\bid="${scriptId}"`).test(m[1]) && /\btype="application\/json"/.test(m[1]));
   if (found.length !== 1) throw new Error(`expected one embedded bundle, found ${found.length}`);
   return found[0][2];

@@ -1,8 +1,9 @@
 """The data preservation certificate (数据保全证书): one `evledger-proof/1` bundle as a
 human-readable, self-contained, print-friendly (A4) HTML page, with the bundle itself embedded.
 
-    html = render_certificate(bundle)     # the page (no external resources: inline CSS, no scripts)
+    html = render_certificate(bundle)     # the page (no external resources: inline CSS, font and QR code)
     bundle == extract_bundle(html)        # the embedded bundle, read back exactly
+    pdf = render_pdf(bundle)              # the same page printed to A4 by headless Chromium
 
 The page shows what the bundle *states*; it proves nothing by itself. Its weight is the embedded
 bundle, which anyone can extract and check with `evledger verify` (docs/proof-bundle.md),
@@ -16,25 +17,34 @@ is written as a JSON `\\u` escape (`embed_json`), so no value (`</script>`, `<!-
 element early, and JSON.parse / json.loads give the exact bundle back. Sealed fields are never
 shown, not even as ciphertext.
 
-The command is `evledger certificate BUNDLE -o cert.html`, and
+It also carries a QR code of the values a phone needs to check the record (qr_payload), the CJK
+font its text needs, subset and embedded (cjk_font.py), and the verifier page's panel, our own
+script (verifier/js), which checks the embedded bundle against a file dropped on the page.
+
+The command is `evledger certificate BUNDLE -o cert.html` (`--pdf` for the PDF), and
 `evledger certificate --extract cert.html -o bundle.json` gives the bundle back.
 """
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from html import escape, unescape
 from pathlib import Path
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 from evledger_verify.verify import BUNDLE_FORMAT
 
+log = logging.getLogger("evledger.certificate")
 SCRIPT_ID = "evledger-proof"
+QR_SCHEME = "evledger-proof:1"
+FONT_FACE_SLOT = "/*evledger-cjk-font*/"  # replaced by the @font-face rule once the page's characters are known
 # The verifier page's panel, built from verifier/js (committed, reproducible): the certificate
 # carries the same verifier as dist/verify.html, so it can check its own bundle offline.
 VERIFIER_PANEL = Path(__file__).resolve().parent.parent / "verifier" / "js" / "dist" / "verifier-inline.html"
@@ -147,8 +157,47 @@ def embed_json(bundle: dict) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def render_certificate(bundle: dict) -> str:
-    """The certificate for one `evledger-proof/1` bundle, as a complete HTML document."""
+def qr_payload(bundle: dict) -> str:
+    """What the certificate's QR code carries: the values a phone needs to look the record up and
+    check it (ledger, record, leaf hash, tree size, root, and the anchor's chain, contract and
+    transaction), as one URI-like line (docs/proof-bundle.md, "The certificate's QR code")."""
+    leaf, checkpoint = _dict(bundle.get("leaf")), _dict(bundle.get("checkpoint"))
+    anchor = _dict(bundle.get("anchor"))
+    values = [("ledger", bundle.get("ledger")), ("seq", leaf.get("index")), ("leaf", leaf.get("hash")),
+              ("size", checkpoint.get("size")), ("root", checkpoint.get("root")), ("chain", anchor.get("chain_id")),
+              ("contract", anchor.get("contract")), ("tx", anchor.get("tx_hash"))]
+    return f"{QR_SCHEME}?" + urlencode([(k, "" if v is None else str(v)) for k, v in values])
+
+
+def _qr_data_uri(payload: str) -> str:
+    import segno
+
+    return segno.make(payload, error="l", micro=False).png_data_uri(scale=4, border=4)
+
+
+def render_certificate(bundle: dict, embed_font: bool = True) -> str:
+    """The certificate for one `evledger-proof/1` bundle, as a complete HTML document, with the
+    CJK font it needs embedded (cjk_font.py; without a font to embed it is left out, and the
+    page falls back to the reader's fonts, with a warning)."""
+    html = _render(bundle)
+    font_face = ""
+    if embed_font:
+        from .cjk_font import FontUnavailable, font_face_css
+        try:
+            font_face = font_face_css("".join(ch for ch in set(html) if ord(ch) > 0x7E))
+        except FontUnavailable as exc:
+            log.warning("certificate without an embedded CJK font: %s", exc)
+    return html.replace(FONT_FACE_SLOT, font_face, 1)
+
+
+def render_pdf(bundle: dict) -> bytes:
+    """The certificate as an A4 PDF, printed by headless Chromium (pdf.py)."""
+    from .pdf import html_to_pdf
+
+    return html_to_pdf(render_certificate(bundle))
+
+
+def _render(bundle: dict) -> str:
     if not isinstance(bundle, dict):
         raise ValueError("a proof bundle is a JSON object")
     if bundle.get("format") != BUNDLE_FORMAT:
@@ -176,6 +225,7 @@ def render_certificate(bundle: dict) -> str:
         # JSON; embed_json's \u escapes are what keep every value inside the element.
         bundle_json=Markup(embed_json(bundle)),
         verifier_panel=verifier_panel(),
+        font_face=Markup(FONT_FACE_SLOT), qr_payload=qr_payload(bundle), qr_image=_qr_data_uri(qr_payload(bundle)),
     )
 
 

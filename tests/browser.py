@@ -12,7 +12,6 @@ import functools
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -20,19 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def _chromium() -> str | None:
-    named = os.environ.get("EVLEDGER_CHROMIUM")
-    if named:
-        return shutil.which(named) or (named if os.access(named, os.X_OK) else None)
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
+from proof_api.pdf import find_chromium
 
 
-CHROMIUM = _chromium()
+CHROMIUM = find_chromium()  # the one the product prints PDFs with
 _NO_CHROMIUM = "no headless Chromium binary found (install Debian's `chromium`, or set EVLEDGER_CHROMIUM); this check"
 _FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio")
 
@@ -48,9 +38,9 @@ def needs_chromium(test):
     return pytest.mark.skip(reason=f"{_NO_CHROMIUM} is skipped")(test)
 
 
-def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def run_chromium(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([CHROMIUM, *_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=None if env is None else {**os.environ, **env})
 
 
 class DevTools:

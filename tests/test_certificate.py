@@ -13,10 +13,16 @@ when a chromium binary is found (or EVLEDGER_CHROMIUM names one), and are skippe
 from __future__ import annotations
 
 import copy
+import re
+import subprocess
+import shutil
+import os
 import json
 import struct
+import sys
 from datetime import datetime, timezone
-from html import escape
+from html import escape, unescape
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -25,7 +31,7 @@ from anchor.worker import AnchorSettings, AnchorWorker
 from ingest.ledger import LedgerService, Receipt
 from ingest.sequencer import SequencerSettings
 from proof_api.bundle import build_bundle
-from proof_api.certificate import SCRIPT_ID, VERIFIER_PANEL, extract_bundle, render_certificate
+from proof_api.certificate import SCRIPT_ID, VERIFIER_PANEL, extract_bundle, qr_payload, render_certificate
 from tests.browser import needs_chromium, run_chromium
 from tests.sample_records import rec
 
@@ -124,6 +130,9 @@ def without_verifier(html: str) -> str:
 
 def test_page_is_self_contained(bundles):
     html = without_verifier(render_certificate(bundles["plain"]))
+    # The font and the QR code are inside the page, as data: URLs; nothing else may point out.
+    assert html.count("url(data:font/woff2;base64,") == 1 and html.count('src="data:image/png;base64,') == 1
+    html = re.sub(r'url\(data:font/woff2;base64,[A-Za-z0-9+/=]+\)|src="data:image/png;base64,[A-Za-z0-9+/=]+"', "", html)
     lowered = html.lower()
     for external in ("<link", "src=", "@import", "url(", "http://", "https://"):
         assert external not in lowered, external
@@ -174,7 +183,7 @@ def test_hostile_bundle_fields_outside_the_record_are_escaped_too(bundles):
     bundle["anchor"]["tx_hash"] = "0x<svg onload=alert(3)>"
     bundle["anchor"]["contract"] = "0x'; rm -rf / #"
     html = without_verifier(render_certificate(bundle))
-    for raw in ("<img", "<i>", "<svg", "</pre><script>", "<script>alert"):
+    for raw in ("<img src=x", "<i>", "<svg", "</pre><script>", "<script>alert"):
         assert raw not in html, raw
     assert html.count("<script") == 1
     assert "&#x27;; rm -rf / #&#x27;" in html  # shell-quoted in the commands, then escaped
@@ -255,3 +264,136 @@ def test_chromium_parses_the_embedded_bundle_intact(bundles, tmp_path):
     assert dom.count("<script") == 2  # the embedded bundle and the verifier panel's code
     assert "<b>" not in dom
     assert extract_bundle(dom) == bundle
+
+
+# --- the QR code, the embedded CJK font, the PDF -------------------------------------------------
+
+
+def test_the_qr_payload_names_what_a_phone_needs(bundles):
+    bundle = bundles["plain"]
+    values = dict(parse_qsl(urlsplit(qr_payload(bundle)).query))
+    anchor, checkpoint, leaf = bundle["anchor"], bundle["checkpoint"], bundle["leaf"]
+    assert qr_payload(bundle).startswith("evledger-proof:1?")
+    assert values == {"ledger": "acme", "seq": str(leaf["index"]), "leaf": leaf["hash"], "size": str(checkpoint["size"]),
+                      "root": checkpoint["root"], "chain": str(anchor["chain_id"]), "contract": anchor["contract"],
+                      "tx": anchor["tx_hash"]}
+
+
+@needs_chromium
+def test_the_qr_code_read_from_the_rendered_page_gives_the_bundles_values(bundles, tmp_path):
+    zxingcpp = pytest.importorskip("zxingcpp")
+    from PIL import Image
+
+    for name in ("plain", "hostile"):
+        page = tmp_path / f"{name}.html"
+        page.write_text(render_certificate(bundles[name]), encoding="utf-8")
+        png = tmp_path / f"{name}.png"
+        run_chromium(tmp_path, f"--screenshot={png}", "--window-size=1240,900", page.as_uri())
+        found = zxingcpp.read_barcodes(Image.open(png))
+        assert [code.text for code in found] == [qr_payload(bundles[name])]
+
+
+NO_CJK_FONTS = """<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "fonts.dtd">
+<fontconfig>
+  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>
+  <selectfont><rejectfont><glob>/usr/share/fonts/opentype/noto/*</glob><glob>*CJK*</glob></rejectfont></selectfont>
+</fontconfig>
+"""
+
+
+GLYPH_CELL = 48  # px: one character per cell of the grid page
+
+
+def glyph_grid(face_css: str, characters: list[str]) -> str:
+    """A page drawing each character in its own cell with the certificate's font stack."""
+    cells = "".join(f'<div class="c">{escape(ch)}</div>' for ch in characters)
+    return (f"<!DOCTYPE html><meta charset=utf-8><style>{face_css} body {{ margin: 0; }} "
+            f".g {{ display: grid; grid-template-columns: repeat(20, {GLYPH_CELL}px); }} "
+            f'.c {{ width: {GLYPH_CELL}px; height: {GLYPH_CELL}px; font: 32px/{GLYPH_CELL}px "Evledger CJK", sans-serif; '
+            f"text-align: center; overflow: hidden; }}</style><div class=g>{cells}</div>")
+
+
+@needs_chromium
+def test_the_embedded_font_leaves_no_character_of_the_page_as_an_empty_box(bundles, tmp_path):
+    """On a machine with no CJK font (fontconfig told to reject them), draw every non-ASCII
+    character the certificate shows, one per cell, with the certificate's embedded font; the
+    first cell is a character no font has, so it is the empty box (.notdef) this browser
+    draws. No character may look like it. With the font removed, the Chinese must: that is
+    what the check would catch."""
+    from PIL import Image, ImageChops
+
+    config = tmp_path / "fonts.conf"
+    config.write_text(NO_CJK_FONTS)
+    listed = subprocess.run(["fc-list"], capture_output=True, text=True, env={**os.environ, "FONTCONFIG_FILE": str(config)})
+    assert "CJK" not in listed.stdout  # the browser below has no CJK font of its own
+
+    html = render_certificate(bundles["hostile"])
+    face = re.search(r"@font-face \{[^}]*\}", html).group()
+    shown = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)  # what the page shows
+    characters = sorted({ch for ch in re.sub(r"<[^>]*>", "", unescape(shown)) if ord(ch) > 0x7E and not ch.isspace()})
+    assert len(characters) > 150 and "证" in characters
+    grid = ["\U0010FFFD", *characters]  # a private-use character: the box
+    boxes = {}
+    for name, css in (("embedded", face), ("removed", "")):
+        page = tmp_path / f"{name}.html"
+        page.write_text(glyph_grid(css, grid), encoding="utf-8")
+        png = tmp_path / f"{name}.png"
+        rows = -(-len(grid) // 20)
+        run_chromium(tmp_path, f"--screenshot={png}", f"--window-size={20 * GLYPH_CELL},{rows * GLYPH_CELL + 8}",
+                     page.as_uri(), env={"FONTCONFIG_FILE": str(config)})
+        image = Image.open(png).convert("L")
+        cells = [image.crop(((n % 20) * GLYPH_CELL, (n // 20) * GLYPH_CELL, (n % 20 + 1) * GLYPH_CELL,
+                             (n // 20 + 1) * GLYPH_CELL)) for n in range(len(grid))]
+        boxes[name] = [ch for ch, cell in zip(characters, cells[1:])
+                       if ImageChops.difference(cell, cells[0]).getbbox() is None]
+    assert boxes["embedded"] == []
+    cjk = [ch for ch in characters if "\u4e00" <= ch <= "\u9fff"]
+    assert set(cjk) <= set(boxes["removed"])  # without the font every Chinese character is a box
+
+
+def test_without_a_font_to_embed_the_certificate_still_renders_and_says_so(bundles, monkeypatch, caplog):
+    from proof_api import cjk_font
+
+    monkeypatch.setenv("EVLEDGER_CJK_FONT", "/nonexistent/font.ttc")
+    cjk_font.woff2_subset.cache_clear()
+    html = render_certificate(bundles["plain"])
+    assert "@font-face" not in html and extract_bundle(html) == bundles["plain"]
+    assert "certificate without an embedded CJK font: EVLEDGER_CJK_FONT names /nonexistent/font.ttc" in caplog.text
+
+
+@needs_chromium
+def test_the_pdf_certificate_has_its_text_and_font_and_renders(bundles, tmp_path):
+    if shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None:
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail("poppler-utils (pdftoppm, pdftotext) is missing: .ci/run installs it under CI=true")
+        pytest.skip("poppler-utils is not installed (apt-get install poppler-utils)")
+    bundle_file = tmp_path / "bundle.json"
+    bundle_file.write_text(json.dumps(bundles["hostile"]), encoding="utf-8")
+    pdf = tmp_path / "cert.pdf"
+    done = subprocess.run([sys.executable, "-m", "proof_api.cli", "certificate", str(bundle_file), "--pdf", "-o", str(pdf)],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    for shown in ("数据保全证书", "存证编号", "ev-hostile", bundles["hostile"]["leaf"]["hash"]):
+        assert shown in text, shown
+    assert "在此验证" not in text  # the in-page verifier is not printed
+    subprocess.run(["pdftoppm", "-r", "60", "-f", "1", "-l", "1", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    page = next(tmp_path.glob("page*.png"))
+    from PIL import Image
+
+    image = Image.open(page).convert("L")
+    assert image.size[0] < image.size[1]  # portrait A4
+    dark = sum(1 for value in image.get_flattened_data() if value < 128)
+    assert dark > 2000, f"page 1 has only {dark} dark pixels: blank?"
+
+
+def test_pdf_without_a_browser_is_a_clear_error(bundles, tmp_path):
+    bundle_file = tmp_path / "bundle.json"
+    bundle_file.write_text(json.dumps(bundles["plain"]), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "proof_api.cli", "certificate", str(bundle_file), "--pdf", "-o",
+                           str(tmp_path / "c.pdf")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "EVLEDGER_CHROMIUM": "/nonexistent/chromium"})
+    assert done.returncode == 1
+    assert "printed by headless Chromium, and none was found" in done.stderr and "Traceback" not in done.stderr

@@ -35,17 +35,30 @@ def verify(args) -> int:
 
 
 @click.command("certificate", cls=Command,
-               help="render a data preservation certificate (HTML) from a bundle, or with --extract take the "
-                    "bundle back out of a certificate")
+               help="render a data preservation certificate (HTML, or PDF with --pdf) from a bundle, or with "
+                    "--extract take the bundle back out of a certificate")
 @click.argument("source", metavar="BUNDLE")
 @option("-o", "--output", required=True, metavar="FILE",
         help="where to write the HTML (with --extract: the bundle's JSON); - for stdout")
 @option("--extract", is_flag=True,
         help="BUNDLE is a certificate (HTML): write the proof bundle embedded in it, read as every verifier "
              "reads a bundle")
+@option("--pdf", is_flag=True, help="write the certificate as an A4 PDF, printed by headless Chromium (EVLEDGER_CHROMIUM "
+                                    "names the binary; Debian's chromium by default)")
 def certificate(args) -> int:
-    from proof_api.certificate import extract_bundle, render_certificate
+    from proof_api.certificate import extract_bundle, render_certificate, render_pdf
 
+    if args.extract and args.pdf:
+        raise click.UsageError("--extract writes a bundle, --pdf a certificate: give one")
+    if args.pdf:
+        data = render_pdf(_read_bundle(args.source))
+        if args.output == "-":
+            sys.stdout.buffer.write(data)
+            return 0
+        with open(args.output, "wb") as f:
+            f.write(data)
+        print(f"wrote the data preservation certificate (PDF, {len(data):,} bytes) to {args.output}")
+        return 0
     if args.extract:
         text = json.dumps(extract_bundle(_read_text(args.source)), ensure_ascii=False, indent=1) + "\n"
         what = "the proof bundle"

@@ -45,7 +45,8 @@ async def get_certificate(request: Request, ledger_id: str = LedgerId, who: Prin
     from ..certificate import render_certificate
 
     bundle = await bundle_for(request, ledger_id, who, seq, evidence_id, content_hash, None, True)
-    return HTMLResponse(render_certificate(bundle))
+    # Off the event loop: subsetting the embedded CJK font takes a good fraction of a second.
+    return HTMLResponse(await run_in_threadpool(render_certificate, bundle))
 
 
 @router.get("/v1/ledgers/{ledger_id}/consistency", tags=["proofs"],

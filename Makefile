@@ -96,4 +96,4 @@ soak: $(STAMP)
 	EVLEDGER_CRASH_TRIALS=$(SOAK_TRIALS) EVLEDGER_CRASH_SEED=$$(date +%s) $(PY) -m pytest -q tests/test_crash.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis verifier/build verifier/*.egg-info verifier/js/node_modules

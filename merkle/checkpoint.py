@@ -7,14 +7,16 @@ court installs without the ledger; see docs/checkpoint.md.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from dataclasses import dataclass
 
 # The note format and its verification belong to the verifier, which a court installs alone;
 # the ledger signs with the same definitions (re-exported for the ledger's modules).
-from evledger_verify.note import (_EM_DASH, _NAME_RE, _SM2_N, SIGNATURE_TYPE, Checkpoint, CheckpointError,
-                                  _crypt, key_id, parse_note, parse_verifier_key, sm2_verify, verifier_key,
-                                  verify_checkpoint)
+from evledger_verify.note import (EM_DASH, SIGNATURE_TYPE, SM2_N, Checkpoint, CheckpointError, key_id, parse_note,
+                                  parse_verifier_key, sm2_crypt, sm2_verify, verifier_key, verify_checkpoint)
+
+_NAME_RE = re.compile(r"^[^\s+]+$")  # a key name the ledger signs with
 
 __all__ = ["SIGNATURE_TYPE", "Checkpoint", "CheckpointError", "SM2PrivateKey", "key_id", "parse_note",
            "parse_verifier_key", "sign_checkpoint", "sm2_verify", "verifier_key", "verify_checkpoint"]
@@ -27,24 +29,24 @@ class SM2PrivateKey:
 
     @classmethod
     def generate(cls) -> "SM2PrivateKey":
-        d = secrets.randbelow(_SM2_N - 2) + 1
+        d = secrets.randbelow(SM2_N - 2) + 1
         return cls.from_hex(f"{d:064x}")
 
     @classmethod
     def from_hex(cls, private_hex: str) -> "SM2PrivateKey":
         d = int(private_hex, 16)
-        if not 1 <= d <= _SM2_N - 2:
+        if not 1 <= d <= SM2_N - 2:
             raise ValueError("SM2 private key out of range")
-        crypt = _crypt(private_hex, "")
+        crypt = sm2_crypt(private_hex, "")
         public_hex = crypt._kg(d, crypt.ecc_table["g"])
         return cls(f"{d:064x}", bytes.fromhex(public_hex))
 
     def sign(self, message: bytes) -> bytes:
-        crypt = _crypt(self.private_hex, self.public_key.hex())
+        crypt = sm2_crypt(self.private_hex, self.public_key.hex())
         while True:
             # gmssl's default nonce comes from `random`, which is predictable; a predictable
             # SM2 nonce reveals the private key, so it is drawn from `secrets` here.
-            k = f"{secrets.randbelow(_SM2_N - 1) + 1:064x}"
+            k = f"{secrets.randbelow(SM2_N - 1) + 1:064x}"
             sig = crypt.sign_with_sm3(message, k)
             if sig is not None:
                 return bytes.fromhex(sig)
@@ -57,6 +59,6 @@ def sign_checkpoint(checkpoint: Checkpoint, key_name: str, key: SM2PrivateKey) -
     body = checkpoint.body()
     sig = key.sign(body.encode())
     blob = base64.b64encode(key_id(key_name, key.public_key) + sig).decode()
-    return f"{body}\n{_EM_DASH} {key_name} {blob}\n"
+    return f"{body}\n{EM_DASH} {key_name} {blob}\n"
 
 

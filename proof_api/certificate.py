@@ -26,28 +26,30 @@ The command is `evledger certificate BUNDLE -o cert.html` (`--pdf` for the PDF),
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
-import re
 import shlex
 from datetime import datetime, timedelta, timezone
 from functools import cache
-from html import escape, unescape
+from html import escape
 from pathlib import Path
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
+from evledger_verify.certificate import SCRIPT_ID
 from evledger_verify.verify import BUNDLE_FORMAT
 
 log = logging.getLogger("evledger.certificate")
-SCRIPT_ID = "evledger-proof"
 QR_SCHEME = "evledger-proof:1"
 FONT_FACE_SLOT = "/*evledger-cjk-font*/"  # replaced by the @font-face rule once the page's characters are known
-# The verifier page's panel, built from verifier/js (committed, reproducible): the certificate
-# carries the same verifier as dist/verify.html, so it can check its own bundle offline.
-VERIFIER_PANEL = Path(__file__).resolve().parent.parent / "verifier" / "js" / "dist" / "verifier-inline.html"
+# The verifier page's panel, built from verifier/js into this package's templates (committed,
+# reproducible): the certificate carries the same verifier as verifier/js/dist/verify.html, so
+# it can check its own bundle offline.
+VERIFIER_PANEL = Path(__file__).resolve().parent / "templates" / "verifier-panel.html"
 BEIJING = timezone(timedelta(hours=8), "UTC+8")
 MISSING = "—"
 
@@ -159,11 +161,11 @@ def embed_json(bundle: dict) -> str:
 
 def qr_payload(bundle: dict) -> str:
     """What the certificate's QR code carries: the values a phone needs to look the record up and
-    check it (ledger, record, leaf hash, tree size, root, and the anchor's chain, contract and
-    transaction), as one URI-like line (docs/proof-bundle.md, "The certificate's QR code")."""
+    check it (ledger, checkpoint origin, record, leaf hash, tree size, root, and the anchor's
+    chain, contract and transaction), as one URI-like line (docs/proof-bundle.md, "The certificate's QR code")."""
     leaf, checkpoint = _dict(bundle.get("leaf")), _dict(bundle.get("checkpoint"))
     anchor = _dict(bundle.get("anchor"))
-    values = [("ledger", bundle.get("ledger")), ("seq", leaf.get("index")), ("leaf", leaf.get("hash")),
+    values = [("ledger", bundle.get("ledger")), ("origin", bundle.get("origin")), ("seq", leaf.get("index")), ("leaf", leaf.get("hash")),
               ("size", checkpoint.get("size")), ("root", checkpoint.get("root")), ("chain", anchor.get("chain_id")),
               ("contract", anchor.get("contract")), ("tx", anchor.get("tx_hash"))]
     return f"{QR_SCHEME}?" + urlencode([(k, "" if v is None else str(v)) for k, v in values])
@@ -224,7 +226,7 @@ def _render(bundle: dict) -> str:
         # Markup: a script element's text is not HTML-decoded, so HTML escaping would corrupt the
         # JSON; embed_json's \u escapes are what keep every value inside the element.
         bundle_json=Markup(embed_json(bundle)),
-        verifier_panel=verifier_panel(),
+        verifier_panel=verifier_panel(), csp=certificate_csp(),
         font_face=Markup(FONT_FACE_SLOT), qr_payload=qr_payload(bundle), qr_image=_qr_data_uri(qr_payload(bundle)),
     )
 
@@ -239,58 +241,29 @@ def verifier_panel() -> Markup:
                       f"`make verifier-page`") from None
 
 
+@cache
+def certificate_csp() -> str:
+    """The certificate's Content-Security-Policy: its own data (the font, the QR code, inline
+    style), the verifier panel's script alone (by its hash, with WebAssembly for SM3) and
+    requests only to the chain RPC URL a reader types in; nothing else loads or runs."""
+    panel = verifier_panel()
+    script = panel[panel.rindex("<script>") + len("<script>"):panel.rindex("</script>")]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return (f"default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-inline'; "
+            f"script-src 'sha256-{digest}' 'wasm-unsafe-eval'; connect-src http: https:; base-uri 'none'; "
+            f"form-action 'none'")
+
+
 # --- reading it back ---------------------------------------------------------------------------
 
 
-# A linear scan for the script elements, as a browser's tokenizer finds them: comments are
-# skipped, a quoted attribute value may hold ">", the first of two equal attributes counts, and a
-# script's text runs to the next "</script". (html.parser takes time quadratic in the length of
-# some hostile texts: 200 KB of "<!--" took 22 s.)
-_MARKUP = re.compile(r"<!--|<script(?=[\s/>])", re.I)
-_TAG_REST = re.compile(r"""(?:[^>"']|"[^"]*"|'[^']*')*>""")
-_ATTRIBUTE = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
-_SCRIPT_END = re.compile(r"</script", re.I)
-
-
-def _attributes(text: str) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for m in _ATTRIBUTE.finditer(text):
-        name, value = m.group(1).lower(), next((v for v in m.group(2, 3, 4) if v is not None), "")
-        found.setdefault(name, unescape(value))  # the first of two equal attributes counts
-    return found
-
-
-def _embedded_scripts(html_text: str) -> list[str]:
-    """The text of every <script type="application/json" id=SCRIPT_ID> element."""
-    found, pos = [], 0
-    while (m := _MARKUP.search(html_text, pos)) is not None:
-        if m.group() == "<!--":
-            end = html_text.find("-->", m.end())
-            if end < 0:
-                break  # the rest is a comment
-            pos = end + 3
-            continue
-        tag = _TAG_REST.match(html_text, m.end())
-        if tag is None:
-            break  # a tag that never closes: the rest is inside it
-        close = _SCRIPT_END.search(html_text, tag.end())
-        text_end = close.start() if close else len(html_text)
-        attributes = _attributes(html_text[m.end():tag.end() - 1])
-        if attributes.get("id") == SCRIPT_ID and attributes.get("type") == "application/json":
-            found.append(html_text[tag.end():text_end])
-        pos = text_end + 1
-    return found
-
-
 def extract_bundle(html_text: str) -> dict:
-    """The proof bundle embedded in a certificate."""
-    scripts = _embedded_scripts(html_text)
-    if len(scripts) != 1:
-        raise ValueError(f"expected one <script type=\"application/json\" id=\"{SCRIPT_ID}\"> element, "
-                         f"found {len(scripts)}")
-    from evledger_verify.verify import load_bundle  # read as every verifier reads a bundle: one text, one bundle
+    """The proof bundle embedded in a certificate, read as every verifier reads one
+    (evledger_verify.certificate, then load_bundle)."""
+    from evledger_verify.certificate import bundle_text
+    from evledger_verify.verify import load_bundle
 
-    bundle = load_bundle(scripts[0])
+    bundle = load_bundle(bundle_text(html_text))
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise ValueError(f"the embedded JSON is not an {BUNDLE_FORMAT} bundle")
     return bundle

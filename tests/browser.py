@@ -27,10 +27,15 @@ _NO_CHROMIUM = "no headless Chromium binary found (install Debian's `chromium`, 
 _FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio")
 
 
+def in_ci() -> bool:
+    """CI=true: .ci/run installed the system packages, so a missing one is a failure, not a skip."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
 def needs_chromium(test):
     if CHROMIUM is not None:
         return test
-    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+    if in_ci():
         @functools.wraps(test)
         def missing(*args, **kwargs):
             pytest.fail(f"{_NO_CHROMIUM} cannot run under CI=true")
@@ -55,16 +60,20 @@ class DevTools:
     def __enter__(self) -> "DevTools":
         from websockets.sync.client import connect
 
-        self.proc = subprocess.Popen([CHROMIUM, *_FLAGS, f"--user-data-dir={self.tmp_path / 'chromium-profile'}",
-                                      "--remote-debugging-port=0", self.url],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # stderr to a file, read for the port: a pipe nobody reads later could fill and stall Chromium.
+        self.log = self.tmp_path / "chromium-devtools.log"
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([CHROMIUM, *_FLAGS, f"--user-data-dir={self.tmp_path / 'chromium-profile'}",
+                                          "--remote-debugging-port=0", self.url], stdout=subprocess.DEVNULL, stderr=log)
         try:
             port = None
             while port is None:
-                line = self.proc.stderr.readline()
-                assert line, "Chromium exited before it listened for DevTools"
-                found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
+                found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", self.log.read_text())
                 port = found and int(found.group(1))
+                assert port or self.proc.poll() is None, f"Chromium exited: {self.log.read_text()[-2000:]}"
+                assert port or time.monotonic() < self.deadline, "Chromium did not listen for DevTools"
+                if not port:
+                    time.sleep(0.05)
             targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
             page = next(t for t in targets if t["type"] == "page")
             self._stack = contextlib.ExitStack()
@@ -103,4 +112,3 @@ class DevTools:
             self._stack.close()
         self.proc.kill()
         self.proc.wait()
-        self.proc.stderr.close()

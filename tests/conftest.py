@@ -3,6 +3,7 @@
 HYPOTHESIS_PROFILE=thorough runs every property test with many more examples (minutes).
 """
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,12 @@ def standalone_verifier(tmp_path_factory):
     venv = tmp_path_factory.mktemp("court") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    root = Path(__file__).resolve().parent.parent
+    # From a copy of the sources alone: a build/ folder left by an earlier build is not reused.
+    source = venv.parent / "verifier"
+    shutil.copytree(root / "verifier", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "js", "__pycache__"))
     done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           str(Path(__file__).resolve().parent.parent / "verifier")], capture_output=True, text=True,
+                           "-c", str(root / "constraints.txt"), str(source)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return venv

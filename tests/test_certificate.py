@@ -32,7 +32,7 @@ from ingest.ledger import LedgerService, Receipt
 from ingest.sequencer import SequencerSettings
 from proof_api.bundle import build_bundle
 from proof_api.certificate import SCRIPT_ID, VERIFIER_PANEL, extract_bundle, qr_payload, render_certificate
-from tests.browser import needs_chromium, run_chromium
+from tests.browser import in_ci, needs_chromium, run_chromium
 from tests.sample_records import rec
 
 XSS = "</script><script>alert(1)</script>"
@@ -112,7 +112,7 @@ def test_how_to_verify_names_the_commands_with_this_bundles_values(bundles):
     bundle = bundles["plain"]
     html = render_certificate(bundle)
     cp, anchor = bundle["checkpoint"], bundle["anchor"]
-    assert "evledger verify bundle.json --file &lt;file&gt; --rpc &lt;url&gt; --key &lt;published key&gt;" in html
+    assert "evledger-verify certificate.html --file &lt;file&gt; --rpc &lt;url&gt; --key &lt;published key&gt;" in html
     assert (f"evledger anchor verify acme {cp['size']} {cp['root']} --rpc &lt;url&gt; "
             f"--contract {anchor['contract']}") in html
     assert (f'cast call {anchor["contract"]} &quot;getAnchor(bytes32,uint64)(bytes32,uint64,uint64)&quot; '
@@ -216,7 +216,7 @@ def test_unanchored_bundle_says_not_anchored(bundles):
     html = render_certificate(bundle)
     assert "Not anchored" in html and "未锚定" in html
     assert "evledger anchor verify" not in html and "cast call" not in html
-    assert "evledger verify bundle.json" in html
+    assert "evledger-verify certificate.html" in html
     assert bundle["checkpoint"]["root"] in html
 
 
@@ -274,7 +274,7 @@ def test_the_qr_payload_names_what_a_phone_needs(bundles):
     values = dict(parse_qsl(urlsplit(qr_payload(bundle)).query))
     anchor, checkpoint, leaf = bundle["anchor"], bundle["checkpoint"], bundle["leaf"]
     assert qr_payload(bundle).startswith("evledger-proof:1?")
-    assert values == {"ledger": "acme", "seq": str(leaf["index"]), "leaf": leaf["hash"], "size": str(checkpoint["size"]),
+    assert values == {"ledger": "acme", "origin": "evledger/acme", "seq": str(leaf["index"]), "leaf": leaf["hash"], "size": str(checkpoint["size"]),
                       "root": checkpoint["root"], "chain": str(anchor["chain_id"]), "contract": anchor["contract"],
                       "tx": anchor["tx_hash"]}
 
@@ -365,16 +365,22 @@ def test_without_a_font_to_embed_the_certificate_still_renders_and_says_so(bundl
 @needs_chromium
 def test_the_pdf_certificate_has_its_text_and_font_and_renders(bundles, tmp_path):
     if shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None:
-        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        if in_ci():
             pytest.fail("poppler-utils (pdftoppm, pdftotext) is missing: .ci/run installs it under CI=true")
         pytest.skip("poppler-utils is not installed (apt-get install poppler-utils)")
     bundle_file = tmp_path / "bundle.json"
     bundle_file.write_text(json.dumps(bundles["hostile"]), encoding="utf-8")
     pdf = tmp_path / "cert.pdf"
+    # Printed where the browser has no CJK font: the Chinese below can only come from the
+    # font the certificate embeds.
+    config = tmp_path / "fonts.conf"
+    config.write_text(NO_CJK_FONTS)
     done = subprocess.run([sys.executable, "-m", "proof_api.cli", "certificate", str(bundle_file), "--pdf", "-o", str(pdf)],
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=180, env={**os.environ, "FONTCONFIG_FILE": str(config)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert pdf.read_bytes().startswith(b"%PDF-")
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert "CJK" not in fonts  # no system CJK font was used (the web font is embedded as Type 3 glyphs)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     for shown in ("数据保全证书", "存证编号", "ev-hostile", bundles["hostile"]["leaf"]["hash"]):
         assert shown in text, shown

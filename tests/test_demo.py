@@ -4,6 +4,7 @@ service gone and the chain started again from its state: the bundle verified wit
 read on chain (verdict 1), a tampered file refused (verdict 2). And the verifier as a court
 installs it: its own distribution in an empty venv, giving the same verdicts on the demo's
 bundle."""
+import json
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from evledger_dev.devchain import ANVIL, Anvil
+from tests.browser import DevTools, needs_chromium
 from proof_api.certificate import extract_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,3 +128,55 @@ def test_the_standalone_verifier_answers_usage_errors_with_exit_2(standalone_ver
     assert "Traceback" not in missing.stderr + both.stderr
     helped = subprocess.run([command, "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "--rpc URL" in helped.stdout and "verdict 1" in helped.stdout
+
+
+# --- the JS verifier reads the anchor on chain too ------------------------------------------------
+
+
+def marks_and_verdict(report: str) -> list[str]:
+    """Each check's mark and name, and the verdict line: what the Python and JS verifiers share
+    word for word (their details may be worded differently)."""
+    lines = report.strip().splitlines()
+    return [line.split(":")[0] for line in lines[:-1]] + [lines[-1]]
+
+
+@needs_anvil
+def test_the_js_verifier_under_node_reads_the_anchor_on_chain(demo):
+    out, _ = demo
+    contract = (out / "chain" / "contract.txt").read_text().strip()
+    js = ROOT / "verifier" / "js" / "src" / "cli.mjs"
+    with Anvil(state=out / "chain" / "state.json") as chain:
+        for name, code in (("contract.txt", 0), ("contract-tampered.txt", 1)):
+            args = [str(out / "bundle.json"), "--file", str(out / name), "--key-file", str(out / "brokerage-sh.keys"),
+                    "--rpc", chain.url, "--contract", contract]
+            node = subprocess.run(["node", str(js), *args], capture_output=True, text=True, timeout=120)
+            python = subprocess.run([sys.executable, "-m", "evledger_verify", *args], capture_output=True, text=True,
+                                    timeout=120)
+            assert node.returncode == python.returncode == code, node.stdout + node.stderr
+            assert marks_and_verdict(node.stdout) == marks_and_verdict(python.stdout)
+            assert "✔ anchor on chain" in node.stdout
+        moved = subprocess.run(["node", str(js), str(out / "bundle.json"), "--rpc", chain.url.replace(
+            str(chain.port), "1")], capture_output=True, text=True, timeout=120)
+        assert moved.returncode == 1 and "✘ anchor on chain: could not read the chain id" in moved.stdout
+
+
+@needs_anvil
+@needs_chromium
+def test_the_verifier_page_reads_the_anchor_on_chain(demo, tmp_path):
+    out, _ = demo
+    contract = (out / "chain" / "contract.txt").read_text().strip()
+    key = (out / "brokerage-sh.keys").read_text()
+    page_file = ROOT / "verifier" / "js" / "dist" / "verify.html"
+    with Anvil(state=out / "chain" / "state.json") as chain, DevTools(tmp_path, page_file.as_uri()) as page:
+        page.set_files("#ev-pick", [out / "bundle.json", out / "contract.txt"])
+        for field, value in (("ev-rpc", chain.url), ("ev-contract", contract), ("ev-keys", key)):
+            page.evaluate(f"document.getElementById({json.dumps(field)}).value = {json.dumps(value)}")
+        verdict, checks = page.evaluate("""(async () => {
+          document.getElementById("ev-verify").click();
+          for (let i = 0; i < 600 && !document.getElementById("ev-verdict").textContent; i++)
+            await new Promise((r) => setTimeout(r, 50));
+          return [document.getElementById("ev-verdict").textContent,
+                  [...document.querySelectorAll("#ev-report li")].map((li) => li.textContent)];
+        })()""")
+    assert verdict == "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔)", (verdict, checks)
+    assert any(line.startswith(f"✔ anchor on chain: chain 31337 at {chain.url}") for line in checks), checks

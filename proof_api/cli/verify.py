@@ -11,8 +11,8 @@ from .binding import Command, option
 
 
 @click.command("verify", cls=Command,
-               help="check a proof bundle offline: leaf, path, signed checkpoint, the file, and with --rpc the "
-                    "anchor on chain; exit 0 only for verdict 1")
+               help="check a proof bundle (or the one a certificate embeds) offline: leaf, path, signed "
+                    "checkpoint, the file, and with --rpc the anchor on chain; exit 0 only for verdict 1")
 @click.argument("bundle")
 @option("--file", metavar="FILE", help="the evidence file: its SM3 must be the record's content_hash")
 @option("--hash", metavar="SM3", help="the evidence's SM3 hash (64 hex digits): must be the record's content_hash")

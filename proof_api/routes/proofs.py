@@ -42,11 +42,12 @@ async def get_certificate(request: Request, ledger_id: str = LedgerId, who: Prin
                           seq: int | None = Query(None, ge=0, le=2**63 - 1),
                           evidence_id: str | None = Query(None, max_length=128),
                           content_hash: str | None = Query(None, max_length=64)):
-    from ..certificate import render_certificate
+    from ..certificate import certificate_csp, render_certificate
 
     bundle = await bundle_for(request, ledger_id, who, seq, evidence_id, content_hash, None, True)
     # Off the event loop: subsetting the embedded CJK font takes a good fraction of a second.
-    return HTMLResponse(await run_in_threadpool(render_certificate, bundle))
+    return HTMLResponse(await run_in_threadpool(render_certificate, bundle),
+                        headers={"Content-Security-Policy": certificate_csp()})
 
 
 @router.get("/v1/ledgers/{ledger_id}/consistency", tags=["proofs"],

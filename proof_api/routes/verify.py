@@ -1,6 +1,9 @@
 """The public verifier: the same checks a court runs offline (`evledger verify`)."""
 from __future__ import annotations
 
+import json
+from json.decoder import WHITESPACE, scanstring
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -29,13 +32,31 @@ class VerifyRequest(BaseModel):
         description="the anchor registry's address as the consortium published it: the bundle's anchor must be there")
 
 
+def member_bytes(text: str, name: str) -> int:
+    """The UTF-8 length of the text of the top-level member `name` of the JSON object `text`
+    (read already, strictly, so valid and shallow): how large that value was as sent."""
+    scan = json.JSONDecoder().scan_once
+    skip = lambda at: WHITESPACE.match(text, at).end()  # noqa: E731
+    at = skip(skip(0) + 1)  # past "{"
+    while text[at] == '"':
+        key, at = scanstring(text, at + 1)
+        start = skip(skip(at) + 1)  # past ":"
+        _, end = scan(text, start)
+        if key == name:
+            return len(text[start:end].encode())
+        at = skip(end)
+        at = skip(at + 1) if text[at] == "," else at
+    raise KeyError(name)
+
+
 @router.post("/v1/verify", tags=["proofs"], summary="Verify a proof bundle (and optionally the file's SM3): "
                                                 "verdict 1 (in the anchored tree, unaltered) or 2",
           openapi_extra={"requestBody": {"required": True, "content": {
               "application/json": {"schema": VerifyRequest.model_json_schema()}}}})
 async def verify(request: Request, svc: Services = Depends(services)):
     from evledger_verify.strict_json import StrictJSONError, loads_strict
-    from evledger_verify.verify import MAX_BUNDLE_DEPTH, load_trusted_keys, unreadable_report, verify_bundle
+    from evledger_verify.verify import (MAX_BUNDLE_BYTES, MAX_BUNDLE_DEPTH, load_trusted_keys, unreadable_report,
+                                        verify_bundle)
 
     def read_and_verify(text: bytes):
         # The bundle as `evledger verify` reads it: JSON that strict reading refuses (a key
@@ -50,6 +71,9 @@ async def verify(request: Request, svc: Services = Depends(services)):
             body = VerifyRequest.model_validate(given)
         except ValidationError as exc:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+        size = member_bytes(text.decode(), "bundle")  # the bundle's own text, as a bundle file would hold it
+        if size > MAX_BUNDLE_BYTES:
+            return unreadable_report(StrictJSONError(f"the text is {size} bytes, over the limit of {MAX_BUNDLE_BYTES}"))
         trusted_keys = None
         if body.verifier_keys is not None:
             try:

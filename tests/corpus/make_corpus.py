@@ -14,6 +14,7 @@ reference verifier's, kept so that the others must name the same broken link.
 """
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import tempfile
@@ -21,7 +22,9 @@ from pathlib import Path
 
 from anchor.chain import Web3Chain
 from anchor.worker import AnchorWorker
-from evledger_verify.verify import load_bundle, verify_bundle
+from evledger_verify.certificate import bundle_text_of_file
+from evledger_verify.note import EM_DASH
+from evledger_verify.verify import MAX_BUNDLE_BYTES, load_bundle, verify_bundle
 from ingest.ledger import LedgerService
 from proof_api.bundle import build_bundle
 from proof_api.certificate import render_certificate
@@ -60,16 +63,18 @@ class Corpus:
     def __init__(self, out: Path):
         self.out, self.cases = out, []
 
-    def add(self, name: str, text: str, verdict: int | None, kind: str = "bundle", **given) -> None:
+    def add(self, name: str, text: str | bytes, verdict: int | None, kind: str = "bundle", **given) -> None:
+        """A case: the file (a bundle's text, or a certificate's, written byte for byte), what
+        a court gives with it, and the verdict it must get."""
         number = len(self.cases) + 1
         path = f"{'bundles' if kind == 'bundle' else 'certificates'}/{number:03d}.{'json' if kind == 'bundle' else 'html'}"
-        (self.out / path).write_text(text, encoding="utf-8")
-        bundle_text = text if kind == "bundle" else _embedded(text)
+        raw = text.encode() if isinstance(text, str) else text
+        (self.out / path).write_bytes(raw)
         file_bytes = (self.out / given["file"]).read_bytes() if "file" in given else None
-        try:
-            report = verify_bundle(load_bundle(bundle_text), file_bytes, given.get("hash"), None, given.get("keys"),
-                                   given.get("contract"))
-        except ValueError:  # unreadable: the format check fails, as load_bundle's callers report it
+        try:  # as evledger-verify reads a file: a certificate's embedded bundle, then strictly
+            report = verify_bundle(load_bundle(bundle_text_of_file(raw)), file_bytes, given.get("hash"), None,
+                                   given.get("keys"), given.get("contract"))
+        except ValueError:  # unreadable (CertificateError, StrictJSONError): the format check fails
             report = None
         got = 2 if report is None else report.verdict
         if verdict is None:  # an informational field: 1 while the bundle stays well-formed
@@ -80,9 +85,60 @@ class Corpus:
                            "expected": {"verdict": verdict, "failed": failed}})
 
 
-def _embedded(html: str) -> str:
-    from proof_api.certificate import _embedded_scripts
-    return _embedded_scripts(html)[0]
+def add_byte_cases(c: Corpus, good: dict, text) -> None:
+    """What two parsers could read two ways: each must be refused (or read) alike by every verifier."""
+    body = text(good)
+    c.add("a byte order mark before the bundle", b"\xef\xbb\xbf" + body.encode(), 2)
+    c.add("invalid UTF-8 in a string", body.encode().replace(b'"e5"', b'"e\xff5"', 1), 2)
+    c.add("an escaped lone surrogate", body.replace('"e5"', '"e\\ud8005"', 1), 2)
+    c.add("an escaped surrogate pair, not what the leaf holds", body.replace('"e5"', '"e\\ud83d\\ude005"', 1), 2)
+    c.add("a number written -0", body.replace(f'"index": {TAMPERED}', '"index": -0', 1), 2)
+    c.add("a number written with an exponent", body.replace(f'"index": {TAMPERED}', '"index": 5e0', 1), 2)
+    c.add("a nested key twice", body.replace('"business_type": ', '"business_type": "x", "business_type": ', 1), 2)
+    c.add("nesting 40 deep", body[:body.rindex("}")] + ', "deep": ' + "[" * 40 + "]" * 40 + "}", 2)
+    c.add("leaf.index 2**53 + 1", text({**good, "leaf": {**good["leaf"], "index": 2**53 + 1}}), 2)
+    c.add("leaf.index 2**64 - 1", text({**good, "leaf": {**good["leaf"], "index": 2**64 - 1}}), 2)
+    c.add("anchor.chain_id 2**64", text({**good, "anchor": {**good["anchor"], "chain_id": 2**64}}), 2)
+    c.add("anchor.block_time past year 9999", text({**good, "anchor": {**good["anchor"], "block_time": 10**13}}), 2)
+    c.add("anchor.block_time at the end of year 9999",
+          text({**good, "anchor": {**good["anchor"], "block_time": 253402300799}}), 1)
+    note = good["checkpoint"]["note"]
+    blob = base64.b64encode(bytes(68)).decode()
+    for label, name in (("a well-formed witness", "witness.example/w1"),
+                        ("a name with an information separator", "wit\x1cness"),
+                        ("a name with a no-break space", "wit\xa0ness"), ("a name with a BOM", "wit\ufeffness"),
+                        ("a name with a next-line character", "wit\x85ness")):
+        line = f"{EM_DASH} {name} {blob}\n"
+        c.add(f"a cosignature line by {label}", text({**good, "checkpoint": {**good["checkpoint"], "note": note + line}}),
+              1 if label == "a well-formed witness" else 2)
+    exact = body[:-1] + " " * (MAX_BUNDLE_BYTES - len(body.encode())) + "}"
+    assert len(exact.encode()) == MAX_BUNDLE_BYTES
+    c.add("a bundle of exactly 1 MiB", exact, 1)
+    c.add("a bundle one byte over 1 MiB", exact[:-1] + " }", 2)
+
+
+def add_certificate_cases(c: Corpus, cert: str, world: dict) -> None:
+    tag = '<script type="application/json" id="evledger-proof">'
+    beta = json.dumps(world["beta"], ensure_ascii=False)
+    decoy = f"{tag}\n{beta}\n</script>"
+    c.add("certificate, another bundle inside a comment before it", cert.replace(tag, f"<!-- {decoy} -->\n{tag}", 1),
+          1, kind="certificate", file="files/acme-5.txt")
+    c.add("certificate, another bundle in a script with data-id", cert.replace(
+        tag, decoy.replace('id="evledger-proof"', 'data-id="evledger-proof"') + "\n" + tag, 1), 1, kind="certificate")
+    c.add("certificate, its id in single quotes", cert.replace(tag, tag.replace('"evledger-proof"', "'evledger-proof'"), 1),
+          1, kind="certificate")
+    c.add("certificate, its id written with a character reference",
+          cert.replace(tag, tag.replace("evledger-proof", "evledger&#45;proof"), 1), 1, kind="certificate")
+    c.add("certificate, its type written with a named reference",
+          cert.replace(tag, tag.replace("application/json", "application&sol;json"), 1), 1, kind="certificate")
+    c.add("certificate, a second bundle after it", cert.replace("</body>", decoy + "\n</body>", 1), 2,
+          kind="certificate")
+    c.add("certificate, a second bundle with an upper-case tag",
+          cert.replace("</body>", decoy.replace("<script", "<SCRIPT") + "\n</body>", 1), 2, kind="certificate")
+    c.add("certificate, no embedded bundle", cert.replace(tag, '<script type="application/json" id="other">', 1), 2,
+          kind="certificate")
+    c.add("certificate, not UTF-8", cert.encode().replace("数据保全证书".encode(), b"\xff\xfe", 1), 2,
+          kind="certificate")
 
 
 def main() -> None:
@@ -142,8 +198,10 @@ def main() -> None:
     for n, (what, bundle) in enumerate(forger_mutations(good, world)):
         if not what.startswith("leaf byte") or n % 40 == 0:
             c.add(f"forgery: {what}", text(bundle), 2)
-    # Certificates: as issued, the embedded bundle edited, the readable text edited.
-    cert = render_certificate(good)
+    add_byte_cases(c, good, text)
+    # Certificates (without the embedded font, which does not bear on the bundle): as issued,
+    # the embedded bundle edited, the readable text edited, and ways to hide a second bundle.
+    cert = render_certificate(good, embed_font=False)
     c.add("certificate as issued", cert, 1, kind="certificate", file="files/acme-5.txt")
     root = good["checkpoint"]["root"]
     c.add("certificate, embedded root edited", cert.replace(f'"root": "{root}"', f'"root": "{root[:-1]}0"'
@@ -158,6 +216,7 @@ def main() -> None:
           2, kind="certificate", keys=[acme_key])
     c.add("certificate, only the readable text edited (the embedded bundle decides)",
           cert.replace("数据保全证书", "数据保全证书（已修改）", 1), 1, kind="certificate")
+    add_certificate_cases(c, cert, world)
     (out / "cases.json").write_text(json.dumps({"format": "evledger-tamper-corpus/1", "cases": c.cases},
                                                ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {len(c.cases)} cases to {out}")

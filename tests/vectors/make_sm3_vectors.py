@@ -26,7 +26,7 @@ def sm3(data: bytes) -> bytes:
     try:
         return hashlib.new("sm3", data).digest()
     except ValueError:  # this OpenSSL lacks SM3
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "verifier"))
         from evledger_verify.sm3 import sm3_reference
 
         return sm3_reference(data)

@@ -95,7 +95,10 @@ def anchored_events(receipt: dict, contract: str) -> list[tuple[str, int, str, s
     or events, or malformed, are skipped."""
     topic = keccak256(ANCHORED_EVENT.encode())
     found = []
-    for log in receipt.get("logs") or []:
+    logs = receipt.get("logs")
+    for log in logs if isinstance(logs, list) else []:
+        if not isinstance(log, dict):
+            continue
         try:
             topics = [bytes.fromhex(_unhex(t)) for t in log.get("topics") or []]
             data = bytes.fromhex(_unhex(log.get("data") or "0x"))

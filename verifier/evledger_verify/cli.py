@@ -16,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check an evledger proof bundle offline: leaf, inclusion path, SM2-signed checkpoint, the "
                     "file, and with --rpc the anchor on chain. Exit 0 only for verdict 1 (in the anchored tree, "
                     "unaltered); 1 for verdict 2; 2 for a usage error or a file that cannot be read.")
-    parser.add_argument("bundle", metavar="BUNDLE", help="the proof bundle (JSON); - for stdin")
+    parser.add_argument("bundle", metavar="BUNDLE",
+                        help="the proof bundle (JSON), or a certificate (HTML) that embeds one; - for stdin")
     evidence = parser.add_mutually_exclusive_group()
     evidence.add_argument("--file", metavar="FILE", help="the evidence file: its SM3 must be the record's content_hash")
     evidence.add_argument("--hash", metavar="SM3",

@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass, field
 
 SIGNATURE_TYPE = b"\xffsm2"
-_SM2_N = int("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123", 16)
-_EM_DASH = "\u2014"
+SM2_N = int("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123", 16)
+EM_DASH = "\u2014"
 
 
 class CheckpointError(ValueError):
@@ -35,7 +35,7 @@ _SM2_A = _SM2_P - 3
 _SM2_B = int("28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93", 16)
 
 
-def _crypt(private_hex: str, public_hex: str):
+def sm2_crypt(private_hex: str, public_hex: str):
     from gmssl import sm2  # only signing and verifying need it
 
     crypt = sm2.CryptSM2(private_key=private_hex, public_key="")
@@ -54,10 +54,10 @@ def sm2_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     if len(public_key) != 64 or len(signature) != 64 or not _on_curve(public_key):
         return False
     r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    if not (1 <= r < _SM2_N and 1 <= s < _SM2_N):  # GB/T 32918.2 §7.1 B1, B2
+    if not (1 <= r < SM2_N and 1 <= s < SM2_N):  # GB/T 32918.2 §7.1 B1, B2
         return False
     try:
-        return bool(_crypt("00", public_key.hex()).verify_with_sm3(signature.hex(), message))
+        return bool(sm2_crypt("00", public_key.hex()).verify_with_sm3(signature.hex(), message))
     except (ValueError, TypeError, ZeroDivisionError, binascii.Error):
         return False
 
@@ -87,9 +87,6 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes, bytes]:
     if key_id(name, public_key) != kid:
         raise CheckpointError("verifier key's key ID does not match its name and public key")
     return name, kid, public_key
-
-
-_NAME_RE = re.compile(r"^[^\s+]+$")
 
 
 @dataclass(frozen=True)
@@ -136,6 +133,13 @@ class Checkpoint:
         return cls(origin, int(size_text), root, tuple(ext))
 
 
+# "— <key name> <base64>": the name is anything but ASCII controls and space, DEL and the
+# Unicode spaces (spelt out, so that every verifier, in any language, reads a line alike), the
+# signature base64. The JS verifier (verifier/js/src/verify.mjs) has the same pattern.
+_NAME_CHARS = "[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+_SIGNATURE_LINE = re.compile(f"{EM_DASH} ({_NAME_CHARS}+) ([A-Za-z0-9+/=]+)")
+
+
 def parse_note(note: str) -> tuple[str, list[tuple[str, bytes, bytes]]]:
     """(body, [(key name, key ID, signature)]) of a signed note."""
     if not isinstance(note, str):
@@ -148,7 +152,7 @@ def parse_note(note: str) -> tuple[str, list[tuple[str, bytes, bytes]]]:
         raise CheckpointError("note must end with a newline")
     sigs = []
     for line in sig_text[:-1].split("\n"):
-        m = re.fullmatch(_EM_DASH + r" (\S+) (\S+)", line)
+        m = _SIGNATURE_LINE.fullmatch(line)
         if not m:
             raise CheckpointError(f"malformed signature line {line!r}")
         try:

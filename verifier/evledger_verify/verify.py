@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from .note import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
 from .proof import ProofError, hash_function, verify_inclusion
 
+from .certificate import MAX_CERTIFICATE_BYTES, CertificateError, bundle_text_of_file, is_certificate
 from .chain import JsonRpc, RpcError, anchored_events, get_anchor, ledger_key
 from .leaf import LEDGER_ID_RE, LeafError, canonical_json, decode_leaf
 from .strict_json import StrictJSONError, loads_strict
@@ -86,6 +87,7 @@ _HEX64_0X = re.compile(r"0x[0-9a-f]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+MAX_BLOCK_TIME = 253402300799  # 9999-12-31T23:59:59Z
 MAX_PATH = 64  # an inclusion path has at most one hash per level of a tree of < 2**64 leaves
 
 
@@ -108,7 +110,9 @@ _ANCHOR_FIELDS = {
     "tx_hash": (_text(_HEX64_0X), "0x and 64 lower-case hex digits"),
     "block_number": (_int(1), "a positive integer below 2**64"),
     "block_hash": (_text(_HEX64_0X), "0x and 64 lower-case hex digits"),
-    "block_time": (_int(0), "a non-negative integer below 2**64 (Unix seconds)"),
+    # Up to the last second of year 9999: every verifier can print it as a date.
+    "block_time": (lambda v: type(v) is int and 0 <= v <= MAX_BLOCK_TIME,
+                   f"Unix seconds from 0 to {MAX_BLOCK_TIME} (9999-12-31T23:59:59Z)"),
 }
 _BUNDLE_FIELDS = {
     "format": (lambda v: v == BUNDLE_FORMAT, repr(BUNDLE_FORMAT)),
@@ -493,12 +497,17 @@ def load_bundle(data: bytes | str) -> object:
 
 
 def read_bundle_file(path: str) -> bytes:
-    """A bundle file's bytes (- for stdin), at most one byte more than MAX_BUNDLE_BYTES: enough
-    for load_bundle to refuse a larger file without reading all of it. OSError if unreadable."""
+    """A bundle's bytes (- for stdin), at most one byte more than MAX_BUNDLE_BYTES, or a
+    certificate's, at most one byte more than MAX_CERTIFICATE_BYTES: enough for the readers to
+    refuse a larger file without reading all of it. OSError if unreadable."""
+    def read(f) -> bytes:
+        head = f.read(MAX_BUNDLE_BYTES + 1)
+        return head + f.read(MAX_CERTIFICATE_BYTES - MAX_BUNDLE_BYTES) if is_certificate(head) else head
+
     if path == "-":
-        return sys.stdin.buffer.read(MAX_BUNDLE_BYTES + 1)
+        return read(sys.stdin.buffer)
     with open(path, "rb") as f:
-        return f.read(MAX_BUNDLE_BYTES + 1)
+        return read(f)
 
 
 def unreadable_report(error: StrictJSONError) -> Report:
@@ -536,8 +545,9 @@ def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key
 def run(bundle_path: str, file: str | None = None, content_hash: str | None = None, rpc_url: str | None = None,
         out=None, keys: list[str] = (), key_files: list[str] = (), contract: str | None = None,
         program: str = "evledger verify") -> int:
-    """Verify, print the report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read or
-    a key or contract given is not one."""
+    """Verify the bundle at `bundle_path`, or the one a certificate there embeds; print the
+    report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read or a key or contract given
+    is not one."""
     out = out or sys.stdout
     try:
         text = read_bundle_file(bundle_path)
@@ -549,7 +559,9 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
         print(f"{program}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        bundle = load_bundle(text)
+        bundle = load_bundle(bundle_text_of_file(text))  # a certificate: the bundle it embeds
+    except CertificateError as exc:
+        report = malformed_report(f"the certificate holds no readable bundle: {exc}")
     except StrictJSONError as exc:
         report = unreadable_report(exc)
     else:

@@ -1,10 +1,12 @@
 // The verifier page: drop a bundle (or a certificate) and the file, or paste a hash; each named
 // check and the verdict. Works from file:// with no network (the chain check asks only the
 // RPC URL given). The certificate embeds this same page code and reads its own bundle.
-import { bundleTextOfCertificate, formatReport, keysOfText, loadBundle, sm3OfBlob, verifyBundle } from "./verify.mjs";
+import { MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, bundleTextOfCertificate, bundleTextOfFile, embeddedScripts, formatReport,
+  keysOfText, loadBundle, malformedReport, sm3OfBlob, verifyBundle, verifyFile } from "./verify.mjs";
 
 const $ = (id) => document.getElementById(id);
-const state = { bundleText: null, file: null, reading: Promise.resolve() };
+// bundle: {text} to read, or {report} when a certificate held no readable bundle.
+const state = { bundle: null, file: null, reading: Promise.resolve() };
 
 function show(report) {
   const out = $("ev-report");
@@ -22,8 +24,8 @@ function show(report) {
 
 async function verifyNow() {
   await state.reading; // files chosen a moment ago are still being looked at
-  if (state.bundleText === null) { $("ev-status").textContent = "drop a proof bundle (or a certificate) first"; return; }
-  const loaded = loadBundle(state.bundleText);
+  if (state.bundle === null) { $("ev-status").textContent = "drop a proof bundle (or a certificate) first"; return; }
+  const loaded = state.bundle.report ? state.bundle : loadBundle(state.bundle.text);
   if (loaded.report) { show(loaded.report); return; }
   let file = null;
   if (state.file) {
@@ -41,27 +43,44 @@ async function verifyNow() {
   show(report);
 }
 
+const firstByte = async (f) => {
+  const head = new Uint8Array(await f.slice(0, 4096).arrayBuffer());
+  return head.find((b) => ![0x20, 0x09, 0x0d, 0x0a].includes(b));
+};
+
+// Which of the files is the bundle, a certificate or the evidence, from their first bytes only:
+// an evidence file of gigabytes is never read here (its SM3 is computed in chunks later).
 async function take(files) {
   for (const f of files) {
-    const head = new TextDecoder().decode(await f.slice(0, 65536).arrayBuffer());
-    if (/^\s*\{/.test(head) && /"evledger-proof\/1"/.test(head) && f.size <= (1 << 20) + 1) {
-      state.bundleText = new Uint8Array(await f.arrayBuffer());
+    const first = await firstByte(f);
+    if (first === 0x7b && (f.size > MAX_BUNDLE_BYTES
+        || new TextDecoder().decode(await f.slice(0, 65536).arrayBuffer()).includes('"evledger-proof/1"'))) {
+      // A bundle (one too large is read one byte past the limit, and refused as Python refuses it).
+      state.bundle = { text: new Uint8Array(await f.slice(0, MAX_BUNDLE_BYTES + 1).arrayBuffer()) };
       $("ev-bundle-name").textContent = f.name;
-    } else if (/\x3cscript[^>]+id="evledger-proof"/.test(await f.text().catch(() => ""))) {
-      state.bundleText = bundleTextOfCertificate(await f.text());
-      $("ev-bundle-name").textContent = `${f.name} (certificate)`;
-    } else {
-      state.file = f;
-      $("ev-file-name").textContent = `${f.name} (${f.size.toLocaleString()} bytes)`;
+      continue;
     }
+    if (first === 0x3c && f.size <= MAX_CERTIFICATE_BYTES) {
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      const text = new TextDecoder().decode(bytes);
+      if (embeddedScripts(text).length) { // a certificate: the bundle it embeds
+        state.bundle = bundleTextOfFile(bytes);
+        $("ev-bundle-name").textContent = `${f.name} (certificate)`;
+        continue;
+      }
+    }
+    state.file = f;
+    $("ev-file-name").textContent = `${f.name} (${f.size.toLocaleString()} bytes)`;
   }
   $("ev-status").textContent = "";
 }
 
 export function start() {
-  const embedded = document.getElementById("evledger-proof");
-  if (embedded) { // inside a certificate: its own bundle
-    state.bundleText = embedded.textContent;
+  // Inside a certificate: its own bundle, the one <script type="application/json" id="evledger-proof">.
+  const embedded = [...document.querySelectorAll("script#evledger-proof")].filter((e) => e.type === "application/json");
+  if (embedded.length) {
+    state.bundle = embedded.length === 1 ? { text: embedded[0].textContent } : { report: malformedReport(
+      `the certificate holds no readable bundle: expected one embedded bundle, found ${embedded.length}`) };
     $("ev-bundle-name").textContent = "the bundle embedded in this certificate";
   }
   const drop = $("ev-drop");
@@ -74,7 +93,8 @@ export function start() {
 }
 
 // The verifier's functions, for a console or a script (the tests run the corpus through them).
-window.evledgerVerify = { loadBundle, verifyBundle, formatReport, bundleTextOfCertificate, keysOfText, sm3OfBlob };
+window.evledgerVerify = { loadBundle, verifyBundle, verifyFile, formatReport, bundleTextOfCertificate, bundleTextOfFile,
+  keysOfText, sm3OfBlob };
 
 // In a certificate the panel comes before the embedded bundle: start once the page is parsed.
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -13,7 +13,8 @@ export function loadsStrict(input, { maxBytes, maxDepth }) {
   if (bytes.length > maxBytes) throw new StrictJSONError(`the text is ${bytes.length} bytes, over the limit of ${maxBytes}`);
   let text;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    // ignoreBOM: keep a leading BOM, so that it is refused below as Python's json refuses it.
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     throw new StrictJSONError("invalid UTF-8");
   }

@@ -100,7 +100,7 @@ const ANCHOR_FIELDS = {
   tx_hash: [isText(HEX64_0X), "0x and 64 lower-case hex digits"],
   block_number: [isIntIn(1), "a positive integer below 2**64"],
   block_hash: [isText(HEX64_0X), "0x and 64 lower-case hex digits"],
-  block_time: [isIntIn(0), "a non-negative integer below 2**64 (Unix seconds)"],
+  block_time: [(v) => isIntIn(0)(v) && BigInt(v) <= 253402300799n, "Unix seconds from 0 to 253402300799 (9999-12-31T23:59:59Z)"],
 };
 const BUNDLE_FIELDS = {
   format: [(v) => v === BUNDLE_FORMAT, JSON.stringify(BUNDLE_FORMAT)],
@@ -178,8 +178,9 @@ function decodeLeaf(raw) {
   const bad = (why) => new Failed(`the leaf bytes are not a canonical version-1 leaf (docs/leaf.md): ${why}`);
   if (!isObject(event)) throw bad("leaf is not a JSON object");
   if (event.v !== 1) throw bad(`leaf version ${short(event.v)} is not 1`);
-  const keys = Object.keys(event).sort().join(",");
-  if (keys !== "ledger,received_at,record,seq,v") throw bad("leaf keys differ from version 1");
+  const keys = Object.keys(event);
+  const wanted = ["ledger", "received_at", "record", "seq", "v"];
+  if (keys.length !== wanted.length || !wanted.every((k) => Object.hasOwn(event, k))) throw bad("leaf keys differ from version 1");
   if (!isInt(event.seq) || event.seq < 0) throw bad("leaf seq must be a non-negative integer");
   if (!equalBytes(enc.encode(canonicalJson(event)), raw)) throw bad("leaf bytes are not canonical (key order, spacing, escapes or number form differ)");
   return event;
@@ -259,6 +260,9 @@ export function parseVerifierKey(vkey) {
   return { name, kid, pub, canonical: `${name}+${hex(kid)}+${b64encode(raw)}` };
 }
 
+// "— <key name> <base64>", with the characters spelt out as in evledger_verify/note.py.
+const SIGNATURE_LINE = new RegExp(`^${EM_DASH} ([^\\x00-\\x20\\x7f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]+) ([A-Za-z0-9+/=]+)$`, "u");
+
 function parseNote(note) {
   const sep = note.lastIndexOf("\n\n");
   if (sep < 0) throw new Failed("checkpoint: note has no blank line before its signatures");
@@ -266,7 +270,7 @@ function parseNote(note) {
   if (!sigText.endsWith("\n")) throw new Failed("checkpoint: note must end with a newline");
   const sigs = [];
   for (const line of sigText.slice(0, -1).split("\n")) {
-    const m = new RegExp(`^${EM_DASH} (\\S+) (\\S+)$`, "u").exec(line);
+    const m = SIGNATURE_LINE.exec(line);
     if (!m) throw new Failed("checkpoint: malformed signature line");
     let blob;
     try { blob = b64decode(m[2]); } catch { throw new Failed("checkpoint: signature is not base64"); }
@@ -368,12 +372,29 @@ function checkAnchor(b, contract) {
 const ANCHORED_TOPIC = hex(keccak_256(enc.encode("Anchored(bytes32,uint64,bytes32,address)")));
 const GET_ANCHOR_SELECTOR = hex(keccak_256(enc.encode("getAnchor(bytes32,uint64)")).slice(0, 4));
 
+const MAX_RPC_RESPONSE_BYTES = 8 << 20;
+
+/** A response's body, at most `cap` + 1 bytes read: an endless answer is cut, then refused. */
+async function readCapped(reply, cap) {
+  const parts = [];
+  let size = 0;
+  const reader = reply.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    size += value.length;
+    if (size > cap) { await reader.cancel(); break; }
+  }
+  return concat(...parts);
+}
+
 async function rpcCall(url, method, params) {
   if (!/^https?:\/\//i.test(url)) throw new Error(`${url} is not an http:// or https:// URL`);
   const reply = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, redirect: "error",
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }), signal: AbortSignal.timeout(30000) });
   if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
-  const body = loadsStrict(new Uint8Array(await reply.arrayBuffer()), { maxBytes: 8 << 20, maxDepth: 16 });
+  const body = loadsStrict(await readCapped(reply, MAX_RPC_RESPONSE_BYTES), { maxBytes: MAX_RPC_RESPONSE_BYTES, maxDepth: 16 });
   if (!isObject(body) || (!Object.hasOwn(body, "result") && !Object.hasOwn(body, "error"))) throw new Error(`the answer to ${method} is not JSON-RPC`);
   if (body.error !== undefined && body.error !== null) throw new Error(`${method} failed: ${short(body.error?.message ?? body.error)}`);
   return body.result;
@@ -502,13 +523,101 @@ export function keysOfText(text) {
   return text.replace(/^\ufeff/, "").split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
 }
 
-/** The bundle embedded in a certificate's HTML text (the one <script type="application/json" id="evledger-proof">). */
-export function bundleTextOfCertificate(html, scriptId = "evledger-proof") {
-  // \x3c, not a literal "<": this code is inlined into pages, where "<script" would be markup.
-  const found = [...html.matchAll(/\x3cscript\b([^>]*)>([\s\S]*?)\x3c\/script>/gi)]
-    .filter((m) => new RegExp(`\\bid="${scriptId}"`).test(m[1]) && /\btype="application\/json"/.test(m[1]));
-  if (found.length !== 1) throw new Error(`expected one embedded bundle, found ${found.length}`);
-  return found[0][2];
+// Reading the bundle out of a certificate, as verifier/evledger_verify/certificate.py does: a
+// linear scan for script elements that skips comments, reads quoted attributes (the first of
+// two equal ones counts, entities decoded) and runs a script's text to the next "</script".
+// \x3c, not a literal "<": this code is inlined into pages, where "<script" would be markup.
+export const MAX_CERTIFICATE_BYTES = 8 << 20;
+const MARKUP = /\x3c!--|\x3cscript(?=[\t\n\f\r />])/gi;
+const TAG_REST = /(?:[^>"']|"[^"]*"|'[^']*')*>/y;
+const ATTRIBUTE = /([^\t\n\f\r "'>/=]+)(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:"([^"]*)"|'([^']*)'|([^\t\n\f\r "'=<>`]+)))?/g;
+const SCRIPT_END = /\x3c\/script/gi;
+// The named references that stand for printable ASCII (Python's html.unescape knows them all);
+// any other reference gives a character outside ASCII, which equals nothing compared here.
+const ASCII_ENTITIES = { quot: '"', QUOT: '"', amp: "&", AMP: "&", lt: "<", LT: "<", gt: ">", GT: ">", apos: "'",
+  excl: "!", num: "#", dollar: "$", percnt: "%", lpar: "(", rpar: ")", ast: "*", midast: "*", plus: "+", comma: ",",
+  period: ".", sol: "/", colon: ":", semi: ";", equals: "=", quest: "?", commat: "@", lsqb: "[", lbrack: "[",
+  bsol: "\\", rsqb: "]", rbrack: "]", Hat: "^", lowbar: "_", UnderBar: "_", grave: "`", DiacriticalGrave: "`",
+  lcub: "{", lbrace: "{", verbar: "|", vert: "|", VerticalLine: "|", rcub: "}", rbrace: "}", NewLine: "\n", Tab: "\t" };
+
+function unescapeAttribute(value) {
+  return value.replace(/&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)/g, (whole, ref) => {
+    if (ref[0] === "#") {
+      const n = ref[1] === "x" || ref[1] === "X" ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+      return n > 0 && n < 0x80 ? String.fromCharCode(n) : "\ufffd";
+    }
+    const name = ref.replace(/;$/, "");
+    if (ASCII_ENTITIES[name] !== undefined && (ref.endsWith(";") || ["amp", "AMP", "lt", "LT", "gt", "GT", "quot", "QUOT"].includes(name))) {
+      return ASCII_ENTITIES[name];
+    }
+    return ref.endsWith(";") ? "\ufffd" : whole; // a reference to something outside ASCII, or plain text
+  });
+}
+
+function attributes(text) {
+  const found = {};
+  for (const m of text.matchAll(ATTRIBUTE)) {
+    const name = m[1].toLowerCase();
+    if (!Object.hasOwn(found, name)) found[name] = unescapeAttribute(m[2] ?? m[3] ?? m[4] ?? "");
+  }
+  return found;
+}
+
+export function embeddedScripts(html, scriptId = "evledger-proof") {
+  const found = [];
+  let pos = 0;
+  for (;;) {
+    MARKUP.lastIndex = pos;
+    const m = MARKUP.exec(html);
+    if (m === null) break;
+    const after = m.index + m[0].length;
+    if (m[0] === "\x3c!--") {
+      const end = html.indexOf("-->", after);
+      if (end < 0) break;
+      pos = end + 3;
+      continue;
+    }
+    TAG_REST.lastIndex = after;
+    const tag = TAG_REST.exec(html);
+    if (tag === null) break;
+    const tagEnd = after + tag[0].length;
+    SCRIPT_END.lastIndex = tagEnd;
+    const close = SCRIPT_END.exec(html);
+    const textEnd = close ? close.index : html.length;
+    const attrs = attributes(html.slice(after, tagEnd - 1));
+    if (attrs.id === scriptId && attrs.type === "application/json") found.push(html.slice(tagEnd, textEnd));
+    pos = textEnd + 1;
+  }
+  return found;
+}
+
+/** The one embedded bundle's JSON text, or an Error. */
+export function bundleTextOfCertificate(html) {
+  const found = embeddedScripts(html);
+  if (found.length !== 1) throw new Error(`expected one \x3cscript type="application/json" id="evledger-proof"> element, found ${found.length}`);
+  return found[0];
+}
+
+/**
+ * What to read as the bundle from a file's bytes: the bytes, or the bundle a certificate (HTML,
+ * first non-blank byte "<") embeds, its text read as strict UTF-8. {text} or {report}.
+ */
+export function bundleTextOfFile(bytes) {
+  let k = 0;
+  while (k < bytes.length && [0x20, 0x09, 0x0d, 0x0a].includes(bytes[k])) k++;
+  if (bytes[k] !== 0x3c) return { text: bytes };
+  const bad = (why) => ({ report: malformedReport(`the certificate holds no readable bundle: ${why}`) });
+  if (bytes.length > MAX_CERTIFICATE_BYTES) return bad(`the certificate is over ${MAX_CERTIFICATE_BYTES} bytes, the limit`);
+  let html;
+  try { html = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes); } catch { return bad("the certificate is not UTF-8"); }
+  try { return { text: bundleTextOfCertificate(html) }; } catch (e) { return bad(e.message); }
+}
+
+/** A bundle's or a certificate's bytes verified, as evledger-verify verifies a file: the report. */
+export async function verifyFile(bytes, options = {}) {
+  const input = bundleTextOfFile(bytes);
+  const loaded = input.report ? input : loadBundle(input.text);
+  return loaded.report ?? verifyBundle(loaded.bundle, options);
 }
 
 export function formatReport(r) {

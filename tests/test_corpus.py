@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from evledger_verify.certificate import CertificateError, bundle_text_of_file
+from evledger_verify.verify import load_trusted_keys
 from tests.api_helpers import evledger_serve
 from tests.browser import DevTools, needs_chromium
 
@@ -48,6 +50,8 @@ def command_args(case, bundle: Path) -> list[str]:
         args += ["--hash", case["hash"]]
     for key in case.get("keys", []):
         args += ["--key", key]
+    if "key_file" in case:
+        args += ["--key-file", str(CORPUS / case["key_file"])]
     if "contract" in case:
         args += ["--contract", case["contract"]]
     return args
@@ -115,6 +119,8 @@ def test_post_verify_gives_every_expected_verdict(tmp_path):
                 extra["content_hash"] = case["hash"]
             if "keys" in case:
                 extra["verifier_keys"] = case["keys"]
+            if "key_file" in case:  # the client reads the file as evledger-verify --key-file does
+                extra["verifier_keys"] = load_trusted_keys([], [str(CORPUS / case["key_file"])])
             if "contract" in case:
                 extra["contract"] = case["contract"]
             # The bundle's text as it is (a key twice stays twice), inside the request.
@@ -163,8 +169,9 @@ window.__corpus = (async () => {
       const blob = new Blob([bytes(c.file_b64)]);
       file = { sm3: await ev.sm3OfBlob(blob, () => {}, 7), size: blob.size };  // 7-byte chunks: the chunked path
     }
+    const keys = c.key_file_text !== undefined ? ev.keysOfText(c.key_file_text) : c.keys ?? null;
     const report = await ev.verifyFile(bytes(c.input_b64), { file, contentHash: c.hash ?? null,
-                                                            trustedKeys: c.keys ?? null, contract: c.contract ?? null });
+                                                            trustedKeys: keys, contract: c.contract ?? null });
     results.push({ case: c.name, verdict: report.verdict, failed: report.checks.filter((x) => x.ok === false).map((x) => x.name) });
   }
   return JSON.stringify(results);
@@ -180,6 +187,8 @@ def test_the_verifier_page_in_chromium_gives_every_expected_verdict(tmp_path):
         item["input_b64"] = base64.b64encode((CORPUS / case["input"]).read_bytes()).decode()  # byte for byte
         if "file" in case:
             item["file_b64"] = base64.b64encode((CORPUS / case["file"]).read_bytes()).decode()
+        if "key_file" in case:
+            item["key_file_text"] = (CORPUS / case["key_file"]).read_text(encoding="utf-8")
         cases.append(item)
     data = json.dumps(cases).replace("</", "<\\/")
     page = PAGE.read_text(encoding="utf-8").replace(
@@ -273,3 +282,37 @@ def test_the_certificate_verifies_its_own_bundle_with_the_file_dropped_on_it(tmp
     with DevTools(tmp_path, certificate.as_uri()) as page:
         verdict, _ = page.evaluate(CLICK_AND_WAIT)
         assert verdict.startswith("verdict ②"), verdict
+
+
+@needs_chromium
+def test_a_certificate_whose_browser_view_differs_is_refused_by_its_own_panel(tmp_path):
+    """One bundle in a <template> (the file's readers see it, the document does not show it)
+    and one after "<!-->": the panel counts both, as the readers of the file's text do, and
+    gives no verdict ① for either."""
+    case = case_named("certificate, one bundle in a template and one after an empty comment")
+    with DevTools(tmp_path, (CORPUS / case["input"]).as_uri()) as page:
+        verdict, checks = page.evaluate(CLICK_AND_WAIT)
+    assert verdict.startswith("verdict ②") and "(failed: format)" in verdict, (verdict, checks)
+    assert "found 2" in checks[0], checks
+
+
+def test_the_commands_read_a_bundle_alike_on_a_console_that_cannot_show_the_marks():
+    done = subprocess.run([sys.executable, "-m", "evledger_verify", str(CORPUS / case_named("good sm3 bundle")["input"])],
+                          capture_output=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": "gbk"})
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr[-1000:]
+    assert done.stdout.decode("gbk").splitlines()[-1].startswith("verdict ")
+
+
+def test_the_js_command_reads_only_what_it_needs_of_an_endless_input():
+    node = shutil.which("node")
+    done = subprocess.run([node, str(JS / "src" / "cli.mjs"), "/dev/zero"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "the text is 1048577 bytes, over the limit" in done.stdout, done.stdout + done.stderr
+
+
+def test_options_are_read_as_spelt_by_every_command(standalone_verifier):
+    bundle = str(CORPUS / case_named("good sm3 bundle")["input"])
+    digest = case_named("good sm3 bundle, its hash")["hash"]
+    for command in ([str(standalone_verifier / "bin" / "evledger-verify")], [sys.executable, "-m", "proof_api.cli", "verify"],
+                    [shutil.which("node"), str(JS / "src" / "cli.mjs")]):
+        done = subprocess.run([*command, bundle, "--ha", digest], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)

@@ -806,3 +806,23 @@ def test_what_an_endpoint_says_is_cut_short_and_numbers_are_uint64(raw_server):
     with pytest.raises(RpcError, match="not a hex uint64") as huge:
         JsonRpc(answering(b'"result":"0x' + b"f" * 4_000_000 + b'"'), timeout=5).chain_id()
     assert len(str(huge.value)) < 300
+
+
+def test_anchored_events_read_logs_as_the_js_verifier_does():
+    """Only well-formed Anchored logs of the contract count; "removed" must be absent, null or
+    false; hex must start with "0x" (either case after it). verifier/js/src/verify.mjs reads
+    receipts by the same rules."""
+    from evledger_verify.chain import ANCHORED_EVENT, anchored_events, keccak256
+
+    contract = "0x" + "ab" * 20
+    good = {"address": contract, "topics": ["0x" + keccak256(ANCHORED_EVENT.encode()).hex(), "0x" + "11" * 32,
+                                            "0x" + "00" * 31 + "05", "0x" + "00" * 12 + "cd" * 20],
+            "data": "0x" + "22" * 32}
+    assert anchored_events({"logs": [good]}, contract) == [("0x" + "11" * 32, 5, "22" * 32, "0x" + "cd" * 20)]
+    for removed in (None, False):
+        assert len(anchored_events({"logs": [{**good, "removed": removed}]}, contract)) == 1
+    for removed in (True, [], 0, "", "false"):
+        assert anchored_events({"logs": [{**good, "removed": removed}]}, contract) == [], removed
+    upper = {**good, "topics": [t.replace("0x", "0X") for t in good["topics"]]}
+    assert anchored_events({"logs": ["junk", 7, None, upper, {**good, "data": "0X" + "22" * 32}]}, contract) == []
+    assert anchored_events({"logs": "junk"}, contract) == [] and anchored_events({}, contract) == []

@@ -24,7 +24,7 @@ from anchor.chain import Web3Chain
 from anchor.worker import AnchorWorker
 from evledger_verify.certificate import bundle_text_of_file
 from evledger_verify.note import EM_DASH
-from evledger_verify.verify import MAX_BUNDLE_BYTES, load_bundle, verify_bundle
+from evledger_verify.verify import MAX_BUNDLE_BYTES, load_bundle, load_trusted_keys, verify_bundle
 from ingest.ledger import LedgerService
 from proof_api.bundle import build_bundle
 from proof_api.certificate import render_certificate
@@ -71,9 +71,12 @@ class Corpus:
         raw = text.encode() if isinstance(text, str) else text
         (self.out / path).write_bytes(raw)
         file_bytes = (self.out / given["file"]).read_bytes() if "file" in given else None
+        keys = given.get("keys")
+        if "key_file" in given:  # read as evledger-verify --key-file reads one
+            keys = load_trusted_keys([], [str(self.out / given["key_file"])])
         try:  # as evledger-verify reads a file: a certificate's embedded bundle, then strictly
             report = verify_bundle(load_bundle(bundle_text_of_file(raw)), file_bytes, given.get("hash"), None,
-                                   given.get("keys"), given.get("contract"))
+                                   keys, given.get("contract"))
         except ValueError:  # unreadable (CertificateError, StrictJSONError): the format check fails
             report = None
         got = 2 if report is None else report.verdict
@@ -136,6 +139,21 @@ def add_certificate_cases(c: Corpus, cert: str, world: dict) -> None:
     c.add("certificate, a second bundle with an upper-case tag",
           cert.replace("</body>", decoy.replace("<script", "<SCRIPT") + "\n</body>", 1), 2, kind="certificate")
     c.add("certificate, no embedded bundle", cert.replace(tag, '<script type="application/json" id="other">', 1), 2,
+          kind="certificate")
+    two_faced = cert.replace(tag, f"<template>{tag}", 1).replace("</script>\n</body>", "</script></template>\n"
+                                                                  f"<!-->{decoy}<!-- -->\n</body>", 1)
+    assert two_faced.count("<template>") == 1 and "<!-->" in two_faced
+    c.add("certificate, one bundle in a template and one after an empty comment", two_faced, 2, kind="certificate")
+    c.add("certificate, another bundle after a comment closed by --!>",
+          cert.replace(tag, f"<!-- x --!>{decoy}\n{tag}", 1), 2, kind="certificate")
+    c.add("certificate, a byte order mark before it", b"\xef\xbb\xbf" + cert.encode(), 1, kind="certificate",
+          file="files/acme-5.txt")
+    c.add("certificate, after more than 1 MiB of blank lines", "\n" * (MAX_BUNDLE_BYTES + 16) + cert, 1,
+          kind="certificate")
+    c.add("certificate, its id with a control-character reference HTML drops",
+          cert.replace(tag, tag.replace('id="evledger-proof"', 'id="evledger-proof&#1;"'), 1), 1, kind="certificate")
+    c.add("certificate, an attribute with a character reference of 5,000 digits",
+          cert.replace(tag, tag.replace("<script ", '<script data-x="&#' + "9" * 5000 + ';" '), 1), 1,
           kind="certificate")
     c.add("certificate, not UTF-8", cert.encode().replace("数据保全证书".encode(), b"\xff\xfe", 1), 2,
           kind="certificate")
@@ -217,6 +235,12 @@ def main() -> None:
     c.add("certificate, only the readable text edited (the embedded bundle decides)",
           cert.replace("数据保全证书", "数据保全证书（已修改）", 1), 1, kind="certificate")
     add_certificate_cases(c, cert, world)
+    # A key file that shows one key to a reader and hides another in a comment line (behind an
+    # information separator, which some line splitters take for a line break).
+    (out / "files" / "keys-hidden.txt").write_text(f"# acme's published key \x1c{beta_key}\n{acme_key}\n")
+    c.add("another ledger's bundle, its key hidden in a comment of the key file", text(world["beta"]), 2,
+          key_file="files/keys-hidden.txt")
+    c.add("good sm3 bundle, the key file with a comment line", text(good), 1, key_file="files/keys-hidden.txt")
     (out / "cases.json").write_text(json.dumps({"format": "evledger-tamper-corpus/1", "cases": c.cases},
                                                ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {len(c.cases)} cases to {out}")

@@ -21,6 +21,12 @@ _MARKUP = re.compile(r"<!--|<script(?=[\t\n\f\r />])", re.I | re.A)  # re.A: "ſ
 _TAG_REST = re.compile(r"""(?:[^>"']|"[^"]*"|'[^']*')*>""")
 _ATTRIBUTE = re.compile(r"""([^\t\n\f\r "'>/=]+)(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:"([^"]*)"|'([^']*)'|([^\t\n\f\r "'=<>`]+)))?""")
 _SCRIPT_END = re.compile(r"</script", re.I | re.A)
+# Where a comment ends, as HTML's tokenizer has it: "<!-->" and "<!--->" are whole (empty)
+# comments; otherwise the first "-->" or "--!>".
+_COMMENT_END = re.compile(r">|->|.*?--!?>", re.S)
+# A character reference too long for int() (over 4,300 digits): html.unescape would raise.
+# Any with 8 or more significant digits is past U+10FFFF, which unescape reads as U+FFFD anyway.
+_HUGE_REFERENCE = re.compile(r"&#(?:0*[0-9]{8,}|[xX]0*[0-9a-fA-F]{7,});?")
 
 
 class CertificateError(ValueError):
@@ -31,7 +37,8 @@ def _attributes(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for m in _ATTRIBUTE.finditer(text):
         name, value = m.group(1).lower(), next((v for v in m.group(2, 3, 4) if v is not None), "")
-        found.setdefault(name, unescape(value))  # the first of two equal attributes counts
+        # the first of two equal attributes counts
+        found.setdefault(name, unescape(_HUGE_REFERENCE.sub("\ufffd", value)))
     return found
 
 
@@ -40,10 +47,10 @@ def embedded_scripts(html_text: str) -> list[str]:
     found, pos = [], 0
     while (m := _MARKUP.search(html_text, pos)) is not None:
         if m.group() == "<!--":
-            end = html_text.find("-->", m.end())
-            if end < 0:
+            end = _COMMENT_END.match(html_text, m.end())
+            if end is None:
                 break  # the rest is a comment
-            pos = end + 3
+            pos = end.end()
             continue
         tag = _TAG_REST.match(html_text, m.end())
         if tag is None:
@@ -66,10 +73,14 @@ def bundle_text(html_text: str) -> str:
     return scripts[0]
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def is_certificate(raw: bytes) -> bool:
     """Whether a file handed in as a bundle is a certificate: a bundle is a JSON object ("{"),
-    a certificate HTML ("<"), each after optional whitespace."""
-    return raw.lstrip(b" \t\r\n")[:1] == b"<"
+    a certificate HTML ("<"), after optional whitespace (and, for HTML, a byte order mark,
+    which editors add and browsers allow)."""
+    return raw.removeprefix(_BOM).lstrip(b" \t\r\n")[:1] == b"<"
 
 
 def bundle_text_of_file(raw: bytes) -> bytes | str:
@@ -81,7 +92,7 @@ def bundle_text_of_file(raw: bytes) -> bytes | str:
     if len(raw) > MAX_CERTIFICATE_BYTES:
         raise CertificateError(f"the certificate is over {MAX_CERTIFICATE_BYTES} bytes, the limit")
     try:
-        text = raw.decode("utf-8")
+        text = raw.removeprefix(_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CertificateError(f"the certificate is not UTF-8 (byte {exc.start}: {exc.reason})") from None
     return bundle_text(text)

@@ -104,7 +104,9 @@ def anchored_events(receipt: dict, contract: str) -> list[tuple[str, int, str, s
             data = bytes.fromhex(_unhex(log.get("data") or "0x"))
         except (TypeError, ValueError):
             continue
-        if (str(log.get("address")).lower() != contract.lower() or log.get("removed") or len(topics) != 4
+        removed = log.get("removed")  # absent, null or false; anything else is a removed log
+        if (str(log.get("address")).lower() != contract.lower() or not (removed is None or removed is False)
+                or len(topics) != 4
                 or topics[0] != topic or len(data) != 32 or any(topics[3][:12]) or any(topics[2][:24])
                 or any(len(t) != 32 for t in topics)):
             continue
@@ -145,7 +147,9 @@ class JsonRpc:
     """Ethereum JSON-RPC over HTTP(S) with the standard library: the few reads a verifier makes."""
 
     def __init__(self, url: str, timeout: float = 10.0):
-        self.url, self.timeout = url, timeout
+        # Leading and trailing C0 controls and spaces are no part of a URL (WHATWG URL; the JS
+        # verifier's fetch drops them too).
+        self.url, self.timeout = url.strip("".join(map(chr, range(0x21)))), timeout
         self._id = 0
 
     def request(self, method: str, params: list):

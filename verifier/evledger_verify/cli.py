@@ -12,7 +12,7 @@ from .verify import run
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evledger-verify",
+        prog="evledger-verify", allow_abbrev=False,  # --ha is not --hash: options as spelt, as the others read them
         description="Check an evledger proof bundle offline: leaf, inclusion path, SM2-signed checkpoint, the "
                     "file, and with --rpc the anchor on chain. Exit 0 only for verdict 1 (in the anchored tree, "
                     "unaltered); 1 for verdict 2; 2 for a usage error or a file that cannot be read.")

@@ -502,7 +502,9 @@ def read_bundle_file(path: str) -> bytes:
     refuse a larger file without reading all of it. OSError if unreadable."""
     def read(f) -> bytes:
         head = f.read(MAX_BUNDLE_BYTES + 1)
-        return head + f.read(MAX_CERTIFICATE_BYTES - MAX_BUNDLE_BYTES) if is_certificate(head) else head
+        # a certificate, or blank so far (what follows decides): read on to the larger limit
+        more = is_certificate(head) or not head.removeprefix(b"\xef\xbb\xbf").strip(b" \t\r\n")
+        return head + f.read(MAX_CERTIFICATE_BYTES - MAX_BUNDLE_BYTES) if more else head
 
     if path == "-":
         return read(sys.stdin.buffer)
@@ -516,17 +518,27 @@ def unreadable_report(error: StrictJSONError) -> Report:
     return malformed_report(f"the bundle cannot be read: {error}")
 
 
+# A key file's lines end at "\n" alone (a "\r" before it is blank), and only spaces, tabs and
+# "\r" are blank around a key: str.splitlines would also break at \x1c or U+2028, so a key
+# hidden in a comment line would be trusted here and not by a verifier in another language.
+KEY_BLANKS = " \t\r"
+
+
+def key_lines(text: str) -> list[str]:
+    return text.split("\n")
+
+
 def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key") -> list[str] | None:
     """The verifier keys given with --key and --key-file, each checked, or None when none was
     given. OSError for a file that cannot be read, ValueError for a line that is not a key."""
-    given = [(named, k.strip()) for k in keys]
+    given = [(named, k.strip(KEY_BLANKS)) for k in keys]
     for path in key_files:
         try:
             text = Path(path).read_text(encoding="utf-8-sig")  # -sig: a BOM some editors write
         except UnicodeDecodeError as exc:
             raise ValueError(f"{path} is not UTF-8 text: {exc}") from None
-        found = [(f"{path} line {number}", line.strip()) for number, line in enumerate(text.splitlines(), 1)
-                 if line.strip() and not line.lstrip().startswith("#")]
+        found = [(f"{path} line {number}", line.strip(KEY_BLANKS)) for number, line in enumerate(key_lines(text), 1)
+                 if line.strip(KEY_BLANKS) and not line.lstrip(KEY_BLANKS).startswith("#")]
         if not found:  # an empty download must not quietly mean "trust the bundle's key"
             raise ValueError(f"{path} holds no verifier keys")
         given.extend(found)
@@ -549,6 +561,8 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
     report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read or a key or contract given
     is not one."""
     out = out or sys.stdout
+    if out is sys.stdout and hasattr(out, "reconfigure"):
+        out.reconfigure(errors="replace")  # a console that cannot show ✔ (GBK, Latin-1) gets "?", not a crash
     try:
         text = read_bundle_file(bundle_path)
         file_bytes = Path(file).read_bytes() if file is not None else None

@@ -1,10 +1,44 @@
 // `node src/cli.mjs BUNDLE [--file F | --hash SM3] [--rpc URL] [--key VKEY]... [--key-file F]...
 // [--contract ADDR]`: the JS verifier under Node, with evledger-verify's options, report and exit
 // codes (0 for verdict 1, 1 for verdict 2, 2 for a usage error or a file that cannot be read).
-import { readFileSync } from "node:fs";
+import { closeSync, createReadStream, openSync, readFileSync, readSync } from "node:fs";
 import { parseArgs } from "node:util";
 
-import { formatReport, hex, keysOfText, parseVerifierKey, sm3, verifyFile } from "./verify.mjs";
+import { MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, formatReport, keysOfText, parseVerifierKey, sm3OfChunks, trimKey,
+  verifyFile } from "./verify.mjs";
+
+/** At most `limit` bytes of a file (0: stdin). */
+function readPrefix(fd, limit) {
+  const buf = Buffer.alloc(limit);
+  let got = 0;
+  for (;;) {
+    let n;
+    try { n = readSync(fd, buf, got, limit - got, null); } catch (e) { if (e.code === "EAGAIN") continue; if (e.code === "EOF") break; throw e; }
+    if (n === 0) break;
+    got += n;
+    if (got === limit) break;
+  }
+  return new Uint8Array(buf.buffer, buf.byteOffset, got);
+}
+
+/** As evledger_verify.verify.read_bundle_file: a bundle's first 1 MiB + 1 bytes, read on to
+ * 8 MiB + 1 for a certificate (or while all is blank): enough to refuse more. */
+function readBundleFile(path) {
+  const fd = path === "-" ? 0 : openSync(path, "r");
+  try {
+    const head = readPrefix(fd, MAX_BUNDLE_BYTES + 1);
+    let k = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+    while (k < head.length && [0x20, 0x09, 0x0d, 0x0a].includes(head[k])) k++;
+    if (k < head.length && head[k] !== 0x3c) return head;
+    const rest = readPrefix(fd, MAX_CERTIFICATE_BYTES - MAX_BUNDLE_BYTES);
+    const all = new Uint8Array(head.length + rest.length);
+    all.set(head);
+    all.set(rest, head.length);
+    return all;
+  } finally {
+    if (fd !== 0) closeSync(fd);
+  }
+}
 
 function fail(message) {
   process.stderr.write(`evledger-verify.js: error: ${message}\n`);
@@ -25,13 +59,10 @@ const { values, positionals } = parsed;
 if (positionals.length !== 1) fail("give one BUNDLE");
 if (values.file !== undefined && values.hash !== undefined) fail("--file and --hash both name the evidence: give one");
 if (values.contract !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.contract)) fail(`--contract ${values.contract} is not an address`);
-let text, file = null, keys = [...(values.key ?? [])];
+let text, file = null, keys = (values.key ?? []).map(trimKey);
 try {
-  text = new Uint8Array(readFileSync(positionals[0] === "-" ? 0 : positionals[0]));
-  if (values.file !== undefined) {
-    const bytes = new Uint8Array(readFileSync(values.file));
-    file = { sm3: hex(await sm3(bytes)), size: bytes.length };
-  }
+  text = readBundleFile(positionals[0]);
+  if (values.file !== undefined) file = await sm3OfChunks(createReadStream(values.file)); // any size, in chunks
   for (const path of values["key-file"] ?? []) {
     let keyText;
     try { keyText = new TextDecoder("utf-8", { fatal: true }).decode(readFileSync(path)); } catch (e) {

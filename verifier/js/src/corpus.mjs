@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
-import { hex, sm3, verifyFile } from "./verify.mjs";
+import { hex, keysOfText, sm3, verifyFile } from "./verify.mjs";
 
 const casesPath = process.argv[2];
 const root = dirname(casesPath);
@@ -13,7 +13,8 @@ for (const c of cases) {
   const file = c.file ? readFileSync(join(root, c.file)) : null;
   const report = await verifyFile(new Uint8Array(readFileSync(join(root, c.input))), {
     file: file ? { sm3: hex(await sm3(new Uint8Array(file))), size: file.length } : null,
-    contentHash: c.hash ?? null, trustedKeys: c.keys ?? null, contract: c.contract ?? null,
+    contentHash: c.hash ?? null, contract: c.contract ?? null,
+    trustedKeys: c.key_file ? keysOfText(readFileSync(join(root, c.key_file), "utf8")) : c.keys ?? null,
   });
   console.log(JSON.stringify({ case: c.name, verdict: report.verdict, failed: report.checks.filter((x) => x.ok === false).map((x) => x.name) }));
 }

@@ -53,8 +53,9 @@ const firstByte = async (f) => {
 async function take(files) {
   for (const f of files) {
     const first = await firstByte(f);
+    // A JSON object naming the bundle format (its "/" may be written "\/") is the bundle; other JSON is evidence.
     if (first === 0x7b && (f.size > MAX_BUNDLE_BYTES
-        || new TextDecoder().decode(await f.slice(0, 65536).arrayBuffer()).includes('"evledger-proof/1"'))) {
+        || /"evledger-proof\\?\/1"/.test(new TextDecoder().decode(await f.slice(0, 65536).arrayBuffer())))) {
       // A bundle (one too large is read one byte past the limit, and refused as Python refuses it).
       state.bundle = { text: new Uint8Array(await f.slice(0, MAX_BUNDLE_BYTES + 1).arrayBuffer()) };
       $("ev-bundle-name").textContent = f.name;
@@ -76,8 +77,11 @@ async function take(files) {
 }
 
 export function start() {
-  // Inside a certificate: its own bundle, the one <script type="application/json" id="evledger-proof">.
-  const embedded = [...document.querySelectorAll("script#evledger-proof")].filter((e) => e.type === "application/json");
+  // Inside a certificate: its own bundle, the one <script type="application/json" id="evledger-proof">,
+  // counted in <template> contents too (the readers of the file's text see those).
+  const scripts = (root) => [...root.querySelectorAll("script#evledger-proof")]
+    .concat(...[...root.querySelectorAll("template")].map((t) => scripts(t.content)));
+  const embedded = scripts(document).filter((e) => e.type === "application/json");
   if (embedded.length) {
     state.bundle = embedded.length === 1 ? { text: embedded[0].textContent } : { report: malformedReport(
       `the certificate holds no readable bundle: expected one embedded bundle, found ${embedded.length}`) };

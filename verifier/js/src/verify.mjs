@@ -71,6 +71,18 @@ export async function sm3(bytes) {
   return h.digest("binary");
 }
 
+/** SM3 and size of an async iterable of byte chunks (a Node stream): {sm3, size}. */
+export async function sm3OfChunks(chunks) {
+  const h = await createSM3();
+  h.init();
+  let size = 0;
+  for await (const chunk of chunks) {
+    h.update(chunk);
+    size += chunk.length;
+  }
+  return { sm3: hex(h.digest("binary")), size };
+}
+
 /** SM3 of a Blob/File read in chunks, `progress(done, total)` after each. */
 export async function sm3OfBlob(blob, progress = () => {}, chunk = 4 << 20) {
   const h = await createSM3();
@@ -389,7 +401,8 @@ async function readCapped(reply, cap) {
   return concat(...parts);
 }
 
-async function rpcCall(url, method, params) {
+async function rpcCall(given, method, params) {
+  const url = given.replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, ""); // as evledger_verify.chain.JsonRpc
   if (!/^https?:\/\//i.test(url)) throw new Error(`${url} is not an http:// or https:// URL`);
   const reply = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, redirect: "error",
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }), signal: AbortSignal.timeout(30000) });
@@ -440,9 +453,13 @@ async function checkAnchorOnChain(b, rpcUrl) {
   if (mined[0] !== 1n || mined[1] !== result.number || String(receipt.to).toLowerCase() !== anchor.contract.toLowerCase()) throw new Failed(`transaction ${anchor.tx_hash} is not a successful call of ${anchor.contract} in block ${result.number}`);
   const written = [];
   for (const log of Array.isArray(receipt.logs) ? receipt.logs : []) {
-    const topics = Array.isArray(log?.topics) ? log.topics.map((t) => String(t).toLowerCase()) : [];
-    const logData = String(log?.data ?? "0x").toLowerCase();
-    if (String(log?.address).toLowerCase() !== anchor.contract.toLowerCase() || log?.removed || topics.length !== 4
+    if (!isObject(log)) continue;
+    // As evledger_verify.chain.anchored_events: "0x" then hex (either case), "removed" absent or false.
+    const hexOf = (v) => (typeof v === "string" && /^0x[0-9a-fA-F]*$/.test(v) ? v.toLowerCase() : null);
+    const topics = Array.isArray(log.topics) ? log.topics.map(hexOf) : [];
+    const logData = log.data === undefined || log.data === null ? "0x" : hexOf(log.data);
+    if (String(log.address).toLowerCase() !== anchor.contract.toLowerCase() || (log.removed !== undefined && log.removed !== false
+        && log.removed !== null) || topics.length !== 4 || topics.includes(null) || logData === null
         || !topics.every((t) => /^0x[0-9a-f]{64}$/.test(t)) || topics[0] !== `0x${ANCHORED_TOPIC}` || !/^0x[0-9a-f]{64}$/.test(logData)
         || /[^0]/.test(topics[3].slice(2, 26)) || /[^0]/.test(topics[2].slice(2, 50))) continue;
     written.push([topics[1], BigInt(topics[2]), logData.slice(2), `0x${topics[3].slice(26)}`]);
@@ -519,8 +536,11 @@ export async function verifyBundle(bundle, { file = null, contentHash = null, rp
 }
 
 /** The verifier keys of a key file's text: one per line, # comments. */
+// As evledger_verify.verify.key_lines: lines end at "\n" alone, and only " \t\r" are blank.
+export const trimKey = (s) => s.replace(/^[ \t\r]+|[ \t\r]+$/g, "");
+
 export function keysOfText(text) {
-  return text.replace(/^\ufeff/, "").split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  return text.replace(/^\ufeff/, "").split("\n").map(trimKey).filter((l) => l && !l.startsWith("#"));
 }
 
 // Reading the bundle out of a certificate, as verifier/evledger_verify/certificate.py does: a
@@ -532,6 +552,7 @@ const MARKUP = /\x3c!--|\x3cscript(?=[\t\n\f\r />])/gi;
 const TAG_REST = /(?:[^>"']|"[^"]*"|'[^']*')*>/y;
 const ATTRIBUTE = /([^\t\n\f\r "'>/=]+)(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:"([^"]*)"|'([^']*)'|([^\t\n\f\r "'=<>`]+)))?/g;
 const SCRIPT_END = /\x3c\/script/gi;
+const COMMENT_END = />|->|[\s\S]*?--!?>/y;
 // The named references that stand for printable ASCII (Python's html.unescape knows them all);
 // any other reference gives a character outside ASCII, which equals nothing compared here.
 const ASCII_ENTITIES = { quot: '"', QUOT: '"', amp: "&", AMP: "&", lt: "<", LT: "<", gt: ">", GT: ">", apos: "'",
@@ -544,6 +565,8 @@ function unescapeAttribute(value) {
   return value.replace(/&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)/g, (whole, ref) => {
     if (ref[0] === "#") {
       const n = ref[1] === "x" || ref[1] === "X" ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+      // As Python's html.unescape: control characters HTML forbids are dropped, NUL is U+FFFD.
+      if ((n >= 0x01 && n <= 0x08) || n === 0x0b || (n >= 0x0e && n <= 0x1f) || n === 0x7f) return "";
       return n > 0 && n < 0x80 ? String.fromCharCode(n) : "\ufffd";
     }
     const name = ref.replace(/;$/, "");
@@ -571,10 +594,11 @@ export function embeddedScripts(html, scriptId = "evledger-proof") {
     const m = MARKUP.exec(html);
     if (m === null) break;
     const after = m.index + m[0].length;
-    if (m[0] === "\x3c!--") {
-      const end = html.indexOf("-->", after);
-      if (end < 0) break;
-      pos = end + 3;
+    if (m[0] === "\x3c!--") { // where HTML's tokenizer ends it: "<!-->", "<!--->", or the first "-->" or "--!>"
+      COMMENT_END.lastIndex = after;
+      const end = COMMENT_END.exec(html);
+      if (end === null) break;
+      pos = after + end[0].length;
       continue;
     }
     TAG_REST.lastIndex = after;
@@ -603,13 +627,14 @@ export function bundleTextOfCertificate(html) {
  * first non-blank byte "<") embeds, its text read as strict UTF-8. {text} or {report}.
  */
 export function bundleTextOfFile(bytes) {
-  let k = 0;
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0; // allowed before HTML
+  let k = bom;
   while (k < bytes.length && [0x20, 0x09, 0x0d, 0x0a].includes(bytes[k])) k++;
   if (bytes[k] !== 0x3c) return { text: bytes };
   const bad = (why) => ({ report: malformedReport(`the certificate holds no readable bundle: ${why}`) });
   if (bytes.length > MAX_CERTIFICATE_BYTES) return bad(`the certificate is over ${MAX_CERTIFICATE_BYTES} bytes, the limit`);
   let html;
-  try { html = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes); } catch { return bad("the certificate is not UTF-8"); }
+  try { html = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.subarray(bom)); } catch { return bad("the certificate is not UTF-8"); }
   try { return { text: bundleTextOfCertificate(html) }; } catch (e) { return bad(e.message); }
 }
 

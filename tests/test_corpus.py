@@ -316,3 +316,11 @@ def test_options_are_read_as_spelt_by_every_command(standalone_verifier):
                     [shutil.which("node"), str(JS / "src" / "cli.mjs")]):
         done = subprocess.run([*command, bundle, "--ha", digest], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, (command, done.stdout, done.stderr)
+
+
+def test_a_key_behind_a_lone_carriage_return_is_part_of_the_comment_for_every_command(standalone_verifier):
+    bundle, keys = str(CORPUS / case_named("good sm3 bundle")["input"]), str(CORPUS / "files" / "keys-cr.txt")
+    for command in ([str(standalone_verifier / "bin" / "evledger-verify")], [sys.executable, "-m", "proof_api.cli", "verify"],
+                    [shutil.which("node"), str(JS / "src" / "cli.mjs")]):
+        done = subprocess.run([*command, bundle, "--key-file", keys], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "holds no verifier keys" in done.stderr, (command, done.stdout, done.stderr)

@@ -150,7 +150,9 @@ def add_certificate_cases(c: Corpus, cert: str, world: dict) -> None:
           file="files/acme-5.txt")
     c.add("certificate, after more than 1 MiB of blank lines", "\n" * (MAX_BUNDLE_BYTES + 16) + cert, 1,
           kind="certificate")
-    c.add("certificate, its id with a control-character reference HTML drops",
+    # Python's html.unescape drops the control characters HTML forbids (a browser keeps them);
+    # every reader of a certificate's text reads references as html.unescape does.
+    c.add("certificate, its id with a control-character reference html.unescape drops",
           cert.replace(tag, tag.replace('id="evledger-proof"', 'id="evledger-proof&#1;"'), 1), 1, kind="certificate")
     c.add("certificate, an attribute with a character reference of 5,000 digits",
           cert.replace(tag, tag.replace("<script ", '<script data-x="&#' + "9" * 5000 + ';" '), 1), 1,
@@ -241,6 +243,9 @@ def main() -> None:
     c.add("another ledger's bundle, its key hidden in a comment of the key file", text(world["beta"]), 2,
           key_file="files/keys-hidden.txt")
     c.add("good sm3 bundle, the key file with a comment line", text(good), 1, key_file="files/keys-hidden.txt")
+    # A lone "\r" ends no line: the acme key after it is part of the comment, and no key is left
+    # (every command refuses the file: tests/test_corpus.py).
+    (out / "files" / "keys-cr.txt").write_bytes(f"# published keys\r{acme_key}\n".encode())
     (out / "cases.json").write_text(json.dumps({"format": "evledger-tamper-corpus/1", "cases": c.cases},
                                                ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {len(c.cases)} cases to {out}")

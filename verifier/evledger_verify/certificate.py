@@ -26,7 +26,7 @@ _SCRIPT_END = re.compile(r"</script", re.I | re.A)
 _COMMENT_END = re.compile(r">|->|.*?--!?>", re.S)
 # A character reference too long for int() (over 4,300 digits): html.unescape would raise.
 # Any with 8 or more significant digits is past U+10FFFF, which unescape reads as U+FFFD anyway.
-_HUGE_REFERENCE = re.compile(r"&#(?:0*[0-9]{8,}|[xX]0*[0-9a-fA-F]{7,});?")
+_HUGE_REFERENCE = re.compile(r"&#(?:0*[1-9][0-9]{7,}|[xX]0*[1-9a-fA-F][0-9a-fA-F]{6,});?")
 
 
 class CertificateError(ValueError):

@@ -99,8 +99,10 @@ def anchored_events(receipt: dict, contract: str) -> list[tuple[str, int, str, s
     for log in logs if isinstance(logs, list) else []:
         if not isinstance(log, dict):
             continue
+        if not isinstance(log.get("topics"), list) or not isinstance(log.get("address"), str):
+            continue
         try:
-            topics = [bytes.fromhex(_unhex(t)) for t in log.get("topics") or []]
+            topics = [bytes.fromhex(_unhex(t)) for t in log["topics"]]
             data = bytes.fromhex(_unhex(log.get("data") or "0x"))
         except (TypeError, ValueError):
             continue

@@ -386,12 +386,13 @@ def check_anchor_on_chain(b: dict, rpc_url: str | None) -> str:
         raise Failed(f"the contract says block {number} at {timestamp}, but the bundle says block "
                      f"{anchor['block_number']} at {anchor['block_time']}")
     block_hash = ask(f"block {number}", lambda: rpc.block(number).get("hash"))
-    if str(block_hash).lower() != anchor["block_hash"]:
+    if not isinstance(block_hash, str) or block_hash.lower() != anchor["block_hash"]:
         raise Failed(f"block {number} is {_short(block_hash)}, not anchor.block_hash {anchor['block_hash']}")
     receipt = ask(f"the receipt of {anchor['tx_hash']}", lambda: rpc.receipt(anchor["tx_hash"]))
     mined = ask(f"the receipt of {anchor['tx_hash']}",
                 lambda: (rpc.quantity(receipt, "status"), rpc.quantity(receipt, "blockNumber")))
-    if mined != (1, number) or str(receipt.get("to")).lower() != anchor["contract"].lower():
+    to = receipt.get("to")
+    if mined != (1, number) or not isinstance(to, str) or to.lower() != anchor["contract"].lower():
         raise Failed(f"transaction {anchor['tx_hash']} is not a successful call of {anchor['contract']} in block {number}")
     # Any successful call of the registry in that block passes the test above (admin(), or
     # another ledger's anchor): the transaction must be the one whose Anchored event wrote
@@ -533,8 +534,8 @@ def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key
     given. OSError for a file that cannot be read, ValueError for a line that is not a key."""
     given = [(named, k.strip(KEY_BLANKS)) for k in keys]
     for path in key_files:
-        try:
-            text = Path(path).read_text(encoding="utf-8-sig")  # -sig: a BOM some editors write
+        try:  # bytes decoded, not read_text: its newline translation would split a line at a lone "\r"
+            text = Path(path).read_bytes().decode("utf-8-sig")  # -sig: a BOM some editors write
         except UnicodeDecodeError as exc:
             raise ValueError(f"{path} is not UTF-8 text: {exc}") from None
         found = [(f"{path} line {number}", line.strip(KEY_BLANKS)) for number, line in enumerate(key_lines(text), 1)

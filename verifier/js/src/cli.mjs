@@ -65,7 +65,8 @@ try {
   if (values.file !== undefined) file = await sm3OfChunks(createReadStream(values.file)); // any size, in chunks
   for (const path of values["key-file"] ?? []) {
     let keyText;
-    try { keyText = new TextDecoder("utf-8", { fatal: true }).decode(readFileSync(path)); } catch (e) {
+    // ignoreBOM: keysOfText drops one BOM, as Python's utf-8-sig does; a second stays and is refused.
+    try { keyText = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(readFileSync(path)); } catch (e) {
       if (e.code) throw e;
       fail(`${path} is not UTF-8 text`);
     }

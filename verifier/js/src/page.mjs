@@ -43,9 +43,16 @@ async function verifyNow() {
   show(report);
 }
 
+// The first byte after a BOM and blanks, looked for in the first 8 MiB (as the commands read a
+// file whose start is blank on to the certificate limit).
 const firstByte = async (f) => {
-  const head = new Uint8Array(await f.slice(0, 4096).arrayBuffer());
-  return head.find((b) => ![0x20, 0x09, 0x0d, 0x0a].includes(b));
+  for (let at = 0; at < Math.min(f.size, MAX_CERTIFICATE_BYTES); at += 65536) {
+    const chunk = new Uint8Array(await f.slice(at, at + 65536).arrayBuffer());
+    const start = at === 0 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf ? 3 : 0;
+    const found = chunk.subarray(start).find((b) => ![0x20, 0x09, 0x0d, 0x0a].includes(b));
+    if (found !== undefined) return found;
+  }
+  return undefined;
 };
 
 // Which of the files is the bundle, a certificate or the evidence, from their first bytes only:

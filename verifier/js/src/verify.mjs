@@ -443,14 +443,14 @@ async function checkAnchorOnChain(b, rpcUrl) {
     if (!isObject(found)) throw new Error(`the node has no block ${result.number}`);
     return found;
   });
-  if (String(block.hash).toLowerCase() !== anchor.block_hash) throw new Failed(`block ${result.number} is ${short(block.hash)}, not anchor.block_hash ${anchor.block_hash}`);
+  if (typeof block.hash !== "string" || block.hash.toLowerCase() !== anchor.block_hash) throw new Failed(`block ${result.number} is ${short(block.hash)}, not anchor.block_hash ${anchor.block_hash}`);
   const receipt = await ask(`the receipt of ${anchor.tx_hash}`, async () => {
     const found = await rpcCall(rpcUrl, "eth_getTransactionReceipt", [anchor.tx_hash]);
     if (!isObject(found)) throw new Error(`the node knows no transaction ${anchor.tx_hash} (or it is not mined)`);
     return found;
   });
   const mined = await ask(`the receipt of ${anchor.tx_hash}`, async () => [quantity("status", receipt.status), quantity("blockNumber", receipt.blockNumber)]);
-  if (mined[0] !== 1n || mined[1] !== result.number || String(receipt.to).toLowerCase() !== anchor.contract.toLowerCase()) throw new Failed(`transaction ${anchor.tx_hash} is not a successful call of ${anchor.contract} in block ${result.number}`);
+  if (mined[0] !== 1n || mined[1] !== result.number || typeof receipt.to !== "string" || receipt.to.toLowerCase() !== anchor.contract.toLowerCase()) throw new Failed(`transaction ${anchor.tx_hash} is not a successful call of ${anchor.contract} in block ${result.number}`);
   const written = [];
   for (const log of Array.isArray(receipt.logs) ? receipt.logs : []) {
     if (!isObject(log)) continue;
@@ -458,7 +458,7 @@ async function checkAnchorOnChain(b, rpcUrl) {
     const hexOf = (v) => (typeof v === "string" && /^0x[0-9a-fA-F]*$/.test(v) ? v.toLowerCase() : null);
     const topics = Array.isArray(log.topics) ? log.topics.map(hexOf) : [];
     const logData = log.data === undefined || log.data === null ? "0x" : hexOf(log.data);
-    if (String(log.address).toLowerCase() !== anchor.contract.toLowerCase() || (log.removed !== undefined && log.removed !== false
+    if (typeof log.address !== "string" || log.address.toLowerCase() !== anchor.contract.toLowerCase() || (log.removed !== undefined && log.removed !== false
         && log.removed !== null) || topics.length !== 4 || topics.includes(null) || logData === null
         || !topics.every((t) => /^0x[0-9a-f]{64}$/.test(t)) || topics[0] !== `0x${ANCHORED_TOPIC}` || !/^0x[0-9a-f]{64}$/.test(logData)
         || /[^0]/.test(topics[3].slice(2, 26)) || /[^0]/.test(topics[2].slice(2, 50))) continue;
@@ -565,9 +565,14 @@ function unescapeAttribute(value) {
   return value.replace(/&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)/g, (whole, ref) => {
     if (ref[0] === "#") {
       const n = ref[1] === "x" || ref[1] === "X" ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
-      // As Python's html.unescape: control characters HTML forbids are dropped, NUL is U+FFFD.
-      if ((n >= 0x01 && n <= 0x08) || n === 0x0b || (n >= 0x0e && n <= 0x1f) || n === 0x7f) return "";
-      return n > 0 && n < 0x80 ? String.fromCharCode(n) : "\ufffd";
+      // As Python's html.unescape: NUL, surrogates and past U+10FFFF are U+FFFD, 0x80-0x9F windows-1252,
+      // and the code points it drops (controls, DEL to 0x9F otherwise, noncharacters) are dropped;
+      // anything outside ASCII stands as U+FFFD here, since only equality with ASCII names matters.
+      if (n === 0x0d) return "\r";
+      if (n === 0 || (n >= 0x80 && n <= 0x9f) || (n >= 0xd800 && n <= 0xdfff) || n > 0x10ffff || Number.isNaN(n)) return "\ufffd";
+      if ((n >= 0x01 && n <= 0x08) || n === 0x0b || (n >= 0x0e && n <= 0x1f) || n === 0x7f
+          || (n >= 0xfdd0 && n <= 0xfdef) || (n & 0xfffe) === 0xfffe) return "";
+      return n < 0x80 ? String.fromCharCode(n) : "\ufffd";
     }
     const name = ref.replace(/;$/, "");
     if (ASCII_ENTITIES[name] !== undefined && (ref.endsWith(";") || ["amp", "AMP", "lt", "LT", "gt", "GT", "quot", "QUOT"].includes(name))) {

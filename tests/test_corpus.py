@@ -324,3 +324,97 @@ def test_a_key_behind_a_lone_carriage_return_is_part_of_the_comment_for_every_co
                     [shutil.which("node"), str(JS / "src" / "cli.mjs")]):
         done = subprocess.run([*command, bundle, "--key-file", keys], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and "holds no verifier keys" in done.stderr, (command, done.stdout, done.stderr)
+
+
+# --- the chain's answers, read alike -------------------------------------------------------------
+
+
+def fake_chain_answers(bundle: dict) -> dict:
+    """JSON-RPC results that vouch for the bundle's anchor, as a node would give them."""
+    from evledger_verify.chain import ANCHORED_EVENT, keccak256
+
+    anchor, root, size = bundle["anchor"], bundle["checkpoint"]["root"], bundle["checkpoint"]["size"]
+    word = lambda n: f"{n:064x}"  # noqa: E731
+    log = {"address": anchor["contract"], "removed": False, "data": "0x" + root,
+           "topics": ["0x" + keccak256(ANCHORED_EVENT.encode()).hex(), anchor["ledger_key"], "0x" + word(size),
+                      "0x" + "00" * 12 + "cd" * 20]}
+    return {"eth_chainId": hex(anchor["chain_id"]),
+            "eth_call": "0x" + root + word(anchor["block_number"]) + word(anchor["block_time"]),
+            "eth_getBlockByNumber": {"hash": anchor["block_hash"], "number": hex(anchor["block_number"])},
+            "eth_getTransactionReceipt": {"status": "0x1", "blockNumber": hex(anchor["block_number"]),
+                                          "to": anchor["contract"], "logs": [log]}}
+
+
+def answer_variants(answers: dict):
+    """(what, answers): the good answers, then one field at a time made odd."""
+    receipt = answers["eth_getTransactionReceipt"]
+    log = receipt["logs"][0]
+
+    def with_log(**changed):
+        return {**answers, "eth_getTransactionReceipt": {**receipt, "logs": [{**log, **changed}]}}
+
+    def with_receipt(**changed):
+        return {**answers, "eth_getTransactionReceipt": {**receipt, **changed}}
+
+    yield "as a node answers", answers
+    for removed in (True, [], 0, None, "false"):
+        yield f"log removed {removed!r}", with_log(removed=removed)
+    yield "log without removed", {**answers, "eth_getTransactionReceipt": {**receipt, "logs": [
+        {k: v for k, v in log.items() if k != "removed"}]}}
+    yield "topics as 0X", with_log(topics=[t.replace("0x", "0X") for t in log["topics"]])
+    yield "topics upper-case hex", with_log(topics=[t.upper().replace("0X", "0x") for t in log["topics"]])
+    yield "topics as an object", with_log(topics={t: 1 for t in log["topics"]})
+    yield "address in a list", with_log(address=[log["address"]])
+    yield "address upper-case", with_log(address=log["address"].upper().replace("0X", "0x"))
+    yield "data empty", with_log(data="")
+    yield "a junk log first", with_receipt(logs=["junk", 7, None, log])
+    yield "logs not a list", with_receipt(logs={"0": log})
+    yield "to in a list", with_receipt(to=[receipt["to"]])
+    yield "status 0x0", with_receipt(status="0x0")
+    yield "block hash in a list", {**answers, "eth_getBlockByNumber": {"hash": [answers["eth_getBlockByNumber"]["hash"]]}}
+    yield "chain id with leading zeros", {**answers, "eth_chainId": "0x0" + answers["eth_chainId"][2:]}
+    yield "eth_call short", {**answers, "eth_call": answers["eth_call"][:-2]}
+
+
+def test_python_and_js_read_the_chains_answers_alike(tmp_path):
+    """A JSON-RPC endpoint answering for the bundle's anchor, then with one field made odd at a
+    time: evledger-verify and the JS verifier must give the same verdict and mark on
+    anchor_on_chain for each."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    bundle_file = CORPUS / case_named("good sm3 bundle")["input"]
+    answers = {"now": None}
+
+    class Node(BaseHTTPRequestHandler):
+        def do_POST(self):
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json.dumps({"jsonrpc": "2.0", "id": request["id"],
+                               "result": answers["now"][request["method"]]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Node)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    marks = {}
+    try:
+        for what, variant in answer_variants(fake_chain_answers(json.loads(bundle_file.read_text()))):
+            answers["now"] = variant
+            seen = []
+            for command in ([sys.executable, "-m", "evledger_verify"], [shutil.which("node"), str(JS / "src" / "cli.mjs")]):
+                done = subprocess.run([*command, str(bundle_file), "--rpc", url], capture_output=True, text=True, timeout=60)
+                line = next(x for x in done.stdout.splitlines() if "anchor on chain" in x and not x.startswith("verdict"))
+                seen.append((done.returncode, line[0]))
+            assert seen[0] == seen[1], (what, seen)
+            marks[what] = seen[0]
+    finally:
+        server.shutdown()
+    assert marks["as a node answers"] == (0, "✔") and marks["log without removed"] == (0, "✔")
+    assert marks["log removed True"] == (1, "✘") and marks["status 0x0"] == (1, "✘")

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from evledger_common.stopping import terminate
 
+from .devbroker import free_port
 from .devchain import DEV_KEYS, Anvil
 
 FLOWS = {
@@ -76,12 +77,6 @@ def generate_records(count: int, seed: int = 2026) -> list[dict]:
     return records[:count]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _percentiles(values: list[float]) -> str:
     if not values:
         return "n/a"
@@ -98,7 +93,7 @@ class Service:
     """`evledger serve` in its own process, stopped with SIGTERM."""
 
     def __init__(self, data_dir: Path, rpc: str, contract: str):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data_dir), "serve",
                                       "--port", str(self.port), "--rpc", rpc, "--contract", contract],

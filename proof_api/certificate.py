@@ -211,6 +211,7 @@ def _render(bundle: dict) -> str:
     anchor = bundle.get("anchor") if isinstance(bundle.get("anchor"), dict) else None
     key_name, key_id = _key_parts(checkpoint.get("verifier_key"))
     anchor_verify_cmd, cast_call_cmd = _commands(bundle, checkpoint, anchor) if anchor is not None else (None, None)
+    qr_text = qr_payload(bundle)
     return _template().render(
         bundle=bundle, event=event, record=record, leaf=_dict(bundle.get("leaf")),
         checkpoint=checkpoint, anchor=anchor,
@@ -227,7 +228,7 @@ def _render(bundle: dict) -> str:
         # JSON; embed_json's \u escapes are what keep every value inside the element.
         bundle_json=Markup(embed_json(bundle)),
         verifier_panel=verifier_panel(), csp=certificate_csp(),
-        font_face=Markup(FONT_FACE_SLOT), qr_payload=qr_payload(bundle), qr_image=_qr_data_uri(qr_payload(bundle)),
+        font_face=Markup(FONT_FACE_SLOT), qr_payload=qr_text, qr_image=_qr_data_uri(qr_text),
     )
 
 

@@ -20,16 +20,12 @@ import httpx
 import pytest
 
 from proof_api.pdf import find_chromium
+from tests.ci import in_ci
 
 
 CHROMIUM = find_chromium()  # the one the product prints PDFs with
 _NO_CHROMIUM = "no headless Chromium binary found (install Debian's `chromium`, or set EVLEDGER_CHROMIUM); this check"
 _FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio")
-
-
-def in_ci() -> bool:
-    """CI=true: .ci/run installed the system packages, so a missing one is a failure, not a skip."""
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
 def needs_chromium(test):

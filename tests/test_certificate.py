@@ -32,7 +32,8 @@ from ingest.ledger import LedgerService, Receipt
 from ingest.sequencer import SequencerSettings
 from proof_api.bundle import build_bundle
 from proof_api.certificate import SCRIPT_ID, VERIFIER_PANEL, extract_bundle, qr_payload, render_certificate
-from tests.browser import in_ci, needs_chromium, run_chromium
+from tests.browser import needs_chromium, run_chromium
+from tests.ci import in_ci
 from tests.sample_records import rec
 
 XSS = "</script><script>alert(1)</script>"

@@ -27,6 +27,7 @@ import pytest
 
 from evledger_dev.devbroker import free_port
 from tests.api_helpers import wait_until
+from tests.ci import in_ci
 from ingest.log import LogError, NewEvent
 from ingest.log_rocksdb import RocksDBLog
 
@@ -35,10 +36,6 @@ OCCURRED = "2026-11-26T01:00:00Z"
 
 
 # ------------------------------------------------------------------------------ the small filesystem
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
 
 @contextlib.contextmanager
 def small_filesystem(where: Path, size: str = "64m"):
@@ -56,7 +53,7 @@ def small_filesystem(where: Path, size: str = "64m"):
             reason = f"`mount -t tmpfs` failed: {(done.stderr or done.stdout).strip()}"
     if reason is not None:
         message = f"the disk-full tests need a small filesystem of their own: {reason}"
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"{message}; under CI=true they must run (CI runs as root), not skip")
         pytest.skip(f"{message} (run as root, or in a container with CAP_SYS_ADMIN)")
     try:

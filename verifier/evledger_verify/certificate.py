@@ -76,11 +76,21 @@ def bundle_text(html_text: str) -> str:
 _BOM = b"\xef\xbb\xbf"
 
 
+def _content(raw: bytes) -> bytes:
+    """A file's bytes from its first that is not a leading byte order mark or blank."""
+    return raw.removeprefix(_BOM).lstrip(b" \t\r\n")
+
+
 def is_certificate(raw: bytes) -> bool:
     """Whether a file handed in as a bundle is a certificate: a bundle is a JSON object ("{"),
     a certificate HTML ("<"), after optional whitespace (and, for HTML, a byte order mark,
     which editors add and browsers allow)."""
-    return raw.removeprefix(_BOM).lstrip(b" \t\r\n")[:1] == b"<"
+    return _content(raw)[:1] == b"<"
+
+
+def is_blank(raw: bytes) -> bool:
+    """Nothing but a byte order mark and blanks (so far): what follows decides what it is."""
+    return not _content(raw)
 
 
 def bundle_text_of_file(raw: bytes) -> bytes | str:

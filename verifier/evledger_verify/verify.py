@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from .note import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
 from .proof import ProofError, hash_function, verify_inclusion
 
-from .certificate import MAX_CERTIFICATE_BYTES, CertificateError, bundle_text_of_file, is_certificate
+from .certificate import MAX_CERTIFICATE_BYTES, CertificateError, bundle_text_of_file, is_blank, is_certificate
 from .chain import JsonRpc, RpcError, anchored_events, get_anchor, ledger_key
 from .leaf import LEDGER_ID_RE, LeafError, canonical_json, decode_leaf
 from .strict_json import StrictJSONError, loads_strict
@@ -504,7 +504,7 @@ def read_bundle_file(path: str) -> bytes:
     def read(f) -> bytes:
         head = f.read(MAX_BUNDLE_BYTES + 1)
         # a certificate, or blank so far (what follows decides): read on to the larger limit
-        more = is_certificate(head) or not head.removeprefix(b"\xef\xbb\xbf").strip(b" \t\r\n")
+        more = is_certificate(head) or is_blank(head)
         return head + f.read(MAX_CERTIFICATE_BYTES - MAX_BUNDLE_BYTES) if more else head
 
     if path == "-":

@@ -135,8 +135,9 @@ class InFlight:
                          headers={"Retry-After": str(self.retry_after_s)})
 
     def admit_verification(self) -> Callable[[], None]:
-        """The public verifier is unauthenticated and costs an SM2 check in pure Python: at
-        most `verifications` run at once, so that anyone's verifying never starves ingest."""
+        """The CPU-heavy answers: the public verifier (unauthenticated, an SM2 check in pure
+        Python) and certificates (the CJK font subset for the page's characters, seconds for
+        thousands of them): at most `verifications` run at once, so that they never starve ingest."""
         if self._verifying >= self.verifications:
             raise self._busy(f"{self._verifying} verifications are running")
         self._verifying += 1

@@ -51,7 +51,7 @@ def _face_number(path: Path) -> int:
     return next((n for n, name in enumerate(names) if name.endswith("CJK SC") and "Mono" not in name), 0)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)  # a subset of thousands of characters is megabytes
 def woff2_subset(characters: str) -> bytes:
     """The source font cut down to `characters` (sorted, distinct), as WOFF2."""
     from fontTools import subset

@@ -614,6 +614,22 @@ def test_certificate(api, anchored):
     assert anchored.early["leaf_hash"] in r.text and bundle["anchor"]["tx_hash"] in r.text
     assert_error(c.get("/v1/ledgers/acme/certificate?evidence_id=nobody", headers=api.H("auditor")), 404, "not_found")
     assert_error(c.get("/v1/ledgers/acme/certificate", headers=api.H("auditor")), 400, "invalid_request")
+    assert "script-src 'sha256-" in r.headers["content-security-policy"]
+
+
+def test_certificates_are_counted_with_the_verifications(api, anchored):
+    """Rendering a certificate (its font subset takes seconds for a record of thousands of
+    characters) takes a verification slot: with every slot held, it is refused at once (429)."""
+    gate = api.client.app.state.services.in_flight
+    held = [gate.admit_verification() for _ in range(gate.verifications)]
+    try:
+        assert_error(api.client.get("/v1/ledgers/acme/certificate?evidence_id=proof-early", headers=api.H("auditor")),
+                     429, "too_many_requests")
+    finally:
+        for release in held:
+            release()
+    assert api.client.get("/v1/ledgers/acme/certificate?evidence_id=proof-early",
+                          headers=api.H("auditor")).status_code == 200
 
 
 def _tampered(bundle: dict):

@@ -808,6 +808,20 @@ def test_what_an_endpoint_says_is_cut_short_and_numbers_are_uint64(raw_server):
     assert len(str(huge.value)) < 300
 
 
+def test_a_note_of_many_signatures_by_the_key_is_refused_before_any_sm2_check(good, monkeypatch):
+    """Each SM2 check is ~16 ms of pure Python: thousands of signature lines by the key would
+    cost minutes of a public verifier's CPU. They are counted first."""
+    import evledger_verify.note as note
+
+    calls = []
+    monkeypatch.setattr(note, "sm2_verify", lambda *a: calls.append(a) or False)
+    line = good["checkpoint"]["note"].rstrip("\n").rsplit("\n", 1)[1] + "\n"
+    tampered = replaced(good, ("checkpoint", "note"), good["checkpoint"]["note"] + line * 5000)
+    report = verify_bundle(tampered)
+    assert report.verdict == 2 and "has 5001 signatures by key" in report.check("checkpoint").detail
+    assert calls == []
+
+
 def test_anchored_events_read_logs_as_the_js_verifier_does():
     """Only well-formed Anchored logs of the contract count; "removed" must be absent, null or
     false; hex must start with "0x" (either case after it). verifier/js/src/verify.mjs reads

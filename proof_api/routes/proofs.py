@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from ..access import Principal
 from ..bundle import build_bundle
-from ..deps import EvidenceRoute, LedgerId, ledger_for, principal
+from ..deps import EvidenceRoute, LedgerId, ledger_for, principal, services_of
 from ..errors import ApiError, ORJSONResponse
 from .views import find_seqs
 
@@ -45,9 +45,14 @@ async def get_certificate(request: Request, ledger_id: str = LedgerId, who: Prin
     from ..certificate import certificate_csp, render_certificate
 
     bundle = await bundle_for(request, ledger_id, who, seq, evidence_id, content_hash, None, True)
-    # Off the event loop: subsetting the embedded CJK font takes a good fraction of a second.
-    return HTMLResponse(await run_in_threadpool(render_certificate, bundle),
-                        headers={"Content-Security-Policy": certificate_csp()})
+    # Off the event loop, and counted with the verifications: subsetting the embedded CJK font
+    # takes a good fraction of a second, and seconds for a record of thousands of characters.
+    release = services_of(request).in_flight.admit_verification()
+    try:
+        html = await run_in_threadpool(render_certificate, bundle)
+    finally:
+        release()
+    return HTMLResponse(html, headers={"Content-Security-Policy": certificate_csp()})
 
 
 @router.get("/v1/ledgers/{ledger_id}/consistency", tags=["proofs"],

@@ -19,9 +19,11 @@ SIGNING_KEY_ROTATED = "SigningKeyRotated"
 ANCHOR_SUBMITTED = "AnchorSubmitted"
 ANCHOR_CONFIRMED = "AnchorConfirmed"
 ANCHOR_FAILED = "AnchorFailed"
+# Written by the witness collector (witness/collector.py): a witness's cosignature on a checkpoint.
+CHECKPOINT_COSIGNED = "CheckpointCosigned"
 
 EVENT_TYPES = (LEDGER_CREATED, EVIDENCE_RECORDED, CHECKPOINT_SEALED, SIGNING_KEY_ROTATED,
-               ANCHOR_SUBMITTED, ANCHOR_CONFIRMED, ANCHOR_FAILED)
+               ANCHOR_SUBMITTED, ANCHOR_CONFIRMED, ANCHOR_FAILED, CHECKPOINT_COSIGNED)
 
 
 def json_event(event_type: str, payload: dict) -> NewEvent:

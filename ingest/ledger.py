@@ -418,6 +418,18 @@ class Ledger:
     def latest_anchor(self, status: str | None = None) -> dict | None:
         return self.projections.latest_anchor(status=status)
 
+    def cosignatures(self, size: int) -> list[dict]:
+        return self.projections.cosignatures(size)
+
+    def latest_cosignature(self, witness_key_id: str) -> dict | None:
+        return self.projections.latest_cosignature(witness_key_id)
+
+    def cosigned_note(self, checkpoint: dict) -> tuple[str, list[dict]]:
+        """The checkpoint's note with its witnesses' cosignature lines after the ledger's own
+        (c2sp.org/tlog-witness: the lines are concatenated to the note), and those cosignatures."""
+        cosignatures = self.cosignatures(checkpoint["size"])
+        return checkpoint["note"] + "".join(c["line"] for c in cosignatures), cosignatures
+
     def first_confirmed_anchor(self, seq: int) -> dict | None:
         """The first confirmed anchor that covers record `seq`."""
         return self.projections.first_confirmed_anchor(seq)

@@ -10,6 +10,7 @@ log's nodes, merkle.RocksDBStore) and `index` (raw keys, integers big-endian):
     b"k" + tree size (8)                    ->  the CheckpointSealed payload (JSON)
     b"K" + key id (4)                       ->  key id, verifier key, log position of its event (JSON)
     b"a" + tree size (8)                    ->  the anchor of that checkpoint: its latest event's payload + status (JSON)
+    b"w" + tree size (8) + witness key id (4) ->  a witness's cosignature of that checkpoint: the event's payload (JSON)
     b"P"                                    ->  next log position to project (8)
 
 Applying is idempotent: a record whose seq is below the tree size is already in the tree and
@@ -333,6 +334,26 @@ class Projections:
             entry = orjson.loads(value)
             if status is None or entry["status"] == status:
                 return entry
+        return None
+
+    def apply_cosignature(self, payload: dict, next_position: int) -> None:
+        """CheckpointCosigned: the latest cosignature of a checkpoint by one witness."""
+        key = b"w" + _U64.pack(payload["size"]) + bytes.fromhex(payload["key_id"])
+        self._put(key, orjson.dumps(payload), next_position)
+
+    def cosignatures(self, size: int) -> list[dict]:
+        """The witnesses' cosignatures of the checkpoint at `size`, by key id."""
+        return self._json_values(b"w" + _U64.pack(size))
+
+    def latest_cosignature(self, witness_key_id: str) -> dict | None:
+        """The cosignature of the largest size by this witness (seeks down the sizes: a witness
+        that keeps up has cosigned the latest checkpoints)."""
+        kid = bytes.fromhex(witness_key_id)
+        for key, value in self.index.items(backwards=True, from_key=b"w" + b"\xff" * 12):
+            if not key.startswith(b"w"):
+                return None
+            if key[9:] == kid:
+                return orjson.loads(value)
         return None
 
     def current_key_id(self) -> str | None:

@@ -133,6 +133,8 @@ class Sequencer:
                 self.current_key_id = payload["key_id"]
             elif event.type in (ev.ANCHOR_SUBMITTED, ev.ANCHOR_CONFIRMED, ev.ANCHOR_FAILED):
                 self.projections.apply_anchor(event.type, orjson.loads(event.data), next_position)
+            elif event.type == ev.CHECKPOINT_COSIGNED:
+                self.projections.apply_cosignature(orjson.loads(event.data), next_position)
             elif event.type not in ev.EVENT_TYPES:
                 raise LogCorruption(f"ledger {self.ledger_id!r}: unknown event type {event.type!r} "
                                     f"at position {event.position}")

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 # The note format and its verification belong to the verifier, which a court installs alone;
 # the ledger signs with the same definitions (re-exported for the ledger's modules).
-from evledger_verify.note import (EM_DASH, SIGNATURE_TYPE, SM2_N, Checkpoint, CheckpointError, key_id, parse_note,
-                                  parse_verifier_key, sm2_crypt, sm2_verify, verifier_key, verify_checkpoint)
+from evledger_verify.cosignature import MAX_TIMESTAMP, cosignature_line, cosignature_message, cosigner_key_id
+from evledger_verify.note import (EM_DASH, SIGNATURE_TYPE, SM2_N, Checkpoint, CheckpointError, key_id, openssl_sm2,
+                                  parse_note, parse_verifier_key, sm2_crypt, sm2_verify, verifier_key, verify_checkpoint)
 
 _NAME_RE = re.compile(r"^[^\s+]+$")  # a key name the ledger signs with
 
 __all__ = ["SIGNATURE_TYPE", "Checkpoint", "CheckpointError", "SM2PrivateKey", "key_id", "parse_note",
-           "parse_verifier_key", "sign_checkpoint", "sm2_verify", "verifier_key", "verify_checkpoint"]
+           "parse_verifier_key", "cosign_checkpoint", "sign_checkpoint", "sm2_verify", "verifier_key", "verify_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class SM2PrivateKey:
         return cls(f"{d:064x}", bytes.fromhex(public_hex))
 
     def sign(self, message: bytes) -> bytes:
+        openssl = openssl_sm2()
+        if openssl is not None:
+            return openssl.sign(self.private_hex, message)
         crypt = sm2_crypt(self.private_hex, self.public_key.hex())
         while True:
             # gmssl's default nonce comes from `random`, which is predictable; a predictable
@@ -62,3 +66,13 @@ def sign_checkpoint(checkpoint: Checkpoint, key_name: str, key: SM2PrivateKey) -
     return f"{body}\n{EM_DASH} {key_name} {blob}\n"
 
 
+
+
+def cosign_checkpoint(body: str, name: str, key: SM2PrivateKey, timestamp: int) -> str:
+    """A witness's cosignature line on a checkpoint body (docs/cosignature.md)."""
+    if not _NAME_RE.match(name):
+        raise CheckpointError("witness name must be non-empty with no spaces or '+'")
+    if not 0 < timestamp <= MAX_TIMESTAMP:
+        raise CheckpointError(f"cosignature timestamp {timestamp} is not between 1 and 2**63-1")
+    signature = key.sign(cosignature_message(body, timestamp))
+    return cosignature_line(name, cosigner_key_id(name, key.public_key), timestamp, signature)

@@ -1,11 +1,14 @@
-"""Proof bundles, format `evledger-proof/1` (docs/proof-bundle.md, docs/proof-bundle.schema.json):
-everything a court needs to check one record offline, without trusting this service.
+"""Proof bundles, format `evledger-proof/2` (docs/proof-bundle.md, docs/proof-bundle.v2.schema.json):
+everything a court needs to check one record offline, without trusting this service. Version 2
+is version 1 with the witnesses' cosignature lines in the checkpoint's note and listed in
+`cosignatures`; every verifier still reads version 1.
 
-    {"format": "evledger-proof/1",
+    {"format": "evledger-proof/2",
      "ledger": "acme", "origin": "evledger/acme", "hash_alg": "sm3",
      "leaf": {"index": 7, "bytes_b64": "...", "hash": "<hex>"},
      "inclusion": {"tree_size": 65536, "path": ["<hex>", ...]},
-     "checkpoint": {"size": 65536, "root": "<hex>", "note": "<signed note>", "verifier_key": "<vkey>"},
+     "checkpoint": {"size": 65536, "root": "<hex>", "note": "<signed note, cosigned>", "verifier_key": "<vkey>"},
+     "cosignatures": [{"witness_key": "<witness vkey>", "timestamp": <unix s>}, ...],
      "anchor": {"chain_id": ..., "contract": "0x...", "ledger_key": "0x...", "tx_hash": "0x...",
                 "block_number": ..., "block_hash": "0x...", "block_time": <unix s>} or null,
      "record": {... the decoded leaf, for humans ...},
@@ -52,11 +55,12 @@ def choose_checkpoint(ledger, seq: int, size: int | None = None, require_anchor:
 
 
 def build_bundle(ledger, seq: int, size: int | None = None, require_anchor: bool = True) -> dict:
-    """The `evledger-proof/1` bundle proving record `seq` of `ledger`."""
+    """The `evledger-proof/2` bundle proving record `seq` of `ledger`."""
     checkpoint, anchor = choose_checkpoint(ledger, seq, size, require_anchor)
     leaf = ledger.leaf(seq)
     path = ledger.inclusion_proof(seq, checkpoint["size"])
     verifier_key = ledger.verifier_keys()[checkpoint["key_id"]]
+    note, cosignatures = ledger.cosigned_note(checkpoint)
     anchor_block = None
     if anchor is not None:
         anchor_block = {"chain_id": anchor["chain_id"], "contract": anchor["contract"],
@@ -70,8 +74,9 @@ def build_bundle(ledger, seq: int, size: int | None = None, require_anchor: bool
         "hash_alg": ledger.alg,
         "leaf": {"index": seq, "bytes_b64": base64.b64encode(leaf).decode(), "hash": ledger.leaf_hash(seq).hex()},
         "inclusion": {"tree_size": checkpoint["size"], "path": [p.hex() for p in path]},
-        "checkpoint": {"size": checkpoint["size"], "root": checkpoint["root"], "note": checkpoint["note"],
+        "checkpoint": {"size": checkpoint["size"], "root": checkpoint["root"], "note": note,
                        "verifier_key": verifier_key},
+        "cosignatures": [{"witness_key": c["witness_key"], "timestamp": c["timestamp"]} for c in cosignatures],
         "anchor": anchor_block,
         "record": decode_leaf(leaf),
         "issued_at": utc_now_text(),

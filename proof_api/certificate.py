@@ -41,7 +41,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 from evledger_verify.certificate import SCRIPT_ID
-from evledger_verify.verify import BUNDLE_FORMAT
+from evledger_verify.verify import BUNDLE_FORMATS
 
 log = logging.getLogger("evledger.certificate")
 QR_SCHEME = "evledger-proof:1"
@@ -202,8 +202,8 @@ def render_pdf(bundle: dict) -> bytes:
 def _render(bundle: dict) -> str:
     if not isinstance(bundle, dict):
         raise ValueError("a proof bundle is a JSON object")
-    if bundle.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"not an {BUNDLE_FORMAT} bundle (format {bundle.get('format')!r})")
+    if bundle.get("format") not in BUNDLE_FORMATS:
+        raise ValueError(f"not an {' or '.join(BUNDLE_FORMATS)} bundle (format {bundle.get('format')!r})")
     event = _dict(bundle.get("record"))
     record = _dict(event.get("record"))
     checkpoint = _dict(bundle.get("checkpoint"))
@@ -265,8 +265,8 @@ def extract_bundle(html_text: str) -> dict:
     from evledger_verify.verify import load_bundle
 
     bundle = load_bundle(bundle_text(html_text))
-    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"the embedded JSON is not an {BUNDLE_FORMAT} bundle")
+    if not isinstance(bundle, dict) or bundle.get("format") not in BUNDLE_FORMATS:
+        raise ValueError(f"the embedded JSON is not an {' or '.join(BUNDLE_FORMATS)} bundle")
     return bundle
 
 

@@ -32,13 +32,17 @@ from evledger_dev.devchain import ANVIL, DEV_KEYS, Anvil
 from ingest.ledger import LedgerService
 from ingest.sequencer import SequencerSettings
 from evledger_verify.chain import GET_ANCHOR_ABI
+from evledger_verify.cosignature import cosigner_key_id
+from merkle.checkpoint import SM2PrivateKey
+from witness.cosigning import WitnessIdentity, cosignature_payload, log_cosignature
 from evledger_verify.verify import CHECK_NAMES, Report, format_report, load_bundle, run, sm3, verify_bundle
 from proof_api.bundle import build_bundle
 from tests.sample_records import rec
 
 SEQ = SequencerSettings(batch_max_delay=0.05)
 FAST = AnchorSettings(min_interval=0, poll_interval=0.05)
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "proof-bundle.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "proof-bundle.v2.schema.json"
+SCHEMA_V1_PATH = Path(__file__).resolve().parent.parent / "docs" / "proof-bundle.schema.json"
 COUNT = 11  # an odd size: paths with a border part (RFC 9162 §2.1.3) as well as full subtrees
 TAMPERED = 5  # record 5 of 11: a 4-hash path
 
@@ -68,6 +72,22 @@ def ingest(ledger, start: int, count: int) -> dict:
     return checkpoint
 
 
+WITNESS = WitnessIdentity("witness.example/court-1", SM2PrivateKey.generate())
+OTHER_WITNESS = WitnessIdentity("witness.example/notary-2", SM2PrivateKey.generate())
+
+
+def cosign(ledger, witness: WitnessIdentity, size: int) -> None:
+    """Log `witness`'s cosignature of the checkpoint at `size` as the collector would."""
+    checkpoint = ledger.checkpoint(size)
+    body = checkpoint["note"].split("\n\n")[0] + "\n"
+    log_cosignature(ledger, cosignature_payload(checkpoint, witness.verifier_key, witness.cosign(body)))
+    kid = cosigner_key_id(witness.name, witness.key.public_key).hex()
+    deadline = time.monotonic() + 10
+    while not any(c["key_id"] == kid for c in ledger.cosignatures(size)):
+        assert time.monotonic() < deadline, "the cosignature was not projected"
+        time.sleep(0.01)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Three ledgers (acme and beta on SM3, plain on SHA-256), all anchored; acme with two
@@ -88,6 +108,8 @@ def world(tmp_path_factory):
         ingest(acme, COUNT, 3)
         worker.anchor_now("acme")
         assert worker.wait_confirmed("acme", COUNT + 3, timeout=30) is not None
+        for size in (COUNT, COUNT + 3):  # acme's checkpoints cosigned by one witness
+            cosign(acme, WITNESS, size)
         yield {
             "acme": {seq: as_json(build_bundle(acme, seq)) for seq in range(COUNT)},
             "acme_later": as_json(build_bundle(acme, TAMPERED, size=COUNT + 3)),
@@ -109,6 +131,8 @@ def assert_verdict_1(report: Report, file_checked=False, hash_checked=False, on_
     expected = {name: True for name in CHECK_NAMES}
     expected.update(file=True if file_checked else None, content_hash=True if hash_checked else None,
                     anchor_on_chain=True if on_chain else None)
+    # acme's bundles carry a cosignature (verified with the bundle's key); the others none
+    expected["witnesses"] = True if report.check("witnesses").ok else None
     assert {c.name: c.ok for c in report.checks} == expected, format_report(report)
 
 
@@ -138,7 +162,7 @@ def test_a_sha256_ledger_and_a_later_checkpoint_verify(world):
 def test_format_report_prints_each_check_and_the_verdict(good):
     text = format_report(verify_bundle(good))
     lines = text.splitlines()
-    assert lines[0].startswith("✔ format: evledger-proof/1")
+    assert lines[0].startswith("✔ format: evledger-proof/2")
     assert any(line.startswith("– anchor on chain: not checked on chain (pass --rpc)") for line in lines)
     assert lines[-1].startswith("verdict ①: the record is in the anchored tree, unaltered")
     good["leaf"]["index"] += 1
@@ -317,8 +341,8 @@ def with_leaf(bundle, leaf: bytes, alg="sm3", record=None) -> dict:
 
 
 def note_parts(note: str) -> tuple[str, str, bytes]:
-    body, sig_line = note.rstrip("\n").split("\n\n")
-    _, name, blob = sig_line.split(" ")
+    body, sig_lines = note.rstrip("\n").split("\n\n")
+    _, name, blob = sig_lines.split("\n")[0].split(" ")  # the ledger's line comes first
     return body + "\n", name, base64.b64decode(blob)
 
 
@@ -376,7 +400,8 @@ def forger_mutations(bundle, world):
     for n in (4, 5, 40, len(blob) - 1):  # key id byte 4 is the first signature byte
         changed = bytearray(blob)
         changed[n] ^= 0x01
-        note = f"{body}\n\u2014 {name} {base64.b64encode(bytes(changed)).decode()}\n"
+        cosignatures = "".join(line + "\n" for line in bundle["checkpoint"]["note"].split("\n\n")[1].split("\n")[1:-1])
+        note = f"{body}\n\u2014 {name} {base64.b64encode(bytes(changed)).decode()}\n{cosignatures}"
         yield f"note signature byte {n} flipped", replaced(bundle, ("checkpoint", "note"), note)
     signature = f"\n\u2014 {name} {base64.b64encode(blob).decode()}\n"
     origin, size, root = body.rstrip("\n").split("\n")
@@ -815,7 +840,7 @@ def test_a_note_of_many_signatures_by_the_key_is_refused_before_any_sm2_check(go
 
     calls = []
     monkeypatch.setattr(note, "sm2_verify", lambda *a: calls.append(a) or False)
-    line = good["checkpoint"]["note"].rstrip("\n").rsplit("\n", 1)[1] + "\n"
+    line = good["checkpoint"]["note"].split("\n\n")[1].split("\n")[0] + "\n"  # the ledger's line
     tampered = replaced(good, ("checkpoint", "note"), good["checkpoint"]["note"] + line * 5000)
     report = verify_bundle(tampered)
     assert report.verdict == 2 and "has 5001 signatures by key" in report.check("checkpoint").detail

@@ -23,6 +23,11 @@ from .binding import Command, option
 @option("--key-file", multiple=True, metavar="FILE", help="a file of such verifier keys, one per line (# comments)")
 @option("--contract", metavar="ADDR",
         help="the anchor registry's address as the consortium published it: the anchor must be there")
+@option("--witness", multiple=True, metavar="VKEY",
+        help="a witness's cosigning key (name+keyid+base64, type sm2-cosignature/v1): the checkpoint must carry "
+             "its valid cosignature (repeat for several witnesses)")
+@option("--witness-threshold", type=click.IntRange(min=1), metavar="K",
+        help="how many of the --witness keys must have cosigned (default: all of them)")
 def verify(args) -> int:
     """Offline: needs the bundle and, optionally, the file, the hash or a chain endpoint.
     Exit 0 for verdict 1, 1 for verdict 2, 2 when a file cannot be read."""
@@ -31,7 +36,7 @@ def verify(args) -> int:
     if args.file is not None and args.hash is not None:
         raise click.UsageError("--file and --hash both name the evidence: give one")
     return run(args.bundle, args.file, args.hash, args.rpc, keys=list(args.key), key_files=list(args.key_file),
-               contract=args.contract)
+               contract=args.contract, witnesses=list(args.witness), witness_threshold=args.witness_threshold)
 
 
 @click.command("certificate", cls=Command,

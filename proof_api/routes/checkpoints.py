@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from ..access import Principal
 from ..deps import EvidenceRoute, LedgerId, ledger_for, principal
@@ -10,12 +11,34 @@ from ..errors import ApiError
 router = APIRouter(route_class=EvidenceRoute)
 
 
+def _served(ledger, checkpoint: dict) -> dict:
+    """A checkpoint as served: its note, its verifier key, its anchor, and the witnesses'
+    cosignatures (each its line, the witness, its key id and time) with the note they make."""
+    cosigned_note, cosignatures = ledger.cosigned_note(checkpoint)
+    return {**checkpoint, "verifier_key": ledger.verifier_keys()[checkpoint["key_id"]],
+            "anchor": ledger.anchor(checkpoint["size"]), "cosignatures": cosignatures, "cosigned_note": cosigned_note}
+
+
 @router.get("/v1/ledgers/{ledger_id}/checkpoints", tags=["checkpoints"], summary="Checkpoints by size (auditor)")
 async def list_checkpoints(request: Request, ledger_id: str = LedgerId, who: Principal = Depends(principal),
-                           after: int = Query(0, ge=0, le=2**63 - 2), limit: int = Query(100, ge=1, le=1000)):
+                           after: int = Query(0, ge=0, le=2**63 - 2), limit: int = Query(100, ge=1, le=1000),
+                           consistency: bool = Query(False, description="add to each checkpoint the RFC 9162 "
+                                                     "consistency proof from the one before it (the first: from "
+                                                     "size `after`)")):
     ledger = ledger_for(request, ledger_id, who, ("auditor",))
-    return {"checkpoints": ledger.checkpoints(after_size=after, limit=limit),
-            "verifier_keys": ledger.verifier_keys()}
+    checkpoints = ledger.checkpoints(after_size=after, limit=limit)
+    if consistency and checkpoints:
+        # A monitor follows the log a page at a time: proofs in the page spare it a round trip
+        # per checkpoint. Sizes past the tree are impossible here (every size listed is sealed).
+        def with_proofs() -> list[dict]:
+            first = after
+            for checkpoint in checkpoints:
+                proof = ledger.consistency_proof(first, checkpoint["size"]) if first else []
+                checkpoint["consistency"] = {"first": first, "proof": [p.hex() for p in proof]}
+                first = checkpoint["size"]
+            return checkpoints
+        checkpoints = await run_in_threadpool(with_proofs)
+    return {"checkpoints": checkpoints, "hash_alg": ledger.alg, "verifier_keys": ledger.verifier_keys()}
 
 
 @router.get("/v1/ledgers/{ledger_id}/checkpoints/latest", tags=["checkpoints"], summary="The latest checkpoint")
@@ -24,8 +47,7 @@ async def latest_checkpoint(request: Request, ledger_id: str = LedgerId, who: Pr
     checkpoint = ledger.latest_checkpoint()
     if checkpoint is None:
         raise ApiError(404, "not_found", f"ledger {ledger_id!r} has no checkpoint yet")
-    return {**checkpoint, "verifier_key": ledger.verifier_keys()[checkpoint["key_id"]],
-            "anchor": ledger.anchor(checkpoint["size"])}
+    return _served(ledger, checkpoint)
 
 
 @router.get("/v1/ledgers/{ledger_id}/checkpoints/{size}", tags=["checkpoints"], summary="The checkpoint at a size")
@@ -35,8 +57,7 @@ async def checkpoint_at(request: Request, size: int = Path(ge=1, le=2**63 - 1), 
     checkpoint = ledger.checkpoint(size)
     if checkpoint is None:
         raise ApiError(404, "not_found", f"ledger {ledger_id!r} has no checkpoint at size {size}", "size")
-    return {**checkpoint, "verifier_key": ledger.verifier_keys()[checkpoint["key_id"]],
-            "anchor": ledger.anchor(size)}
+    return _served(ledger, checkpoint)
 
 
 @router.get("/v1/ledgers/{ledger_id}/anchors", tags=["checkpoints"],

@@ -30,6 +30,12 @@ class VerifyRequest(BaseModel):
     contract: str | None = Field(
         default=None, pattern=r"^0x[0-9a-fA-F]{40}$",
         description="the anchor registry's address as the consortium published it: the bundle's anchor must be there")
+    witness_keys: list[str] | None = Field(
+        default=None, min_length=1, max_length=32,
+        description="witnesses' cosigning keys (name+keyid+base64, type sm2-cosignature/v1): the checkpoint must carry "
+                    "valid cosignatures by witness_threshold of them")
+    witness_threshold: int | None = Field(
+        default=None, ge=1, description="how many of witness_keys must have cosigned (default: all of them)")
 
 
 def member_bytes(text: str, name: str) -> int:
@@ -55,8 +61,8 @@ def member_bytes(text: str, name: str) -> int:
               "application/json": {"schema": VerifyRequest.model_json_schema()}}}})
 async def verify(request: Request, svc: Services = Depends(services)):
     from evledger_verify.strict_json import StrictJSONError, loads_strict
-    from evledger_verify.verify import (MAX_BUNDLE_BYTES, MAX_BUNDLE_DEPTH, load_trusted_keys, unreadable_report,
-                                        verify_bundle)
+    from evledger_verify.verify import (MAX_BUNDLE_BYTES, MAX_BUNDLE_DEPTH, load_trusted_keys, load_witness_policy,
+                                        unreadable_report, verify_bundle)
 
     def read_and_verify(text: bytes):
         # The bundle as `evledger verify` reads it: JSON that strict reading refuses (a key
@@ -80,8 +86,14 @@ async def verify(request: Request, svc: Services = Depends(services)):
                 trusted_keys = load_trusted_keys(body.verifier_keys, [], named="verifier_keys")
             except ValueError as exc:
                 raise ApiError(422, "invalid_request", str(exc), "verifier_keys") from None
+        try:
+            policy = load_witness_policy(body.witness_keys or [], body.witness_threshold, named="witness_keys",
+                                         threshold_named="witness_threshold")
+        except ValueError as exc:
+            field = "witness_keys" if str(exc).startswith("witness_keys") else "witness_threshold"
+            raise ApiError(422, "invalid_request", str(exc), field) from None
         # Never a chain URL from the client: the server would fetch whatever it was told.
-        return verify_bundle(given["bundle"], None, body.content_hash, None, trusted_keys, body.contract)
+        return verify_bundle(given["bundle"], None, body.content_hash, None, trusted_keys, body.contract, policy)
 
     text = await request.body()
     # The body is in (so a slow client holds no slot) but not yet parsed: a refused request

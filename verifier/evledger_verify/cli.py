@@ -31,13 +31,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a file of such verifier keys, one per line (# comments)")
     parser.add_argument("--contract", metavar="ADDR",
                         help="the anchor registry's address as the consortium published it: the anchor must be there")
+    parser.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                        help="a witness's cosigning key (name+keyid+base64, type sm2-cosignature/v1): the checkpoint "
+                             "must carry its valid cosignature (repeat for several witnesses)")
+    parser.add_argument("--witness-threshold", type=_positive, metavar="K",
+                        help="how many of the --witness keys must have cosigned (default: all of them)")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file,
-               contract=args.contract, program="evledger-verify")
+               contract=args.contract, program="evledger-verify", witnesses=args.witness,
+               witness_threshold=args.witness_threshold)
 
 
 if __name__ == "__main__":

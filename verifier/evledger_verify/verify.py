@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 
+from .cosignature import cosignatures_by, parse_cosigner_key, verify_cosignature
 from .note import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
 from .proof import ProofError, hash_function, verify_inclusion
 
@@ -28,10 +29,13 @@ from .chain import JsonRpc, RpcError, anchored_events, get_anchor, ledger_key
 from .leaf import LEDGER_ID_RE, LeafError, canonical_json, decode_leaf
 from .strict_json import StrictJSONError, loads_strict
 
-BUNDLE_FORMAT = "evledger-proof/1"
+BUNDLE_FORMAT_V1 = "evledger-proof/1"
+BUNDLE_FORMAT = "evledger-proof/2"  # v1 and the list of the note's cosignatures
+BUNDLE_FORMATS = (BUNDLE_FORMAT_V1, BUNDLE_FORMAT)
 
-CHECK_NAMES = ("format", "leaf", "leaf_hash", "inclusion", "checkpoint", "file", "content_hash",
+CHECK_NAMES = ("format", "leaf", "leaf_hash", "inclusion", "checkpoint", "witnesses", "file", "content_hash",
                "anchor", "anchor_on_chain")
+MAX_COSIGNATURES = 32  # witness lines a v2 bundle lists; a ledger has a handful of witnesses
 VERDICT_IN_TREE = 1  # ①
 VERDICT_NOT_PROVEN = 2  # ②
 
@@ -114,8 +118,12 @@ _ANCHOR_FIELDS = {
     "block_time": (lambda v: type(v) is int and 0 <= v <= MAX_BLOCK_TIME,
                    f"Unix seconds from 0 to {MAX_BLOCK_TIME} (9999-12-31T23:59:59Z)"),
 }
+_COSIGNATURE_FIELDS = {
+    "witness_key": (_text(), "a non-empty string"),
+    "timestamp": (lambda v: type(v) is int and 1 <= v < 2**63, "Unix seconds from 1 to 2**63-1"),
+}
 _BUNDLE_FIELDS = {
-    "format": (lambda v: v == BUNDLE_FORMAT, repr(BUNDLE_FORMAT)),
+    "format": (lambda v: v in BUNDLE_FORMATS, " or ".join(map(repr, BUNDLE_FORMATS))),
     "ledger": (_text(LEDGER_ID_RE), f"a ledger id {LEDGER_ID_RE.pattern}"),
     "origin": (_text(), "a non-empty string"),
     "hash_alg": (lambda v: v in ("sm3", "sha256"), '"sm3" or "sha256"'),
@@ -139,9 +147,14 @@ _BUNDLE_FIELDS = {
     "record": (lambda v: type(v) is dict, "an object"),
     "issued_at": (_text(_TIME), "a UTC time YYYY-MM-DDTHH:MM:SS.ffffffZ"),
 }
+_BUNDLE_V2_FIELDS = {
+    **_BUNDLE_FIELDS,
+    "cosignatures": (lambda v: type(v) is list and len(v) <= MAX_COSIGNATURES,
+                     f"a list of at most {MAX_COSIGNATURES} cosignatures"),
+}
 
 
-def _shape_problem(value, fields: dict, where: str) -> str | None:
+def _shape_problem(value, fields: dict, where: str, version: str) -> str | None:
     if type(value) is not dict:
         return f"{where.rstrip('.') or 'the bundle'} must be an object, got {type(value).__name__}"
     missing = [k for k in fields if k not in value]
@@ -149,10 +162,10 @@ def _shape_problem(value, fields: dict, where: str) -> str | None:
         return f"{where}{missing[0]} is missing"
     unknown = sorted(str(k) for k in value if k not in fields)
     if unknown:
-        return f"{where}{unknown[0]} is not a field of {BUNDLE_FORMAT}"
+        return f"{where}{unknown[0]} is not a field of {version}"
     for key, rule in fields.items():
         if isinstance(rule, dict):
-            problem = _shape_problem(value[key], rule, f"{where}{key}.")
+            problem = _shape_problem(value[key], rule, f"{where}{key}.", version)
             if problem:
                 return problem
         elif not rule[0](value[key]):
@@ -163,14 +176,18 @@ def _shape_problem(value, fields: dict, where: str) -> str | None:
 def check_format(b) -> str:
     if type(b) is not dict:
         raise Failed(f"the bundle must be a JSON object, got {type(b).__name__}")
-    if b.get("format") != BUNDLE_FORMAT:
-        raise Failed(f"format is {_short(b.get('format'))}, not {BUNDLE_FORMAT!r}: this verifier reads no other version")
-    problem = _shape_problem(b, _BUNDLE_FIELDS, "")
+    version = b.get("format")
+    if version not in BUNDLE_FORMATS:
+        raise Failed(f"format is {_short(version)}, not {BUNDLE_FORMAT_V1!r} or {BUNDLE_FORMAT!r}: this verifier "
+                     f"reads no other version")
+    problem = _shape_problem(b, _BUNDLE_V2_FIELDS if version == BUNDLE_FORMAT else _BUNDLE_FIELDS, "", version)
     if problem is None and b["anchor"] is not None:
-        problem = _shape_problem(b["anchor"], _ANCHOR_FIELDS, "anchor.")
+        problem = _shape_problem(b["anchor"], _ANCHOR_FIELDS, "anchor.", version)
+    for i, entry in enumerate(b.get("cosignatures", ()) if problem is None else ()):
+        problem = problem or _shape_problem(entry, _COSIGNATURE_FIELDS, f"cosignatures[{i}].", version)
     if problem:
         raise Failed(problem)
-    return (f"{BUNDLE_FORMAT}, every field present and well-formed: record {b['leaf']['index']} of ledger "
+    return (f"{version}, every field present and well-formed: record {b['leaf']['index']} of ledger "
             f"{b['ledger']!r} (origin {b['origin']!r}, {b['hash_alg']})")
 
 
@@ -299,7 +316,68 @@ def check_checkpoint(b: dict, trusted_keys: list[str] | None = None) -> str:
            f"{origin!r}, size {signed.size}, root {signed.root.hex()}"
 
 
-# --- checks 6 and 7: the file, or its hash -----------------------------------------------------
+# --- check 6: the witnesses' cosignatures (docs/cosignature.md) ---------------------------------
+
+
+@dataclass(frozen=True)
+class WitnessPolicy:
+    """Pass only with `threshold` valid cosignatures, each by a different one of `keys`."""
+    keys: tuple[str, ...]
+    threshold: int
+
+
+def _cosignature_lines(b: dict) -> list[tuple[str, bytes, bytes]]:
+    """The note's signature lines by names other than the bundle's origin (the ledger signs as
+    its origin; a witness has a name of its own)."""
+    try:
+        _, signatures = parse_note(b["checkpoint"]["note"])
+    except CheckpointError as exc:
+        raise Failed(f"the note cannot be read: {exc}") from None
+    return [(n, k, sig) for n, k, sig in signatures if n != b["origin"]]
+
+
+def check_witnesses(b: dict, policy: WitnessPolicy | None = None) -> str:
+    """Version 2: every cosignature line of the note is listed, in order, with its witness's
+    key and time, and verifies with that key (as the checkpoint verifies with the bundle's own
+    key). With a policy (--witness): enough of the keys given have cosigned, whatever the list
+    says (a version-1 note may carry cosignature lines too)."""
+    lines = _cosignature_lines(b)
+    if b["format"] == BUNDLE_FORMAT:
+        listed = b["cosignatures"]
+        if len(listed) != len(lines):
+            raise Failed(f"cosignatures lists {len(listed)}, but the note has {len(lines)} cosignature line(s)")
+        body, _ = parse_note(b["checkpoint"]["note"])
+        for i, ((name, kid, sig), entry) in enumerate(zip(lines, listed)):
+            try:
+                wname, wkid, _ = parse_cosigner_key(entry["witness_key"])
+                if (wname, wkid) != (name, kid):
+                    raise Failed(f"cosignatures[{i}] is by {wname} ({wkid.hex()}), but the note's line {i + 1} after "
+                                 f"the ledger's is by {name} ({kid.hex()})")
+                timestamp = verify_cosignature(body, entry["witness_key"], sig)
+            except CheckpointError as exc:
+                raise Failed(f"cosignatures[{i}]: {exc}") from None
+            if timestamp != entry["timestamp"]:
+                raise Failed(f"cosignatures[{i}].timestamp is {entry['timestamp']}, but the cosignature is timestamped "
+                             f"{timestamp}")
+    if policy is None:
+        if b["format"] == BUNDLE_FORMAT and lines:
+            return (f"{len(lines)} cosignature(s) verify with the bundle's own witness keys (pass --witness to "
+                    f"pin them): " + ", ".join(f"{e['witness_key'].split('+')[0]} at {_utc(e['timestamp'])}"
+                                               for e in b["cosignatures"]))
+        raise NotChecked("no witness keys given (pass --witness)"
+                         + ("" if lines else "; the note carries no cosignatures"))
+    found = cosignatures_by(b["checkpoint"]["note"], list(policy.keys))
+    valid = {vkey: ts for vkey, ts in found.items() if type(ts) is int}
+    if len(valid) < policy.threshold:
+        why = "; ".join(str(v) for v in found.values() if type(v) is not int)
+        raise Failed(f"{len(valid)} of the {len(policy.keys)} witness key(s) given cosigned this checkpoint, "
+                     f"{policy.threshold} required: {why}")
+    who = ", ".join(f"{parse_cosigner_key(vkey)[0]} at {_utc(ts)}" for vkey, ts in valid.items())
+    return (f"{len(valid)} of the {len(policy.keys)} witness key(s) given cosigned this checkpoint (threshold "
+            f"{policy.threshold}): {who}")
+
+
+# --- checks 7 and 8: the file, or its hash -----------------------------------------------------
 
 
 def _committed_content_hash(b: dict) -> str:
@@ -330,7 +408,7 @@ def check_content_hash(b: dict, content_hash: str | None) -> str:
     return f"the given hash = the record's content_hash {want}"
 
 
-# --- checks 8 and 9: the anchor ----------------------------------------------------------------
+# --- checks 9 and 10: the anchor ----------------------------------------------------------------
 
 
 def _utc(seconds: int) -> str:
@@ -424,7 +502,8 @@ def _run(name: str, check) -> Check:
         return Check(name, False, f"could not be checked: {type(exc).__name__}: {exc}")
 
 
-def _report(checks: list[Check], key_pinned: bool = False, contract_pinned: bool = False) -> Report:
+def _report(checks: list[Check], key_pinned: bool = False, contract_pinned: bool = False,
+            witnesses_pinned: bool = False) -> Report:
     failed = [c.name for c in checks if c.ok is False]
     anchored = any(c.name == "anchor" and c.ok for c in checks)
     if not failed and anchored:
@@ -433,6 +512,8 @@ def _report(checks: list[Check], key_pinned: bool = False, contract_pinned: bool
         # What vouches for the root from outside the bundle: a pinned key, or the anchor read
         # from the published registry. Say which of them this verdict lacks.
         notes = ["anchor on chain \u2714"] if on_chain else ["the anchor itself was not checked on chain: pass --rpc"]
+        if witnesses_pinned and any(c.name == "witnesses" and c.ok for c in checks):
+            notes.append("cosigned by the witnesses given \u2714")
         if not key_pinned and not (on_chain and contract_pinned):
             notes.append("the signing key was not pinned: pass --key" if not on_chain else
                          "neither the signing key nor the contract was pinned: pass --key, or --contract")
@@ -451,9 +532,10 @@ def malformed_report(problem: str) -> Report:
 
 def verify_bundle(bundle: dict, file_bytes: bytes | None = None, content_hash: str | None = None,
                   rpc_url: str | None = None, trusted_keys: list[str] | None = None,
-                  contract: str | None = None) -> Report:
+                  contract: str | None = None, witnesses: WitnessPolicy | None = None) -> Report:
     """Every check of one bundle (and optionally the file, or its SM3 hash, the chain, the
-    ledger's published verifier keys, and the registry's published address)."""
+    ledger's published verifier keys, the registry's published address, and the witnesses
+    whose cosignatures are required)."""
     first = _run("format", lambda: check_format(bundle))
     if not first.ok:
         return malformed_report(first.detail)
@@ -464,11 +546,12 @@ def verify_bundle(bundle: dict, file_bytes: bytes | None = None, content_hash: s
         _run("leaf_hash", lambda: check_leaf_hash(b)),
         _run("inclusion", lambda: check_inclusion(b)),
         _run("checkpoint", lambda: check_checkpoint(b, trusted_keys)),
+        _run("witnesses", lambda: check_witnesses(b, witnesses)),
         _run("file", lambda: check_file(b, file_bytes)),
         _run("content_hash", lambda: check_content_hash(b, content_hash)),
         _run("anchor", lambda: check_anchor(b, contract)),
         _run("anchor_on_chain", lambda: check_anchor_on_chain(b, rpc_url)),
-    ], key_pinned=trusted_keys is not None, contract_pinned=contract is not None)
+    ], key_pinned=trusted_keys is not None, contract_pinned=contract is not None, witnesses_pinned=witnesses is not None)
 
 
 def format_report(report: Report) -> str:
@@ -553,9 +636,34 @@ def load_trusted_keys(keys: list[str], key_files: list[str], named: str = "--key
     return [key for _, key in given]
 
 
+def load_witness_policy(keys: list[str], threshold: int | None, named: str = "--witness",
+                        threshold_named: str = "--witness-threshold") -> WitnessPolicy | None:
+    """The witness keys given (--witness), each checked, and how many must have cosigned
+    (--witness-threshold, by default all of them); None when none was given. ValueError for a
+    key that is not a witness key or a threshold that cannot be met."""
+    given: list[str] = []
+    for key in keys:
+        key = key.strip(KEY_BLANKS)
+        try:
+            parse_cosigner_key(key)
+        except CheckpointError as exc:
+            raise ValueError(f"{named}: {_short(key)} is not a witness key: {exc}") from None
+        if key not in given:  # one witness counts once, however often it is named
+            given.append(key)
+    if not given:
+        if threshold is not None:
+            raise ValueError(f"{threshold_named} needs the witness keys it counts ({named})")
+        return None
+    if threshold is None:
+        threshold = len(given)
+    if type(threshold) is not int or not 1 <= threshold <= len(given):
+        raise ValueError(f"{threshold_named} must be from 1 to the {len(given)} witness key(s) given, not {threshold!r}")
+    return WitnessPolicy(tuple(given), threshold)
+
+
 def run(bundle_path: str, file: str | None = None, content_hash: str | None = None, rpc_url: str | None = None,
         out=None, keys: list[str] = (), key_files: list[str] = (), contract: str | None = None,
-        program: str = "evledger verify") -> int:
+        program: str = "evledger verify", witnesses: list[str] = (), witness_threshold: int | None = None) -> int:
     """Verify the bundle at `bundle_path`, or the one a certificate there embeds; print the
     report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read or a key or contract given
     is not one."""
@@ -568,6 +676,7 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
         trusted_keys = load_trusted_keys(list(keys), list(key_files))
         if contract is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
             raise ValueError(f"--contract {contract!r} is not an address (0x and 40 hex digits)")
+        policy = load_witness_policy(list(witnesses), witness_threshold)
     except (OSError, ValueError) as exc:
         print(f"{program}: error: {exc}", file=sys.stderr)
         return 2
@@ -578,6 +687,6 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
     except StrictJSONError as exc:
         report = unreadable_report(exc)
     else:
-        report = verify_bundle(bundle, file_bytes, content_hash, rpc_url, trusted_keys, contract)
+        report = verify_bundle(bundle, file_bytes, content_hash, rpc_url, trusted_keys, contract, policy)
     print(format_report(report), file=out)
     return 0 if report.verdict == VERDICT_IN_TREE else 1

@@ -29,7 +29,7 @@ class KeyFileError(ValueError):
     """A key file is missing, unreadable, malformed or too widely readable."""
 
 
-def _write_secret(path: Path, text: str) -> None:
+def write_secret(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -45,7 +45,7 @@ def _write_secret(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
-def _read_secret(path: Path) -> str:
+def read_secret(path: Path) -> str:
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -68,7 +68,7 @@ class LedgerKeys:
     def new_signing_key(self) -> SM2PrivateKey:
         """Generate and store a new SM2 key; returns it (its key id names the file)."""
         key = SM2PrivateKey.generate()
-        _write_secret(self._signing_path(self.key_id_hex(key.public_key)), key.private_hex + "\n")
+        write_secret(self._signing_path(self.key_id_hex(key.public_key)), key.private_hex + "\n")
         return key
 
     def key_id_hex(self, public_key: bytes) -> str:
@@ -82,7 +82,7 @@ class LedgerKeys:
         if key is None:
             path = self._signing_path(kid_hex)
             try:
-                key = SM2PrivateKey.from_hex(_read_secret(path))
+                key = SM2PrivateKey.from_hex(read_secret(path))
             except ValueError as exc:
                 if isinstance(exc, KeyFileError):
                     raise
@@ -99,12 +99,12 @@ class LedgerKeys:
         return self.directory / "sm4-data.key"
 
     def create_data_key(self) -> None:
-        _write_secret(self._data_path, secrets.token_bytes(16).hex() + "\n")
+        write_secret(self._data_path, secrets.token_bytes(16).hex() + "\n")
 
     def data_key(self) -> bytes:
         if self._data_key is None:
             try:
-                key = bytes.fromhex(_read_secret(self._data_path))
+                key = bytes.fromhex(read_secret(self._data_path))
             except ValueError as exc:
                 if isinstance(exc, KeyFileError):
                     raise

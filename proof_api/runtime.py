@@ -48,7 +48,7 @@ class Metrics:
 class Runtime:
     def __init__(self, data_dir: str | os.PathLike, log_backend=None, settings: SequencerSettings = SequencerSettings(),
                  chain=None, anchor_settings: AnchorSettings = AnchorSettings(), max_file_bytes: int = 1 << 30,
-                 file_store: str | os.PathLike | None = None):
+                 file_store: str | os.PathLike | None = None, witness_config=None):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files = FileStore(file_store) if file_store is not None else None  # None: uploads keep only the SM3
@@ -62,6 +62,12 @@ class Runtime:
             self.worker = AnchorWorker(self.service, chain, anchor_settings, registry=self.metrics.registry)
             self.metrics.follow(self.worker)
             self.worker.start()
+        self.witnesses = None  # the witness collector, when the ledgers have witnesses
+        if witness_config is not None:
+            from witness.collector import WitnessCollector
+
+            self.witnesses = WitnessCollector(self.service, witness_config, registry=self.metrics.registry)
+            self.witnesses.start()
         # The SM3 kernels, before the first records need them: not ready until then.
         self.warmed = threading.Event()
         self._warm_failure: str | None = None
@@ -123,6 +129,8 @@ class Runtime:
         return out
 
     def close(self) -> None:
+        if self.witnesses is not None:
+            self.witnesses.stop()
         if self.worker is not None:
             self.worker.stop()
         self.service.close()

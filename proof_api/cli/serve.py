@@ -40,6 +40,9 @@ def _holds_one_batch(ctx: click.Context, param: click.Parameter, mib: int) -> in
         callback=_holds_one_batch,
         help="submissions in flight per ledger, in MiB of body, before producers get 429 with Retry-After (at "
              "least 16; the whole service takes four times that, at least 256)")
+@option("--witness-config", envvar="EVLEDGER_WITNESS_CONFIG", metavar="FILE",
+        help="a TOML file naming the ledgers' witnesses (URL and cosigning key) and how many must cosign "
+             "(docs/witness.md): each checkpoint is sent to them and their cosignatures logged")
 def serve(args: argparse.Namespace) -> int:
     from evledger_common.stopping import hold_while_closing, ignore_for_exit
     from proof_api.runtime import Runtime
@@ -50,10 +53,18 @@ def serve(args: argparse.Namespace) -> int:
                                "go together: give both or neither")
     if args.ssl_certfile:  # before anything opens: uvicorn would fail late, with a traceback
         check_tls_files(args.ssl_certfile, args.ssl_keyfile)
+    witness_config = None
+    if args.witness_config:
+        from witness.collector import load_witness_config
+
+        try:
+            witness_config = load_witness_config(args.witness_config)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--witness-config (or EVLEDGER_WITNESS_CONFIG)") from None
     raise_open_files_limit()
     chain = open_chain(args)
     runtime = Runtime(args.data_dir, open_log(args), sequencer_settings(args), chain, anchor_settings(args),
-                      file_store=args.file_store or None)
+                      file_store=args.file_store or None, witness_config=witness_config)
     try:
         admin_key = runtime.bootstrap_admin_key()
         if admin_key:

@@ -1,0 +1,358 @@
+"""Witnesses: the add-checkpoint protocol as c2sp.org/tlog-witness words it (with SM2
+cosignatures), the witness's durable state, the ledger's collector, and the whole path with
+real processes: `evledger witness serve`, `evledger serve --witness-config`, a forked ledger,
+a witness down and back, a witness restarted mid-stream, and `evledger verify --witness`."""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from evledger_dev.devbroker import free_port
+from evledger_verify.cosignature import cosignatures_by, parse_cosigner_key
+from evledger_verify.verify import VERDICT_IN_TREE, load_witness_policy, verify_bundle
+from ingest.ledger import LedgerService
+from ingest.sequencer import SequencerSettings
+from merkle.checkpoint import SM2PrivateKey, cosign_checkpoint
+from proof_api.bundle import build_bundle
+from tests.api_helpers import auth, evledger_serve, wait_until
+from tests.sample_records import rec
+from witness.collector import WitnessConfig, load_witness_config
+from witness.server import Witness, witnessed_logs
+from witness.state import WitnessState, WitnessStateError
+
+REPO = Path(__file__).resolve().parents[1]
+SEQ = SequencerSettings(batch_max_delay=0.02)
+
+
+def submit(ledger, start: int, count: int) -> dict:
+    ledger.submit([rec(i, evidence_id=f"r{i}") for i in range(start, start + count)])
+    checkpoint = ledger.wait_for_checkpoint(ledger.record_count, timeout=15)
+    assert checkpoint is not None and checkpoint["size"] == ledger.record_count
+    return checkpoint
+
+
+def request(ledger, old: int, checkpoint: dict) -> str:
+    proof = ledger.consistency_proof(old, checkpoint["size"]) if 0 < old < checkpoint["size"] else []
+    return f"old {old}\n" + "".join(base64.b64encode(p).decode() + "\n" for p in proof) + "\n" + checkpoint["note"]
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A ledger with three checkpoints, a fork of it (same key, other records), a witness."""
+    service = LedgerService(tmp_path / "data", settings=SEQ)
+    ledger = service.create_ledger("acme")
+    first = submit(ledger, 0, 5)
+    service.close()
+    shutil.copytree(tmp_path / "data", tmp_path / "fork")  # the operator copies its ledger, key and all
+    service = LedgerService(tmp_path / "data", settings=SEQ)
+    fork_service = LedgerService(tmp_path / "fork", settings=SEQ)
+    ledger, fork = service.ledger("acme"), fork_service.ledger("acme")
+    second, third = submit(ledger, 5, 4), None
+    third = submit(ledger, 9, 3)
+    forked = submit(fork, 500, 4)  # size 9 again, another root, signed with the real key
+    assert forked["size"] == second["size"] and forked["root"] != second["root"]
+    state = WitnessState(tmp_path / "witness")
+    identity = state.create("court.example/witness")
+    vkey = ledger.verifier_keys()[ledger.latest_checkpoint()["key_id"]]
+    witness = Witness(state, witnessed_logs([vkey], []))
+    yield {"ledger": ledger, "fork": fork, "first": first, "second": second, "third": third, "forked": forked,
+           "witness": witness, "state": state, "identity": identity, "vkey": vkey, "dir": tmp_path / "witness"}
+    service.close()
+    fork_service.close()
+
+
+def cosigned(witness: Witness, checkpoint: dict, line: str) -> int:
+    found = cosignatures_by(checkpoint["note"] + line, [witness.identity.verifier_key])
+    return found[witness.identity.verifier_key]
+
+
+# --- the protocol --------------------------------------------------------------------------------
+
+
+def test_a_first_checkpoint_then_consistent_ones_are_cosigned(world):
+    w, ledger = world["witness"], world["ledger"]
+    status, _, line = w.add_checkpoint(request(ledger, 0, world["first"]))
+    assert status == 200 and line.startswith("\u2014 court.example/witness ") and line.endswith("\n")
+    assert abs(cosigned(w, world["first"], line) - time.time()) < 5
+    status, _, line = w.add_checkpoint(request(ledger, world["first"]["size"], world["third"]))
+    assert status == 200 and isinstance(cosigned(w, world["third"], line), int)
+    # the same checkpoint again: the same root, cosigned again
+    status, _, _ = w.add_checkpoint(request(ledger, world["third"]["size"], world["third"]))
+    assert status == 200
+
+
+def test_a_wrong_old_size_is_409_with_the_size_cosigned(world):
+    w, ledger = world["witness"], world["ledger"]
+    assert w.add_checkpoint(request(ledger, 0, world["second"]))[0] == 200
+    status, content_type, body = w.add_checkpoint(request(ledger, 0, world["third"]))
+    assert (status, content_type, body) == (409, "text/x.tlog.size", f"{world['second']['size']}\n")
+    status, _, body = w.add_checkpoint(request(ledger, world["first"]["size"], world["third"]))
+    assert status == 409 and body == f"{world['second']['size']}\n"
+
+
+def test_a_fork_is_never_cosigned_and_is_kept_as_evidence(world):
+    """Two checkpoints of one size with different roots, both signed by the ledger's real key:
+    the witness cosigns the first it sees and refuses the other, whichever way it comes."""
+    w, ledger, fork = world["witness"], world["ledger"], world["fork"]
+    size = world["second"]["size"]
+    assert w.add_checkpoint(request(ledger, 0, world["second"]))[0] == 200
+    status, _, body = w.add_checkpoint(request(fork, size, world["forked"]))  # same size, other root
+    assert status == 422 and "has root" in body and "cosigned root" in body
+    # the fork's next checkpoint, with its (honest-looking) proof from the size the witness holds
+    forked_later = submit(fork, 600, 2)
+    status, _, body = w.add_checkpoint(request(fork, size, forked_later))
+    assert status == 422 and "not consistent" in body
+    refused = world["state"].refusals()
+    assert [r["status"] for r in refused] == [422, 422]
+    assert all(r["origin"] == "evledger/acme" and "\u2014 evledger/acme " in r["request"] for r in refused)
+    # and the honest log goes on
+    assert w.add_checkpoint(request(ledger, size, world["third"]))[0] == 200
+
+
+def test_refusals_say_what_was_wrong(world):
+    w, ledger = world["witness"], world["ledger"]
+    note = world["first"]["note"]
+    assert w.add_checkpoint("old 0\n" + note)[0] == 400  # no empty line
+    assert w.add_checkpoint("old 01\n\n" + note)[0] == 400  # leading zero
+    assert w.add_checkpoint("old 0\nnot-base64\n\n" + note)[0] == 400
+    assert w.add_checkpoint("old 0\n" + "AAAA\n" + "\n" + note)[0] == 400  # not 32 bytes
+    assert w.add_checkpoint("old 0\n" + (base64.b64encode(bytes(32)).decode() + "\n") * 64 + "\n" + note)[0] == 400
+    assert w.add_checkpoint(f"old {world['first']['size'] + 1}\n\n" + note)[0] == 400  # old above the size
+    assert w.add_checkpoint("old 0\n\n" + note.replace("evledger/acme", "evledger/other"))[0] == 404
+    body, sig = note.split("\n\n")
+    other = SM2PrivateKey.generate()
+    forged_sig = sig.split(" ")[0] + " " + sig.split(" ")[1] + " " + base64.b64encode(
+        base64.b64decode(sig.split(" ")[2])[:4] + other.sign(b"x")).decode() + "\n"
+    assert w.add_checkpoint("old 0\n\n" + body + "\n\n" + forged_sig)[0] == 403  # the key's line, a bad signature
+    assert w.add_checkpoint("old 0\n\n" + body + "\n\n\u2014 someone AAAAAAAAAAAAAAAAAAAAAAAAAAAA\n")[0] == 403
+    proof_line = base64.b64encode(bytes(32)).decode() + "\n"
+    assert w.add_checkpoint("old 0\n" + proof_line + "\n" + note)[0] == 422  # a proof from size 0
+    assert w.add_checkpoint(request(ledger, 0, world["first"]))[0] == 200
+    bad_proof = f"old {world['first']['size']}\n" + proof_line * 3 + "\n" + world["third"]["note"]
+    assert w.add_checkpoint(bad_proof)[0] == 422
+
+
+def test_the_state_survives_a_restart_and_one_process_holds_it(world):
+    w, ledger = world["witness"], world["ledger"]
+    assert w.add_checkpoint(request(ledger, 0, world["second"]))[0] == 200
+    again = Witness(WitnessState(world["dir"]), w.logs)  # a new process on the same directory
+    assert again.identity.verifier_key == world["identity"].verifier_key
+    assert again.add_checkpoint(request(world["fork"], world["second"]["size"], world["forked"]))[0] == 422
+    assert again.add_checkpoint(request(ledger, 0, world["third"]))[:3:2] == (409, f"{world['second']['size']}\n")
+    holder = WitnessState(world["dir"])
+    holder.lock()
+    with pytest.raises(WitnessStateError, match="another witness process"):
+        WitnessState(world["dir"]).lock()
+    holder.close()
+    with pytest.raises(WitnessStateError, match="already holds a witness"):
+        WitnessState(world["dir"]).create("another")
+
+
+def test_concurrent_requests_never_roll_the_state_back(world):
+    """Check and store are one step per log: of two requests from the same old size only one
+    is cosigned, the other gets 409, and the stored size is never the smaller after the larger."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    w, ledger = world["witness"], world["ledger"]
+    assert w.add_checkpoint(request(ledger, 0, world["first"]))[0] == 200
+    old = world["first"]["size"]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(w.add_checkpoint, [request(ledger, old, world["second"]),
+                                                   request(ledger, old, world["third"])] * 4))
+    assert sorted(a[0] for a in answers).count(200) == 1
+    assert world["state"].latest("evledger/acme").size in (world["second"]["size"], world["third"]["size"])
+
+
+# --- the verifier's policy -------------------------------------------------------------------------
+
+
+def test_witness_policy_options_are_checked():
+    key = cosign_key("court.example/a")
+    assert load_witness_policy([], None) is None
+    assert load_witness_policy([key, key], None).threshold == 1  # one witness counts once
+    with pytest.raises(ValueError, match="needs the witness keys"):
+        load_witness_policy([], 1)
+    with pytest.raises(ValueError, match="from 1 to the 1"):
+        load_witness_policy([key], 2)
+    with pytest.raises(ValueError, match="is not a witness key"):
+        load_witness_policy(["evledger/acme+00000000+AAAA"], None)
+
+
+def cosign_key(name: str) -> str:
+    from witness.cosigning import WitnessIdentity
+
+    return WitnessIdentity(name, SM2PrivateKey.generate()).verifier_key
+
+
+def test_the_config_file_is_validated(tmp_path):
+    key = cosign_key("court.example/a")
+    path = tmp_path / "w.toml"
+    path.write_text(f'threshold = 1\n[[witness]]\nurl = "http://127.0.0.1:1"\nkey = "{key}"\n')
+    config = load_witness_config(path)
+    assert isinstance(config, WitnessConfig) and config.threshold_of("acme") == 1
+    for text, wrong in ((f'[[witness]]\nurl = "ftp://x"\nkey = "{key}"\n', "witness.0.url"),
+                        ('[[witness]]\nurl = "http://x"\nkey = "nope"\n', "not a witness key"),
+                        (f'[[witness]]\nurl = "http://x"\nkey = "{key}"\n[[witness]]\nurl = "http://y"\nkey = "{key}"\n',
+                         "listed twice"),
+                        ("witness = 3", "witness"), ("[[witness", "not TOML"), ("", "witness")):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=wrong):
+            load_witness_config(path)
+
+
+# --- real processes ---------------------------------------------------------------------------------
+
+
+class WitnessProcess:
+    """`evledger witness serve` on 127.0.0.1, started and stopped by the test."""
+
+    def __init__(self, directory: Path, vkey: str, port: int | None = None):
+        self.directory, self.vkey = directory, vkey
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def init(self, name: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "proof_api.cli", "witness", "init", "--dir", str(self.directory),
+                              "--name", name], cwd=REPO, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    def start(self) -> "WitnessProcess":
+        self.stderr = open(f"{self.directory}.stderr", "a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "witness", "serve", "--dir",
+                                      str(self.directory), "--log", self.vkey, "--port", str(self.port)],
+                                     cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr)
+
+        def up():
+            assert self.proc.poll() is None, Path(f"{self.directory}.stderr").read_text()
+            try:
+                return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+        wait_until(up, timeout=60, interval=0.1, what="evledger witness serve")
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.stderr.close()
+
+
+def test_the_whole_path_with_real_processes(tmp_path):
+    """A ledger served with one witness: every checkpoint cosigned; the bundle v2 verified with
+    --witness (①) and with another witness's key (②); the witness killed (ingest and sealing go
+    on, the lag shows) and restarted on its state (it catches up, every checkpoint in order);
+    then the operator forks the ledger and serves the fork: the witness refuses it."""
+    data = tmp_path / "data"
+    with evledger_serve(data, "--anchor-min-interval", "0") as (proc, base, admin_key):
+        admin = auth(admin_key)
+        with httpx.Client(base_url=base, timeout=10) as http:
+            assert http.post("/v1/ledgers", json={"ledger": "acme"}, headers=admin).status_code == 201
+            vkey = next(iter(http.get("/v1/ledgers/acme/checkpoints", headers=admin).json()["verifier_keys"].values()))
+    # the ledger's key is known: start its witness, then the service again with the witness configured
+    witness = WitnessProcess(tmp_path / "witness", vkey)
+    wkey = witness.init("court.example/witness")
+    config = tmp_path / "witnesses.toml"
+    config.write_text(f'threshold = 1\ntimeout = 2\n[[witness]]\nurl = "{witness.url}"\nkey = "{wkey}"\n')
+    witness.start()
+    try:
+        with evledger_serve(data, "--anchor-min-interval", "0", "--witness-config", str(config)) as (proc, base, _):
+            with httpx.Client(base_url=base, timeout=10) as http:
+                producer = auth(http.post("/v1/ledgers/acme/api-keys", json={"role": "producer"}, headers=admin).json()["key"])
+
+                def record(i):
+                    assert http.post("/v1/ledgers/acme/records", json=rec(i, evidence_id=f"e{i}"),
+                                     headers=producer).status_code == 201
+
+                def latest():
+                    return http.get("/v1/ledgers/acme/checkpoints/latest", headers=admin).json()
+
+                for i in range(3):
+                    record(i)
+                    wait_until(lambda: latest().get("size") == i + 1, what="the checkpoint")
+                wait_until(lambda: len(latest()["cosignatures"]) == 1, what="the cosignature")
+                served = latest()
+                assert served["cosigned_note"] == served["note"] + served["cosignatures"][0]["line"]
+                checkpoints = http.get("/v1/ledgers/acme/checkpoints", headers=admin).json()["checkpoints"]
+                for cp in checkpoints:  # every checkpoint cosigned, in order
+                    got = http.get(f"/v1/ledgers/acme/checkpoints/{cp['size']}", headers=admin).json()
+                    assert [c["witness_key"] for c in got["cosignatures"]] == [wkey]
+
+                bundle = wait_until(lambda: (lambda r: r.json() if r.status_code == 200 else None)(
+                    http.get("/v1/ledgers/acme/proof?evidence_id=e1", headers=admin)), what="an anchored proof")
+                assert bundle["format"] == "evledger-proof/2" and bundle["cosignatures"][0]["witness_key"] == wkey
+                path = tmp_path / "bundle.json"
+                path.write_text(json.dumps(bundle))
+                ok = subprocess.run([sys.executable, "-m", "proof_api.cli", "verify", str(path), "--witness", wkey],
+                                    cwd=REPO, capture_output=True, text=True)
+                assert ok.returncode == 0 and "cosigned by the witnesses given \u2714" in ok.stdout, ok.stdout
+                other = cosign_key("court.example/witness")
+                bad = subprocess.run([sys.executable, "-m", "proof_api.cli", "verify", str(path), "--witness", other],
+                                     cwd=REPO, capture_output=True, text=True)
+                assert bad.returncode == 1 and "\u2718 witnesses: 0 of the 1 witness key(s)" in bad.stdout, bad.stdout
+                usage = subprocess.run([sys.executable, "-m", "proof_api.cli", "verify", str(path), "--witness-threshold",
+                                        "1"], cwd=REPO, capture_output=True, text=True)
+                assert usage.returncode == 2 and "needs the witness keys" in usage.stderr
+                api = http.post("/v1/verify", json={"bundle": bundle, "witness_keys": [wkey]}).json()
+                assert api["verdict"] == 1
+                assert http.post("/v1/verify", json={"bundle": bundle, "witness_keys": [other]}).json()["verdict"] == 2
+                assert http.post("/v1/verify", json={"bundle": bundle, "witness_keys": [wkey],
+                                                     "witness_threshold": 2}).status_code == 422
+
+                # the witness goes down: records are still acknowledged and sealed, the lag shows
+                witness.kill()
+                down_from = latest()["size"]
+                for i in range(3, 6):
+                    record(i)
+                wait_until(lambda: latest()["size"] == 6, what="checkpoints while the witness is down")
+                assert latest()["cosignatures"] == []
+
+                def lag() -> float:
+                    for line in http.get("/metrics").text.splitlines():
+                        if line.startswith('evledger_witness_lag_seconds{ledger="acme"'):
+                            return float(line.split()[-1])
+                    return 0.0
+                wait_until(lambda: lag() > 0, what="the witness lag metric")
+                # back up, on its state: it catches up on every checkpoint it missed, in order
+                witness.start()
+                wait_until(lambda: len(latest()["cosignatures"]) == 1, timeout=60, what="the catch-up")
+                sizes = [cp["size"] for cp in http.get("/v1/ledgers/acme/checkpoints", headers=admin).json()["checkpoints"]]
+                assert all(len(http.get(f"/v1/ledgers/acme/checkpoints/{s}", headers=admin).json()["cosignatures"]) == 1
+                           for s in sizes if s > down_from)
+                wait_until(lambda: lag() == 0, what="the lag back to 0")
+        # the operator forks: a copy of the ledger from before, with other records, served to the witness
+        fork = tmp_path / "fork"
+        shutil.copytree(data, fork)
+        honest_size = 6
+        with evledger_serve(data, "--anchor-min-interval", "0", "--witness-config", str(config)) as (_, base, _):
+            with httpx.Client(base_url=base, timeout=10) as http:
+                for i in range(6, 8):
+                    assert http.post("/v1/ledgers/acme/records", json=rec(i), headers=admin).status_code == 201
+                wait_until(lambda: len(http.get("/v1/ledgers/acme/checkpoints/latest", headers=admin)
+                                       .json()["cosignatures"]) == 1 and
+                           http.get("/v1/ledgers/acme/checkpoints/latest", headers=admin).json()["size"] == 8,
+                           what="the honest ledger cosigned at 8")
+        with evledger_serve(fork, "--anchor-min-interval", "0", "--witness-config", str(config)) as (_, base, _):
+            with httpx.Client(base_url=base, timeout=10) as http:
+                for i in range(900, 902):  # size 8 again, another root
+                    assert http.post("/v1/ledgers/acme/records", json=rec(i), headers=admin).status_code == 201
+                wait_until(lambda: http.get("/v1/ledgers/acme/checkpoints/latest", headers=admin).json()["size"] == 8,
+                           what="the fork's checkpoint")
+                wait_until(lambda: "ALERT" in Path(f"{fork}.stderr").read_text(), what="the collector's alert")
+                assert http.get("/v1/ledgers/acme/checkpoints/latest", headers=admin).json()["cosignatures"] == []
+        refused = WitnessState(tmp_path / "witness").refusals()
+        assert refused and all(r["status"] == 422 for r in refused), refused
+        assert honest_size < 8
+    finally:
+        witness.kill()
+    assert "Traceback" not in Path(f"{tmp_path / 'witness'}.stderr").read_text()

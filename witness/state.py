@@ -1,0 +1,156 @@
+"""A witness's durable state: for each log (by origin) the latest checkpoint it cosigned, and a
+record of the signed checkpoints it refused (evidence that a log misbehaved).
+
+One JSON file per log under <dir>/logs/, replaced atomically (written, fsynced, renamed, the
+directory fsynced) before the cosignature leaves, so a witness killed at any moment restarts at
+a size it answered for, never behind it. Checking a request against the stored size and
+storing the new one happen under one lock per log (c2sp.org/tlog-witness: otherwise two
+requests could roll the log back). An exclusive lock on <dir>/witness.lock keeps a second
+witness process off the same state.
+"""
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from ingest.keys import KeyFileError, read_secret, write_secret
+from ingest.leaf import format_received_at
+from merkle.checkpoint import SM2PrivateKey
+
+from .cosigning import WitnessIdentity
+
+
+class WitnessStateError(RuntimeError):
+    """The witness's directory cannot be used: no key, a bad state file, another witness on it."""
+
+
+@dataclass(frozen=True)
+class Cosigned:
+    size: int
+    root: bytes
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WitnessState:
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self._logs = self.directory / "logs"
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._lock_file = None
+
+    # -- the identity ---------------------------------------------------------------------
+
+    @property
+    def _key_path(self) -> Path:
+        return self.directory / "witness.key"
+
+    @property
+    def _name_path(self) -> Path:
+        return self.directory / "witness.json"
+
+    def create(self, name: str) -> WitnessIdentity:
+        """A new witness: its name and a new SM2 key, written once (never overwritten)."""
+        if self._key_path.exists() or self._name_path.exists():
+            raise WitnessStateError(f"{self.directory} already holds a witness; its key is never replaced")
+        identity = WitnessIdentity(name, SM2PrivateKey.generate())
+        identity.verifier_key  # a name the note format refuses fails here, before anything is written
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._name_path.write_bytes(orjson.dumps({"name": name}))
+        write_secret(self._key_path, identity.key.private_hex + "\n")
+        return identity
+
+    def identity(self) -> WitnessIdentity:
+        try:
+            name = orjson.loads(self._name_path.read_bytes())["name"]
+            key = SM2PrivateKey.from_hex(read_secret(self._key_path))
+        except FileNotFoundError:
+            raise WitnessStateError(f"{self.directory} holds no witness: run `evledger witness init` first") from None
+        except (KeyFileError, ValueError, KeyError, TypeError) as exc:
+            raise WitnessStateError(f"{self.directory}: the witness's name or key cannot be read: {exc}") from None
+        return WitnessIdentity(name, key)
+
+    def lock(self) -> None:
+        """Hold the directory for this process; WitnessStateError if another witness holds it."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle = open(self.directory / "witness.lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise WitnessStateError(f"another witness process uses {self.directory}") from None
+        self._lock_file = handle
+
+    def close(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    # -- the latest cosigned checkpoint of each log -----------------------------------------
+
+    def log_lock(self, origin: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(origin, threading.Lock())
+
+    def _path(self, origin: str) -> Path:
+        return self._logs / (hashlib.sha256(origin.encode()).hexdigest()[:32] + ".json")
+
+    def latest(self, origin: str) -> Cosigned | None:
+        try:
+            stored = orjson.loads(self._path(origin).read_bytes())
+        except FileNotFoundError:
+            return None
+        except orjson.JSONDecodeError as exc:
+            raise WitnessStateError(f"state file {self._path(origin)} is not JSON: {exc}") from None
+        if stored.get("origin") != origin:
+            raise WitnessStateError(f"state file {self._path(origin)} is for {stored.get('origin')!r}, not {origin!r}")
+        return Cosigned(stored["size"], base64.b64decode(stored["root"]))
+
+    def store(self, origin: str, size: int, root: bytes, note: str) -> None:
+        """Make (size, root) the latest cosigned checkpoint of `origin`, durably."""
+        self._logs.mkdir(parents=True, exist_ok=True)
+        path = self._path(origin)
+        tmp = path.with_suffix(".tmp")
+        data = orjson.dumps({"origin": origin, "size": size, "root": base64.b64encode(root).decode(), "note": note,
+                             "cosigned_at": format_received_at(time.time_ns() // 1000)})
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(self._logs)
+
+    def record_refusal(self, origin: str, status: int, reason: str, request: str) -> None:
+        """Keep a signed checkpoint the witness refused (kept as evidence; c2sp.org/tlog-witness
+        allows it): one JSON line each in <dir>/refused.ndjson, fsynced."""
+        line = orjson.dumps({"at": format_received_at(time.time_ns() // 1000), "origin": origin, "status": status,
+                             "reason": reason, "request": request}) + b"\n"
+        fd = os.open(self.directory / "refused.ndjson", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def refusals(self) -> list[dict]:
+        try:
+            return [orjson.loads(line) for line in (self.directory / "refused.ndjson").read_bytes().splitlines()]
+        except FileNotFoundError:
+            return []

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: verifier-page demo test bench bench-tools bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api soak venv clean contract contract-check npm-tools
+.PHONY: verifier-page demo test bench bench-tools bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api bench-monitor soak venv clean contract contract-check npm-tools
 
 venv: $(STAMP)
 
@@ -86,6 +86,9 @@ bench-anchor: $(STAMP) $(NPM_STAMP)
 
 bench-stream: $(STAMP)
 	$(PY) -m bench.stream_bench
+
+bench-monitor: $(STAMP) $(NPM_STAMP)
+	$(PY) -m bench.monitor_bench
 
 bench-api: $(STAMP) $(LOAD_STAMP)
 	$(PY) -m bench.api_bench

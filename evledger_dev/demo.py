@@ -2,16 +2,18 @@
 
 Starts a local anvil chain whose state is kept on disk (demo-output/chain/), deploys the
 anchor registry on it with `evledger anchor deploy`, and starts `evledger serve` (RocksDB data
-directory, anchoring to that chain) as a separate process. Creates two ledgers, streams in
-generated brokerage records (account openings and contract signings, business flows of
-several records each) with a progress bar, uploads one contract file, waits for checkpoints
-and anchors, fetches that record's proof bundle and stops the service and the chain.
+directory, anchoring to that chain) as a separate process, with one witness (`evledger witness
+serve`, a court's, with its own key and state in demo-output/witness/) that cosigns each
+checkpoint. Creates two ledgers, streams in generated brokerage records (account openings and
+contract signings, business flows of several records each) with a progress bar, uploads one
+contract file, waits for checkpoints, anchors and the witness's cosignature, fetches that
+record's proof bundle and stops the service, the witness and the chain.
 
-Then the court's side, with neither running: the chain is started again from its state on
-disk, and `evledger-verify` (the verifier's own distribution) checks the bundle with the file,
-the ledger's published key and the anchor read on chain over JSON-RPC (verdict 1, "anchor on
-chain" passed), and a tampered copy of the file (verdict 2). Writes a certificate and prints
-the figures and the command to re-run.
+Then the court's side, with none running: the chain is started again from its state on disk,
+and `evledger-verify` (the verifier's own distribution) checks the bundle with the file, the
+ledger's published key, the witness's key and the anchor read on chain over JSON-RPC (verdict
+1, "anchor on chain" and "cosigned by the witnesses given" passed), and a tampered copy of the
+file (verdict 2). Writes a certificate and prints the figures and the command to re-run.
 """
 from __future__ import annotations
 
@@ -92,11 +94,12 @@ def _ts(text: str) -> float:
 class Service:
     """`evledger serve` in its own process, stopped with SIGTERM."""
 
-    def __init__(self, data_dir: Path, rpc: str, contract: str):
+    def __init__(self, data_dir: Path, rpc: str, contract: str, witness_config: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data_dir), "serve",
-                                      "--port", str(self.port), "--rpc", rpc, "--contract", contract],
+                                      "--port", str(self.port), "--rpc", rpc, "--contract", contract,
+                                      "--witness-config", str(witness_config)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_chain_env())
         import httpx
 
@@ -128,6 +131,47 @@ class Service:
         return self.proc.returncode
 
 
+class WitnessService:
+    """`evledger witness serve` in its own process: the court's witness of the demo's ledgers."""
+
+    NAME = "court.demo/witness"
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        shutil.rmtree(directory, ignore_errors=True)  # each run witnesses new ledgers
+        made = subprocess.run([sys.executable, "-m", "proof_api.cli", "witness", "init", "--dir", str(directory),
+                               "--name", self.NAME], capture_output=True, text=True, timeout=60)
+        if made.returncode != 0:
+            raise RuntimeError(f"evledger witness init failed: {made.stderr[-2000:]}")
+        self.key = made.stdout.strip()
+        self.proc = None
+
+    def start(self, ledger_keys: list[str]) -> None:
+        import httpx
+
+        logs = [arg for key in ledger_keys for arg in ("--log", key)]
+        self.proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "witness", "serve", "--dir",
+                                      str(self.directory), "--port", str(self.port), *logs],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"evledger witness serve exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("evledger witness serve did not answer within 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc, 30)
+            self.proc.stderr.close()
+
+
 def run_demo(records: int = 200_000, out_dir: str = "demo-output") -> int:
     if records < 10:
         raise ValueError("--records must be at least 10")
@@ -149,13 +193,18 @@ def run_demo(records: int = 200_000, out_dir: str = "demo-output") -> int:
 
 
 def _serve_and_record(out: Path, ledgers, records: int, rpc: str, contract: str) -> tuple[list[str], int]:
-    """The producer's side: the service up, records in, one file uploaded, everything anchored,
-    the file's proof bundle written; then the service stopped. (figures, its exit status)"""
+    """The producer's side: the service and the witness up, records in, one file uploaded,
+    everything anchored and cosigned, the file's proof bundle written; then the service and the
+    witness stopped. (figures, the service's exit status)"""
     import httpx
 
+    witness = WitnessService(out / "witness")
+    (out / "witness.vkey").write_text(witness.key + "\n")
     with tempfile.TemporaryDirectory(prefix="evledger-demo-") as tmp:
+        config = Path(tmp) / "witnesses.toml"
+        config.write_text(f'threshold = 1\n[[witness]]\nurl = "{witness.url}"\nkey = "{witness.key}"\n')
         data_dir = Path(tmp) / "data"
-        service = Service(data_dir, rpc, contract)
+        service = Service(data_dir, rpc, contract, config)
         try:
             admin = (data_dir / "admin.key").read_text().strip()
             http = httpx.Client(base_url=service.url, timeout=60)
@@ -169,6 +218,10 @@ def _serve_and_record(out: Path, ledgers, records: int, rpc: str, contract: str)
                 keys[ledger] = {role: http.post(f"/v1/ledgers/{ledger}/api-keys", json={"role": role},
                                                 headers=_auth(admin)).json()["key"]
                                 for role in ("producer", "auditor")}
+                keys[ledger]["verifier_key"] = created.json()["verifier_key"]
+            # The court's witness follows both ledgers, by the keys they published.
+            witness.start([keys[ledger]["verifier_key"] for ledger in ledgers])
+            print(f"witness {witness.NAME} at {witness.url}, its key in {out / 'witness.vkey'}")
             generated = generate_records(records)
             receipts = _stream(service.url, ledgers, keys, generated)
 
@@ -191,6 +244,9 @@ def _serve_and_record(out: Path, ledgers, records: int, rpc: str, contract: str)
             _wait_anchored(http, ledgers, keys, {ledgers[0]: receipt["seq"],
                                                   ledgers[1]: max(r["seq"] for r in receipts[ledgers[1]])})
             print(f"every record checkpointed and anchored ({time.perf_counter() - waited:.1f} s after the last upload)")
+            cosigned = _wait_cosigned(http, ledgers[0], receipt["seq"], keys[ledgers[0]]["auditor"])
+            print(f"the witness cosigned the anchored checkpoint of size {cosigned['size']:,} "
+                  f"({cosigned['cosignatures'][0]['cosigned_at']})")
 
             bundle = http.get(f"/v1/ledgers/{ledgers[0]}/proof", params={"evidence_id": "CTR-2026-demo-signed"},
                               headers=_auth(keys[ledgers[0]]["auditor"]))
@@ -200,7 +256,21 @@ def _serve_and_record(out: Path, ledgers, records: int, rpc: str, contract: str)
             http.close()
         finally:
             code = service.stop()
+            witness.stop()
     return figures, code
+
+
+def _wait_cosigned(http, ledger: str, seq: int, key: str, timeout: float = 120) -> dict:
+    """The first anchored checkpoint covering record `seq`, once the witness cosigned it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        size = http.get(f"/v1/ledgers/{ledger}/records/{seq}", headers=_auth(key)).json()["anchor"]["size"]
+        checkpoint = http.get(f"/v1/ledgers/{ledger}/checkpoints/{size}", headers=_auth(key)).json()
+        if checkpoint["cosignatures"]:
+            return checkpoint
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ledger {ledger}: the witness did not cosign checkpoint {size} within {timeout:.0f} s")
+        time.sleep(0.25)
 
 
 def _court(out: Path, ledger: str, state: Path, contract: str, figures: list[str]) -> int:
@@ -213,7 +283,8 @@ def _court(out: Path, ledger: str, state: Path, contract: str, figures: list[str
     port = COURT_RPC_PORT if _port_free(COURT_RPC_PORT) else None
     with Anvil(port=port, state=state) as chain:
         print(f"\nthe chain started again from {state}, at {chain.url}")
-        common = ["--key-file", str(out / f"{ledger}.keys"), "--rpc", chain.url, "--contract", contract]
+        common = ["--key-file", str(out / f"{ledger}.keys"), "--witness", (out / "witness.vkey").read_text().strip(),
+                  "--rpc", chain.url, "--contract", contract]
         verdicts = []
         for name in ("contract.txt", "contract-tampered.txt"):
             args = [str(out / "bundle.json"), "--file", str(out / name), *common]
@@ -226,7 +297,7 @@ def _court(out: Path, ledger: str, state: Path, contract: str, figures: list[str
     print(f"\nto check again as a court would: start the chain from its state "
           f"(`{ANVIL_COMMAND} --state {state} --port {COURT_RPC_PORT}`), then\n"
           f"  evledger-verify {out}/bundle.json --file {out}/contract.txt --key-file {out}/{ledger}.keys "
-          f"--rpc http://127.0.0.1:{COURT_RPC_PORT} --contract {contract}")
+          f"--witness \"$(cat {out}/witness.vkey)\" --rpc http://127.0.0.1:{COURT_RPC_PORT} --contract {contract}")
     if verdicts != [0, 1]:
         print("ERROR: the verdicts are not 1 for the original and 2 for the tampered file")
         return 1

@@ -283,6 +283,7 @@ def test_the_whole_path_with_real_processes(tmp_path):
                 wait_until(lambda: len(latest()["cosignatures"]) == 1, what="the cosignature")
                 served = latest()
                 assert served["cosigned_note"] == served["note"] + served["cosignatures"][0]["line"]
+                assert served["witnessed"] is True
                 checkpoints = http.get("/v1/ledgers/acme/checkpoints", headers=admin).json()["checkpoints"]
                 for cp in checkpoints:  # every checkpoint cosigned, in order
                     got = http.get(f"/v1/ledgers/acme/checkpoints/{cp['size']}", headers=admin).json()
@@ -315,7 +316,7 @@ def test_the_whole_path_with_real_processes(tmp_path):
                 for i in range(3, 6):
                     record(i)
                 wait_until(lambda: latest()["size"] == 6, what="checkpoints while the witness is down")
-                assert latest()["cosignatures"] == []
+                assert latest()["cosignatures"] == [] and latest()["witnessed"] is False
 
                 def lag() -> float:
                     for line in http.get("/metrics").text.splitlines():

@@ -99,6 +99,8 @@ class Witness:
     def __init__(self, state: WitnessState, logs: dict[str, WitnessedLog], registry: CollectorRegistry | None = None):
         self.state = state
         self.identity = state.identity()
+        if self.identity.name in logs:  # a verifier tells the log's lines from its witnesses' by name
+            raise ValueError(f"the witness's name {self.identity.name!r} is the origin of a log it witnesses")
         self.logs = logs
         self.registry = registry if registry is not None else CollectorRegistry()
         self.cosigned_total = Counter("evledger_witness_cosigned", "Checkpoints cosigned", ["origin"],

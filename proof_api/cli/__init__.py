@@ -16,9 +16,11 @@ from .binding import PARSE_ONLY, Group, option, refuse
 from .demo import demo
 from .ingest import ingest, rebuild
 from .ledger import ledger_group
+from .monitor import monitor
 from .serve import serve
 from .stream import stream_group, stream_settings
 from .verify import certificate, verify
+from .witness import witness_group
 
 __all__ = ["anchor_settings", "cli", "main", "open_chain", "open_log", "open_service", "parse_args",
            "sequencer_settings", "stream_settings"]
@@ -47,7 +49,7 @@ def cli(**_global_options) -> None:
 
 
 for _command in (demo, ledger_group, ingest, anchor_group, serve, verify, certificate, rebuild, stream_group,
-                 bench, capacity):
+                 monitor, witness_group, bench, capacity):
     cli.add_command(_command)
 
 

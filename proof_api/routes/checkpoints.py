@@ -5,18 +5,26 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ..access import Principal
-from ..deps import EvidenceRoute, LedgerId, ledger_for, principal
+from ..deps import EvidenceRoute, LedgerId, ledger_for, principal, services_of
 from ..errors import ApiError
 
 router = APIRouter(route_class=EvidenceRoute)
 
 
-def _served(ledger, checkpoint: dict) -> dict:
-    """A checkpoint as served: its note, its verifier key, its anchor, and the witnesses'
-    cosignatures (each its line, the witness, its key id and time) with the note they make."""
+def _served(request: Request, ledger, checkpoint: dict) -> dict:
+    """A checkpoint as served: its note, its verifier key, its anchor, the witnesses'
+    cosignatures (each its line, the witness, its key id and time) with the note they make,
+    and whether enough of the ledger's configured witnesses cosigned (null: none configured)."""
     cosigned_note, cosignatures = ledger.cosigned_note(checkpoint)
+    collector = services_of(request).runtime.witnesses
+    witnessed = None
+    if collector is not None and collector.config.witnesses_of(ledger.id):
+        configured = {w.key for w in collector.config.witnesses_of(ledger.id)}
+        count = sum(c["witness_key"] in configured for c in cosignatures)
+        witnessed = count >= collector.config.threshold_of(ledger.id)
     return {**checkpoint, "verifier_key": ledger.verifier_keys()[checkpoint["key_id"]],
-            "anchor": ledger.anchor(checkpoint["size"]), "cosignatures": cosignatures, "cosigned_note": cosigned_note}
+            "anchor": ledger.anchor(checkpoint["size"]), "cosignatures": cosignatures, "cosigned_note": cosigned_note,
+            "witnessed": witnessed}
 
 
 @router.get("/v1/ledgers/{ledger_id}/checkpoints", tags=["checkpoints"], summary="Checkpoints by size (auditor)")
@@ -47,7 +55,7 @@ async def latest_checkpoint(request: Request, ledger_id: str = LedgerId, who: Pr
     checkpoint = ledger.latest_checkpoint()
     if checkpoint is None:
         raise ApiError(404, "not_found", f"ledger {ledger_id!r} has no checkpoint yet")
-    return _served(ledger, checkpoint)
+    return _served(request, ledger, checkpoint)
 
 
 @router.get("/v1/ledgers/{ledger_id}/checkpoints/{size}", tags=["checkpoints"], summary="The checkpoint at a size")
@@ -57,7 +65,7 @@ async def checkpoint_at(request: Request, size: int = Path(ge=1, le=2**63 - 1), 
     checkpoint = ledger.checkpoint(size)
     if checkpoint is None:
         raise ApiError(404, "not_found", f"ledger {ledger_id!r} has no checkpoint at size {size}", "size")
-    return _served(ledger, checkpoint)
+    return _served(request, ledger, checkpoint)
 
 
 @router.get("/v1/ledgers/{ledger_id}/anchors", tags=["checkpoints"],

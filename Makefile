@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: verifier-page demo test bench bench-tools bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api bench-monitor soak venv clean contract contract-check npm-tools
+.PHONY: verifier-page demo test bench bench-tools bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api bench-monitor bench-witness soak venv clean contract contract-check npm-tools
 
 venv: $(STAMP)
 
@@ -89,6 +89,10 @@ bench-stream: $(STAMP)
 
 bench-monitor: $(STAMP) $(NPM_STAMP)
 	$(PY) -m bench.monitor_bench
+
+# One local witness: what cosigning adds to record -> checkpoint, next to the same load without witnesses.
+bench-witness: $(STAMP)
+	$(PY) -m bench.witness_bench
 
 bench-api: $(STAMP) $(LOAD_STAMP)
 	$(PY) -m bench.api_bench

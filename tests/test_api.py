@@ -500,7 +500,7 @@ def test_proof_bundle_verifies(api, anchored, tmp_path):
     bundle = c.get("/v1/ledgers/acme/proof?evidence_id=proof-early", headers=api.H("verifier"))
     assert bundle.status_code == 200, bundle.text
     b = bundle.json()
-    assert b["format"] == "evledger-proof/1" and b["ledger"] == "acme" and b["hash_alg"] == "sm3"
+    assert b["format"] == "evledger-proof/2" and b["ledger"] == "acme" and b["hash_alg"] == "sm3"
     assert b["leaf"]["index"] == anchored.early["seq"] and b["leaf"]["hash"] == anchored.early["leaf_hash"]
     assert b["inclusion"]["tree_size"] == anchored.first_size  # its first anchored checkpoint, by default
     assert b["anchor"] is not None and b["record"]["record"]["content_hash"] == sm3_hex(anchored.file)
@@ -651,7 +651,7 @@ def _tampered(bundle: dict):
     out.append(("leaf.bytes_b64", b))
     b = copy.deepcopy(bundle); b["leaf"]["index"] += 1; out.append(("leaf.index", b))
     b = copy.deepcopy(bundle); b["anchor"] = None; out.append(("anchor", b))
-    b = copy.deepcopy(bundle); b["format"] = "evledger-proof/2"; out.append(("format", b))
+    b = copy.deepcopy(bundle); b["format"] = "evledger-proof/3"; out.append(("format", b))
     return out
 
 

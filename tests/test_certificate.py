@@ -43,7 +43,7 @@ SEALED_SECRET = "110101199003077777"
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
-    """{'plain', 'hostile', 'unanchored'}: real evledger-proof/1 bundles from one ledger."""
+    """{'plain', 'hostile', 'unanchored'}: real evledger-proof/2 bundles from one ledger."""
     service = LedgerService(tmp_path_factory.mktemp("cert") / "data", settings=SequencerSettings(batch_max_delay=0.05))
     try:
         ledger = service.create_ledger("acme")

@@ -2,7 +2,9 @@
 agrees: `evledger verify` (the CLI), `POST /v1/verify` on a real `evledger serve`, the
 standalone distribution's `evledger-verify` installed in a venv of its own, the JS verifier
 under Node, and the same JS built into the verifier page, run in headless Chromium. Each must
-give every case its expected verdict and name the same failing checks. The table (case,
+give every case its expected verdict and name the same failing checks, with what a court gives
+alongside: the file or its hash, the published keys, the registry, and the witnesses whose
+cosignatures it requires (--witness, --witness-threshold). The table (case,
 expected, each verifier's verdict) is printed by the last test."""
 from __future__ import annotations
 
@@ -54,6 +56,10 @@ def command_args(case, bundle: Path) -> list[str]:
         args += ["--key-file", str(CORPUS / case["key_file"])]
     if "contract" in case:
         args += ["--contract", case["contract"]]
+    for key in case.get("witnesses", []):
+        args += ["--witness", key]
+    if "witness_threshold" in case:
+        args += ["--witness-threshold", str(case["witness_threshold"])]
     return args
 
 
@@ -87,11 +93,23 @@ def test_the_corpus_covers_what_it_must():
     for needed in ("good sm3 bundle", "good sha256 bundle", "forgery: note signature byte", "another ledger's",
                    "another ledger's key pinned", "another registry pinned", "certificate, embedded root edited",
                    "a bundle with no anchor", "a key twice", "a byte order mark", "invalid UTF-8",
-                   "a bundle one byte over 1 MiB", "another bundle inside a comment", "a cosignature line by"):
+                   "a bundle one byte over 1 MiB", "another bundle inside a comment", "a cosignature line by",
+                   "witnesses: cosigned by one, 1 of 1 required", "witnesses: cosigned by two, 2 of 2 required",
+                   "witnesses: cosigned by one, 1 of 2 required", "witnesses: cosigned by one, another witness required",
+                   "witnesses: cosigned by one, 2 of 2 required", "cosignature: a byte of its r flipped",
+                   "cosignatures[0] with timestamp +1", "cosignatures: an entry dropped",
+                   "cosignatures[0] with another witness's key", "cosignature: a line removed from the note",
+                   "v1 bundle, its note cosigned, its witness required",
+                   "v1 bundle, its note not cosigned, a witness required"):
         assert needed in names, needed
     for part in ("leaf", "inclusion", "checkpoint", "anchor", "record"):
         assert any(c["name"].startswith(f"field {part}.") and c["expected"]["verdict"] == 2 for c in CASES), part
     assert {c["expected"]["verdict"] for c in CASES} == {1, 2}
+    for version in ("evledger-proof/1", "evledger-proof/2"):  # both formats are read, good and bad
+        verdicts = {c["expected"]["verdict"] for c in CASES if c["kind"] == "bundle"
+                    and f'"format": "{version}"' in (CORPUS / c["input"]).read_text(encoding="utf-8", errors="replace")}
+        assert verdicts == {1, 2}, version
+    assert any(c["expected"]["failed"] == ["witnesses"] for c in CASES if "witnesses" in c)
 
 
 def test_the_cli_gives_every_expected_verdict(tmp_path):
@@ -123,6 +141,10 @@ def test_post_verify_gives_every_expected_verdict(tmp_path):
                 extra["verifier_keys"] = load_trusted_keys([], [str(CORPUS / case["key_file"])])
             if "contract" in case:
                 extra["contract"] = case["contract"]
+            if "witnesses" in case:
+                extra["witness_keys"] = case["witnesses"]
+            if "witness_threshold" in case:
+                extra["witness_threshold"] = case["witness_threshold"]
             # The bundle's text as it is (a key twice stays twice), inside the request.
             body = b'{"bundle":' + raw + b"".join(b"," + json.dumps(k).encode() + b":" + json.dumps(v).encode()
                                                    for k, v in extra.items()) + b"}"
@@ -170,8 +192,9 @@ window.__corpus = (async () => {
       file = { sm3: await ev.sm3OfBlob(blob, () => {}, 7), size: blob.size };  // 7-byte chunks: the chunked path
     }
     const keys = c.key_file_text !== undefined ? ev.keysOfText(c.key_file_text) : c.keys ?? null;
+    const witnesses = ev.loadWitnessPolicy(c.witnesses ?? [], c.witness_threshold ?? null);
     const report = await ev.verifyFile(bytes(c.input_b64), { file, contentHash: c.hash ?? null,
-                                                            trustedKeys: keys, contract: c.contract ?? null });
+                                                            trustedKeys: keys, contract: c.contract ?? null, witnesses });
     results.push({ case: c.name, verdict: report.verdict, failed: report.checks.filter((x) => x.ok === false).map((x) => x.name) });
   }
   return JSON.stringify(results);
@@ -183,7 +206,7 @@ window.__corpus = (async () => {
 def test_the_verifier_page_in_chromium_gives_every_expected_verdict(tmp_path):
     cases = []
     for case in CASES:
-        item = {k: case[k] for k in ("name", "hash", "keys", "contract") if k in case}
+        item = {k: case[k] for k in ("name", "hash", "keys", "contract", "witnesses", "witness_threshold") if k in case}
         item["input_b64"] = base64.b64encode((CORPUS / case["input"]).read_bytes()).decode()  # byte for byte
         if "file" in case:
             item["file_b64"] = base64.b64encode((CORPUS / case["file"]).read_bytes()).decode()
@@ -260,6 +283,37 @@ def test_the_page_verifies_a_chosen_bundle_and_file_then_refuses_a_tampered_one(
         assert verdict.startswith("verdict ②") and "(failed: file)" in verdict, (verdict, checks)
 
 
+FILL_WITNESSES = """((keys, threshold) => {
+  document.getElementById("ev-witnesses").value = keys;
+  document.getElementById("ev-witness-threshold").value = threshold;
+})"""
+
+
+@needs_chromium
+def test_the_page_requires_the_witnesses_typed_into_its_fields(tmp_path):
+    """The witness keys (one per line, # comments) and the threshold typed into the page: a
+    policy met says so in the verdict, one unmet fails the witnesses check, and a threshold that
+    cannot be met is refused before any check, as the commands refuse it."""
+    one = case_named("witnesses: cosigned by one, 1 of 2 required")
+    w, o = one["witnesses"]
+    with DevTools(tmp_path, PAGE.as_uri()) as page:
+        page.set_files("#ev-pick", [CORPUS / one["input"]])
+        typed = f"# the court's witnesses\n{w}\n {o} \n"  # a comment line, blanks around a key
+        page.evaluate(f"{FILL_WITNESSES}({json.dumps(typed)}, '1')")
+        verdict, checks = page.evaluate(CLICK_AND_WAIT)
+        assert verdict.startswith("verdict ①") and "cosigned by the witnesses given ✔" in verdict, (verdict, checks)
+        assert checks[5].startswith("✔ witnesses: 1 of the 2 witness key(s) given cosigned this checkpoint (threshold 1)")
+        page.evaluate(f"{FILL_WITNESSES}({json.dumps(w + chr(10) + o)}, '')")  # all of them, by default
+        verdict, checks = page.evaluate(CLICK_AND_WAIT)
+        assert verdict.startswith("verdict ②") and verdict.endswith("(failed: witnesses)"), (verdict, checks)
+        page.evaluate(f"{FILL_WITNESSES}({json.dumps(w)}, '2')")
+        page.evaluate("document.getElementById('ev-verify').click()")
+        status = page.evaluate("(async () => { for (let i = 0; i < 100 && !document.getElementById('ev-status')"
+                               ".textContent; i++) await new Promise((r) => setTimeout(r, 50));"
+                               " return document.getElementById('ev-status').textContent; })()")
+        assert status == "witness threshold must be from 1 to the 1 witness key(s) given, not 2", status
+
+
 @needs_chromium
 def test_the_certificate_verifies_its_own_bundle_with_the_file_dropped_on_it(tmp_path):
     from proof_api.certificate import extract_bundle, render_certificate
@@ -274,7 +328,8 @@ def test_the_certificate_verifies_its_own_bundle_with_the_file_dropped_on_it(tmp
         page.set_files("#ev-pick", [CORPUS / case["file"]])
         verdict, checks = page.evaluate(CLICK_AND_WAIT)
         assert verdict.startswith("verdict ①"), (verdict, checks)
-        assert len(checks) == 9 and sum(line.startswith("✔") for line in checks) == 7, checks  # no hash, no RPC
+        # ten checks, eight passed: no hash, no RPC (its one cosignature verifies with the bundle's own key)
+        assert len(checks) == 10 and sum(line.startswith("✔") for line in checks) == 8, checks
     root = extract_bundle(certificate.read_text())["checkpoint"]["root"]
     edited = certificate.read_text().replace(f'"root": "{root}"', f'"root": "{root[::-1]}"')  # the embedded bundle's
     assert edited != certificate.read_text()
@@ -316,6 +371,25 @@ def test_options_are_read_as_spelt_by_every_command(standalone_verifier):
                     [shutil.which("node"), str(JS / "src" / "cli.mjs")]):
         done = subprocess.run([*command, bundle, "--ha", digest], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, (command, done.stdout, done.stderr)
+
+
+def test_witness_options_that_cannot_be_met_are_refused_by_every_command(standalone_verifier):
+    """A threshold without keys, out of range or not a number, and a key that is not a witness's
+    (the ledger's own checkpoint key): exit 2 before any check, from every command."""
+    case = case_named("witnesses: cosigned by one, 1 of 1 required")
+    bundle, witness = str(CORPUS / case["input"]), case["witnesses"][0]
+    ledger_key = json.loads((CORPUS / case["input"]).read_text())["checkpoint"]["verifier_key"]
+    refused = (["--witness-threshold", "1"], ["--witness", witness, "--witness-threshold", "2"],
+               ["--witness", witness, "--witness-threshold", "0"], ["--witness", witness, "--witness-threshold", "x"],
+               ["--witness", ledger_key], ["--witness", witness[:-2]])
+    for command in ([str(standalone_verifier / "bin" / "evledger-verify")], [sys.executable, "-m", "proof_api.cli", "verify"],
+                    [shutil.which("node"), str(JS / "src" / "cli.mjs")]):
+        for options in refused:
+            done = subprocess.run([*command, bundle, *options], capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2 and done.stdout == "", (command, options, done.stdout, done.stderr)
+        done = subprocess.run([*command, bundle, "--witness", witness, "--witness", witness], capture_output=True,
+                              text=True, timeout=120)  # one witness named twice counts once: 1 of 1
+        assert done.returncode == 0 and "cosigned by the witnesses given ✔" in done.stdout, (command, done.stdout)
 
 
 def test_a_key_behind_a_lone_carriage_return_is_part_of_the_comment_for_every_command(standalone_verifier):

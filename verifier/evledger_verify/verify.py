@@ -412,6 +412,10 @@ def check_content_hash(b: dict, content_hash: str | None) -> str:
 
 
 def _utc(seconds: int) -> str:
+    # Past year 9999 (a cosignature's time may be up to 2**63-1) as the number: not every
+    # verifier's calendar reaches further.
+    if seconds > MAX_BLOCK_TIME:
+        return f"Unix time {seconds}"
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 

@@ -1,11 +1,11 @@
 // `node src/cli.mjs BUNDLE [--file F | --hash SM3] [--rpc URL] [--key VKEY]... [--key-file F]...
-// [--contract ADDR]`: the JS verifier under Node, with evledger-verify's options, report and exit
+// [--contract ADDR] [--witness VKEY]... [--witness-threshold K]`: the JS verifier under Node, with evledger-verify's options, report and exit
 // codes (0 for verdict 1, 1 for verdict 2, 2 for a usage error or a file that cannot be read).
 import { closeSync, createReadStream, openSync, readFileSync, readSync } from "node:fs";
 import { parseArgs } from "node:util";
 
-import { MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, formatReport, keysOfText, parseVerifierKey, sm3OfChunks, trimKey,
-  verifyFile } from "./verify.mjs";
+import { MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, formatReport, keysOfText, loadWitnessPolicy, parseVerifierKey, pyRepr,
+  sm3OfChunks, trimKey, verifyFile } from "./verify.mjs";
 
 /** At most `limit` bytes of a file (0: stdin). */
 function readPrefix(fd, limit) {
@@ -50,7 +50,8 @@ try {
   parsed = parseArgs({
     allowPositionals: true,
     options: { file: { type: "string" }, hash: { type: "string" }, rpc: { type: "string" }, contract: { type: "string" },
-      key: { type: "string", multiple: true }, "key-file": { type: "string", multiple: true } },
+      key: { type: "string", multiple: true }, "key-file": { type: "string", multiple: true },
+      witness: { type: "string", multiple: true }, "witness-threshold": { type: "string" } },
   });
 } catch (e) {
   fail(e.message);
@@ -59,6 +60,13 @@ const { values, positionals } = parsed;
 if (positionals.length !== 1) fail("give one BUNDLE");
 if (values.file !== undefined && values.hash !== undefined) fail("--file and --hash both name the evidence: give one");
 if (values.contract !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.contract)) fail(`--contract ${values.contract} is not an address`);
+// As evledger-verify's --witness-threshold: a whole number of at least 1, in ASCII digits.
+let threshold = null;
+if (values["witness-threshold"] !== undefined) {
+  const given = values["witness-threshold"];
+  if (!/^[0-9]+$/.test(given) || BigInt(given) < 1n) fail(`argument --witness-threshold: must be a whole number of at least 1, not ${pyRepr(given)}`);
+  threshold = BigInt(given) <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(given) : BigInt(given);
+}
 let text, file = null, keys = (values.key ?? []).map(trimKey);
 try {
   text = readBundleFile(positionals[0]);
@@ -82,9 +90,11 @@ for (const key of keys) { // each a verifier key in canonical form, as evledger-
   try { parsed = parseVerifierKey(key); } catch (e) { fail(`${key.slice(0, 80)} is not a verifier key: ${e.message}`); }
   if (parsed.canonical !== key) fail(`${key.slice(0, 80)} is not a verifier key: not in canonical form`);
 }
+let witnesses;
+try { witnesses = loadWitnessPolicy(values.witness ?? [], threshold); } catch (e) { fail(e.message); }
 const report = await verifyFile(text, {
   file, contentHash: values.hash ?? null, rpcUrl: values.rpc ?? null, trustedKeys: keys.length ? keys : null,
-  contract: values.contract ?? null,
+  contract: values.contract ?? null, witnesses,
 });
 console.log(formatReport(report));
 process.exit(report.verdict === 1 ? 0 : 1);

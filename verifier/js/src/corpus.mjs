@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
-import { hex, keysOfText, sm3, verifyFile } from "./verify.mjs";
+import { hex, keysOfText, loadWitnessPolicy, sm3, verifyFile } from "./verify.mjs";
 
 const casesPath = process.argv[2];
 const root = dirname(casesPath);
@@ -15,6 +15,7 @@ for (const c of cases) {
     file: file ? { sm3: hex(await sm3(new Uint8Array(file))), size: file.length } : null,
     contentHash: c.hash ?? null, contract: c.contract ?? null,
     trustedKeys: c.key_file ? keysOfText(readFileSync(join(root, c.key_file), "utf8")) : c.keys ?? null,
+    witnesses: loadWitnessPolicy(c.witnesses ?? [], c.witness_threshold ?? null),
   });
   console.log(JSON.stringify({ case: c.name, verdict: report.verdict, failed: report.checks.filter((x) => x.ok === false).map((x) => x.name) }));
 }

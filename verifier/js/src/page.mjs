@@ -1,8 +1,8 @@
-// The verifier page: drop a bundle (or a certificate) and the file, or paste a hash; each named
-// check and the verdict. Works from file:// with no network (the chain check asks only the
+// The verifier page: drop a bundle (or a certificate) and the file, or paste a hash; give the
+// published keys and the witnesses' keys if you have them; each named check and the verdict. Works from file:// with no network (the chain check asks only the
 // RPC URL given). The certificate embeds this same page code and reads its own bundle.
 import { MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, bundleTextOfCertificate, bundleTextOfFile, embeddedScripts, formatReport,
-  keysOfText, loadBundle, malformedReport, sm3OfBlob, verifyBundle, verifyFile } from "./verify.mjs";
+  keysOfText, loadBundle, loadWitnessPolicy, malformedReport, sm3OfBlob, verifyBundle, verifyFile } from "./verify.mjs";
 
 const $ = (id) => document.getElementById(id);
 // bundle: {text} to read, or {report} when a certificate held no readable bundle.
@@ -25,6 +25,18 @@ function show(report) {
 async function verifyNow() {
   await state.reading; // files chosen a moment ago are still being looked at
   if (state.bundle === null) { $("ev-status").textContent = "drop a proof bundle (or a certificate) first"; return; }
+  // The witnesses' keys (one per line) and how many must have cosigned (empty: all of them),
+  // refused as evledger-verify refuses --witness and --witness-threshold.
+  let witnesses;
+  try {
+    const given = $("ev-witness-threshold").value.trim();
+    if (given && (!/^[0-9]+$/.test(given) || BigInt(given) < 1n)) throw new Error(`witness threshold: must be a whole number of at least 1, not ${given}`);
+    witnesses = loadWitnessPolicy(keysOfText($("ev-witnesses").value), given ? Number(given) : null, "witness keys", "witness threshold");
+  } catch (e) {
+    $("ev-status").textContent = e.message;
+    return;
+  }
+  $("ev-status").textContent = "";
   const loaded = state.bundle.report ? state.bundle : loadBundle(state.bundle.text);
   if (loaded.report) { show(loaded.report); return; }
   let file = null;
@@ -38,7 +50,7 @@ async function verifyNow() {
   const keys = keysOfText($("ev-keys").value);
   const report = await verifyBundle(loaded.bundle, {
     file, contentHash: hash, rpcUrl: $("ev-rpc").value.trim() || null,
-    trustedKeys: keys.length ? keys : null, contract: $("ev-contract").value.trim() || null,
+    trustedKeys: keys.length ? keys : null, contract: $("ev-contract").value.trim() || null, witnesses,
   });
   show(report);
 }
@@ -62,7 +74,7 @@ async function take(files) {
     const first = await firstByte(f);
     // A JSON object naming the bundle format (its "/" may be written "\/") is the bundle; other JSON is evidence.
     if (first === 0x7b && (f.size > MAX_BUNDLE_BYTES
-        || /"evledger-proof\\?\/1"/.test(new TextDecoder().decode(await f.slice(0, 65536).arrayBuffer())))) {
+        || /"evledger-proof\\?\/[12]"/.test(new TextDecoder().decode(await f.slice(0, 65536).arrayBuffer())))) {
       // A bundle (one too large is read one byte past the limit, and refused as Python refuses it).
       state.bundle = { text: new Uint8Array(await f.slice(0, MAX_BUNDLE_BYTES + 1).arrayBuffer()) };
       $("ev-bundle-name").textContent = f.name;
@@ -105,7 +117,7 @@ export function start() {
 
 // The verifier's functions, for a console or a script (the tests run the corpus through them).
 window.evledgerVerify = { loadBundle, verifyBundle, verifyFile, formatReport, bundleTextOfCertificate, bundleTextOfFile,
-  keysOfText, sm3OfBlob };
+  keysOfText, loadWitnessPolicy, sm3OfBlob };
 
 // In a certificate the panel comes before the embedded bundle: start once the page is parsed.
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

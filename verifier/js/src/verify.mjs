@@ -1,4 +1,4 @@
-// The evledger-proof/1 verifier in JavaScript: the same nine named checks and verdicts as
+// The evledger-proof/1 and /2 verifier in JavaScript: the same ten named checks and verdicts as
 // verifier/evledger_verify/verify.py (docs/proof-bundle.md), for the browser page and Node.
 // SM3 from hash-wasm, SM2 from sm-crypto-v2, SHA-256 and keccak from @noble/hashes: nobody
 // here wrote them. Nothing throws on a malformed bundle: every problem is a failed check.
@@ -9,9 +9,11 @@ import { sm2 } from "sm-crypto-v2";
 
 import { StrictJSONError, canonicalJson, isInt, loadsStrict } from "./strict-json.mjs";
 
-export const BUNDLE_FORMAT = "evledger-proof/1";
-export const CHECK_NAMES = ["format", "leaf", "leaf_hash", "inclusion", "checkpoint", "file", "content_hash",
-  "anchor", "anchor_on_chain"];
+export const BUNDLE_FORMAT_V1 = "evledger-proof/1";
+export const BUNDLE_FORMAT = "evledger-proof/2"; // v1 and the list of the note's cosignatures
+export const CHECK_NAMES = ["format", "leaf", "leaf_hash", "inclusion", "checkpoint", "witnesses", "file",
+  "content_hash", "anchor", "anchor_on_chain"];
+const MAX_COSIGNATURES = 32; // witness lines a v2 bundle lists
 export const MAX_BUNDLE_BYTES = 1 << 20;
 export const MAX_BUNDLE_DEPTH = 32;
 const MAX_LEAF_DEPTH = 32;
@@ -19,12 +21,19 @@ const MAX_PATH = 64;
 const TWO64 = 1n << 64n;
 const EM_DASH = "\u2014";
 const SIGNATURE_TYPE = new Uint8Array([0xff, 0x73, 0x6d, 0x32]); // 0xFF "sm2"
+// 0xFF "sm2-cosignature/v1": a witness's key (evledger_verify/cosignature.py, docs/cosignature.md)
+const COSIGNATURE_TYPE = Uint8Array.from([0xff, ...[..."sm2-cosignature/v1"].map((ch) => ch.charCodeAt(0))]);
+const COSIGNATURE_BYTES = 4 + 8 + 64;
+const MAX_TIMESTAMP = (1n << 63n) - 1n;
 const SM2_P = BigInt("0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF");
 const SM2_N = BigInt("0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123");
 const SM2_B = BigInt("0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93");
 
 class Failed extends Error {}
 class NotChecked extends Error {}
+// A note, a key or a cosignature that is malformed or does not verify (note.py's CheckpointError):
+// each check says which link it was.
+class CheckpointError extends Error {}
 
 // --- bytes ---------------------------------------------------------------------------------------
 
@@ -114,8 +123,12 @@ const ANCHOR_FIELDS = {
   block_hash: [isText(HEX64_0X), "0x and 64 lower-case hex digits"],
   block_time: [(v) => isIntIn(0)(v) && BigInt(v) <= 253402300799n, "Unix seconds from 0 to 253402300799 (9999-12-31T23:59:59Z)"],
 };
+const COSIGNATURE_FIELDS = {
+  witness_key: [isText(), "a non-empty string"],
+  timestamp: [(v) => isIntIn(1)(v) && BigInt(v) <= MAX_TIMESTAMP, "Unix seconds from 1 to 2**63-1"],
+};
 const BUNDLE_FIELDS = {
-  format: [(v) => v === BUNDLE_FORMAT, JSON.stringify(BUNDLE_FORMAT)],
+  format: [(v) => v === BUNDLE_FORMAT_V1 || v === BUNDLE_FORMAT, `'${BUNDLE_FORMAT_V1}' or '${BUNDLE_FORMAT}'`],
   ledger: [isText(LEDGER_ID), "a ledger id"],
   origin: [isText(), "a non-empty string"],
   hash_alg: [(v) => v === "sm3" || v === "sha256", '"sm3" or "sha256"'],
@@ -139,21 +152,25 @@ const BUNDLE_FIELDS = {
   record: [isObject, "an object"],
   issued_at: [isText("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z"), "a UTC time"],
 };
+const BUNDLE_V2_FIELDS = {
+  ...BUNDLE_FIELDS,
+  cosignatures: [(v) => Array.isArray(v) && v.length <= MAX_COSIGNATURES, `a list of at most ${MAX_COSIGNATURES} cosignatures`],
+};
 
 const short = (v) => {
   const t = typeof v === "bigint" ? v.toString() : JSON.stringify(v) ?? String(v);
   return t.length <= 80 ? t : `${t.slice(0, 77)}...`;
 };
 
-function shapeProblem(value, fields, where) {
+function shapeProblem(value, fields, where, version) {
   if (!isObject(value)) return `${where.replace(/\.$/, "") || "the bundle"} must be an object`;
   const missing = Object.keys(fields).filter((k) => !Object.hasOwn(value, k));
   if (missing.length) return `${where}${missing[0]} is missing`;
   const unknown = Object.keys(value).filter((k) => !Object.hasOwn(fields, k)).sort();
-  if (unknown.length) return `${where}${unknown[0]} is not a field of ${BUNDLE_FORMAT}`;
+  if (unknown.length) return `${where}${unknown[0]} is not a field of ${version}`;
   for (const [key, rule] of Object.entries(fields)) {
     if (!Array.isArray(rule)) {
-      const p = shapeProblem(value[key], rule, `${where}${key}.`);
+      const p = shapeProblem(value[key], rule, `${where}${key}.`, version);
       if (p) return p;
     } else if (!rule[0](value[key])) {
       return `${where}${key} must be ${rule[1]}, got ${short(value[key])}`;
@@ -164,11 +181,17 @@ function shapeProblem(value, fields, where) {
 
 function checkFormat(b) {
   if (!isObject(b)) throw new Failed("the bundle must be a JSON object");
-  if (b.format !== BUNDLE_FORMAT) throw new Failed(`format is ${short(b.format)}, not ${BUNDLE_FORMAT}: this verifier reads no other version`);
-  let problem = shapeProblem(b, BUNDLE_FIELDS, "");
-  if (!problem && b.anchor !== null) problem = shapeProblem(b.anchor, ANCHOR_FIELDS, "anchor.");
+  const version = b.format;
+  if (version !== BUNDLE_FORMAT_V1 && version !== BUNDLE_FORMAT) {
+    throw new Failed(`format is ${short(version)}, not '${BUNDLE_FORMAT_V1}' or '${BUNDLE_FORMAT}': this verifier reads no other version`);
+  }
+  let problem = shapeProblem(b, version === BUNDLE_FORMAT ? BUNDLE_V2_FIELDS : BUNDLE_FIELDS, "", version);
+  if (!problem && b.anchor !== null) problem = shapeProblem(b.anchor, ANCHOR_FIELDS, "anchor.", version);
+  for (const [i, entry] of (!problem && version === BUNDLE_FORMAT ? b.cosignatures : []).entries()) {
+    problem = problem || shapeProblem(entry, COSIGNATURE_FIELDS, `cosignatures[${i}].`, version);
+  }
   if (problem) throw new Failed(problem);
-  return `${BUNDLE_FORMAT}, every field present and well-formed: record ${b.leaf.index} of ledger '${b.ledger}' (origin '${b.origin}', ${b.hash_alg})`;
+  return `${version}, every field present and well-formed: record ${b.leaf.index} of ledger '${b.ledger}' (origin '${b.origin}', ${b.hash_alg})`;
 }
 
 // --- check 2: the leaf -----------------------------------------------------------------------
@@ -256,19 +279,28 @@ async function checkInclusion(b) {
 
 // --- check 5: the SM2-signed checkpoint note (docs/checkpoint.md) --------------------------------
 
-const keyId = (name, pub) => sha256(concat(enc.encode(`${name}\n`), SIGNATURE_TYPE, pub)).slice(0, 4);
+const keyId = (name, pub, keyType = SIGNATURE_TYPE) => sha256(concat(enc.encode(`${name}\n`), keyType, pub)).slice(0, 4);
+// What Python's str.strip() takes off (str.isspace), as evledger_verify.note.parse_verifier_key strips a key.
+const pyStrip = (s) => s.replace(/^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g, "");
 
-export function parseVerifierKey(vkey) {
-  const at1 = vkey.indexOf("+"), at2 = at1 < 0 ? -1 : vkey.indexOf("+", at1 + 1);
-  if (at2 < 0) throw new Failed("checkpoint: verifier key must be <name>+<key id hex>+<base64 key>");
-  const name = vkey.slice(0, at1), kidHex = vkey.slice(at1 + 1, at2), b64 = vkey.slice(at2 + 1);
+/** {name, kid, pub, canonical} of a verifier key of type `keyType` (the ledger's 0xFF "sm2" by
+ * default; a witness's is 0xFF "sm2-cosignature/v1"), as evledger_verify.note.parse_verifier_key. */
+export function parseVerifierKey(vkey, keyType = SIGNATURE_TYPE) {
+  const text = pyStrip(vkey);
+  const at1 = text.indexOf("+"), at2 = at1 < 0 ? -1 : text.indexOf("+", at1 + 1);
+  if (at2 < 0) throw new CheckpointError("verifier key must be <name>+<key id hex>+<base64 key>");
+  const name = text.slice(0, at1), kidHex = text.slice(at1 + 1, at2), b64 = text.slice(at2 + 1);
   let raw;
-  if (!/^([0-9a-fA-F]{2})*$/.test(kidHex)) throw new Failed("checkpoint: verifier key is not hex/base64");
-  try { raw = b64decode(b64); } catch { throw new Failed("checkpoint: verifier key is not hex/base64"); }
-  if (raw.length !== 68 || !equalBytes(raw.slice(0, 4), SIGNATURE_TYPE)) throw new Failed("checkpoint: verifier key is not an SM2 key (type 0xFF 'sm2', 64-byte point)");
-  const pub = raw.slice(4);
+  if (!/^([0-9a-fA-F]{2})*$/.test(kidHex)) throw new CheckpointError("verifier key is not hex/base64");
+  try { raw = b64decode(b64); } catch { throw new CheckpointError("verifier key is not hex/base64"); }
+  if (raw.length !== keyType.length + 64 || !equalBytes(raw.slice(0, keyType.length), keyType)) {
+    const what = keyType === SIGNATURE_TYPE ? "SM2" : "SM2 cosigning";
+    const typeName = String.fromCharCode(...keyType.slice(1));
+    throw new CheckpointError(`verifier key is not an ${what} key (type 0xFF '${typeName}', 64-byte point)`);
+  }
+  const pub = raw.slice(keyType.length);
   const kid = unhex(kidHex.toLowerCase());
-  if (!equalBytes(keyId(name, pub), kid)) throw new Failed("checkpoint: verifier key's key ID does not match its name and public key");
+  if (!equalBytes(keyId(name, pub, keyType), kid)) throw new CheckpointError("verifier key's key ID does not match its name and public key");
   return { name, kid, pub, canonical: `${name}+${hex(kid)}+${b64encode(raw)}` };
 }
 
@@ -277,32 +309,32 @@ const SIGNATURE_LINE = new RegExp(`^${EM_DASH} ([^\\x00-\\x20\\x7f\\x85\\xa0\\u1
 
 function parseNote(note) {
   const sep = note.lastIndexOf("\n\n");
-  if (sep < 0) throw new Failed("checkpoint: note has no blank line before its signatures");
+  if (sep < 0) throw new CheckpointError("note has no blank line before its signatures");
   const body = note.slice(0, sep + 1), sigText = note.slice(sep + 2);
-  if (!sigText.endsWith("\n")) throw new Failed("checkpoint: note must end with a newline");
+  if (!sigText.endsWith("\n")) throw new CheckpointError("note must end with a newline");
   const sigs = [];
   for (const line of sigText.slice(0, -1).split("\n")) {
     const m = SIGNATURE_LINE.exec(line);
-    if (!m) throw new Failed("checkpoint: malformed signature line");
+    if (!m) throw new CheckpointError("malformed signature line");
     let blob;
-    try { blob = b64decode(m[2]); } catch { throw new Failed("checkpoint: signature is not base64"); }
-    if (blob.length < 5) throw new Failed("checkpoint: signature is too short");
+    try { blob = b64decode(m[2]); } catch { throw new CheckpointError("signature is not base64"); }
+    if (blob.length < 5) throw new CheckpointError("signature is too short");
     sigs.push({ name: m[1], kid: blob.slice(0, 4), sig: blob.slice(4) });
   }
   return { body, sigs };
 }
 
 function parseBody(body) {
-  if (!body.endsWith("\n")) throw new Failed("checkpoint: checkpoint body must end with a newline");
+  if (!body.endsWith("\n")) throw new CheckpointError("checkpoint body must end with a newline");
   const lines = body.slice(0, -1).split("\n");
-  if (lines.length < 3) throw new Failed("checkpoint: checkpoint body has too few lines");
+  if (lines.length < 3) throw new CheckpointError("checkpoint body has too few lines");
   const [origin, sizeText, rootText, ...ext] = lines;
-  if (!origin) throw new Failed("checkpoint: checkpoint origin line is empty");
-  if (!/^(0|[1-9][0-9]*)$/.test(sizeText)) throw new Failed("checkpoint: checkpoint size is not a decimal number");
+  if (!origin) throw new CheckpointError("checkpoint origin line is empty");
+  if (!/^(0|[1-9][0-9]*)$/.test(sizeText)) throw new CheckpointError("checkpoint size is not a decimal number");
   let root;
-  try { root = b64decode(rootText); } catch { throw new Failed("checkpoint: checkpoint root is not base64"); }
-  if (root.length !== 32) throw new Failed("checkpoint: checkpoint root is not 32 bytes");
-  if (ext.some((e) => !e)) throw new Failed("checkpoint: checkpoint has an empty extension line");
+  try { root = b64decode(rootText); } catch { throw new CheckpointError("checkpoint root is not base64"); }
+  if (root.length !== 32) throw new CheckpointError("checkpoint root is not 32 bytes");
+  if (ext.some((e) => !e)) throw new CheckpointError("checkpoint has an empty extension line");
   return { origin, size: BigInt(sizeText), root };
 }
 
@@ -324,19 +356,32 @@ export function sm2Verify(pub, message, sig) {
   }
 }
 
+/** Failed("checkpoint: ...") for what the note, the key or the signature got wrong. */
+function asCheckpointFailure(check) {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof CheckpointError) throw new Failed(`checkpoint: ${e.message}`);
+    throw e;
+  }
+}
+
 function checkCheckpoint(b, trustedKeys) {
   const cp = b.checkpoint, origin = b.origin;
-  const key = parseVerifierKey(cp.verifier_key);
-  if (key.canonical !== cp.verifier_key) throw new Failed("checkpoint.verifier_key is not in canonical form (it re-encodes differently)");
-  if (key.name !== origin) throw new Failed(`the verifier key is for '${key.name}', not the bundle's origin '${origin}'`);
-  const { body, sigs } = parseNote(cp.note);
-  const signed = parseBody(body);
-  const matching = sigs.filter((s) => s.name === key.name && equalBytes(s.kid, key.kid));
-  if (!matching.length) throw new Failed(`checkpoint: note has no signature by key ${key.name} (${hex(key.kid)})`);
-  // Counted before any SM2 check, as evledger_verify/note.py does: a note of thousands of lines
-  // by the key must not cost thousands of verifications.
-  if (matching.length > 1) throw new Failed(`checkpoint: note has ${matching.length} signatures by key ${key.name} (${hex(key.kid)}), want exactly one`);
-  if (!sm2Verify(key.pub, enc.encode(body), matching[0].sig)) throw new Failed(`checkpoint: signature by ${key.name} (${hex(key.kid)}) does not verify`);
+  const { key, body, signed, sigs } = asCheckpointFailure(() => {
+    const key = parseVerifierKey(cp.verifier_key);
+    if (key.canonical !== cp.verifier_key) throw new Failed("checkpoint.verifier_key is not in canonical form (it re-encodes differently)");
+    if (key.name !== origin) throw new Failed(`the verifier key is for '${key.name}', not the bundle's origin '${origin}'`);
+    const { body, sigs } = parseNote(cp.note);
+    const signed = parseBody(body);
+    const matching = sigs.filter((s) => s.name === key.name && equalBytes(s.kid, key.kid));
+    if (!matching.length) throw new CheckpointError(`note has no signature by key ${key.name} (${hex(key.kid)})`);
+    // Counted before any SM2 check, as evledger_verify/note.py does: a note of thousands of lines
+    // by the key must not cost thousands of verifications.
+    if (matching.length > 1) throw new CheckpointError(`note has ${matching.length} signatures by key ${key.name} (${hex(key.kid)}), want exactly one`);
+    if (!sm2Verify(key.pub, enc.encode(body), matching[0].sig)) throw new CheckpointError(`signature by ${key.name} (${hex(key.kid)}) does not verify`);
+    return { key, body, signed, sigs };
+  });
   const lines = sigs.map((s) => `${EM_DASH} ${s.name} ${b64encode(concat(s.kid, s.sig))}\n`).join("");
   if (cp.note !== `${body}\n${lines}`) throw new Failed("checkpoint.note is not in canonical form (its signature lines re-encode differently)");
   if (signed.origin !== origin) throw new Failed(`the note is for origin '${signed.origin}', not the bundle's origin '${origin}'`);
@@ -347,7 +392,103 @@ function checkCheckpoint(b, trustedKeys) {
   return `the note's SM2 signature by ${key.name} (key id ${hex(key.kid)}) verifies with ${whose}; it signs origin '${origin}', size ${signed.size}, root ${hex(signed.root)}`;
 }
 
-// --- checks 6 and 7: the file (its SM3, computed by the caller), or a hash given ---------------
+// --- check 6: the witnesses' cosignatures (evledger_verify/cosignature.py, docs/cosignature.md) --
+// The C2SP tlog-cosignature v1 message signed with SM2 as the ledger signs its note:
+//   "cosignature/v1\ntime <T>\n" <checkpoint body>; line: — <name> base64(key ID || T (u64 BE) || r || s).
+
+/** A witness's verifier key, in canonical form: {name, kid, pub, canonical}. */
+export function parseCosignerKey(vkey) {
+  const key = parseVerifierKey(vkey, COSIGNATURE_TYPE);
+  if (key.canonical !== vkey) throw new CheckpointError("witness key is not in canonical form (it re-encodes differently)");
+  return key;
+}
+
+/** The timestamp (BigInt) of a valid cosignature (the bytes after the key ID) by witness `vkey` on `body`. */
+function verifyCosignature(body, vkey, sig) {
+  const key = parseCosignerKey(vkey);
+  if (sig.length !== COSIGNATURE_BYTES - 4) throw new CheckpointError(`a cosignature is ${COSIGNATURE_BYTES} bytes with its key ID, got ${sig.length + 4}`);
+  const timestamp = BigInt(`0x${hex(sig.slice(0, 8))}`);
+  if (!(timestamp > 0n && timestamp <= MAX_TIMESTAMP)) throw new CheckpointError(`cosignature timestamp ${timestamp} is not between 1 and 2**63-1`);
+  const message = concat(enc.encode(`cosignature/v1\ntime ${timestamp}\n`), enc.encode(body));
+  if (!sm2Verify(key.pub, message, sig.slice(8))) throw new CheckpointError(`cosignature by ${key.name} (${hex(key.kid)}) does not verify`);
+  return timestamp;
+}
+
+/** For each witness key, the timestamp of its one valid cosignature on the note, or the
+ * CheckpointError saying why there is none; two lines by one key are refused before any SM2 check. */
+function cosignaturesBy(note, vkeys) {
+  const { body, sigs } = parseNote(note);
+  const found = new Map();
+  for (const vkey of vkeys) {
+    const key = parseCosignerKey(vkey);
+    const matching = sigs.filter((s) => s.name === key.name && equalBytes(s.kid, key.kid));
+    if (!matching.length) found.set(vkey, new CheckpointError(`no cosignature by witness ${key.name} (${hex(key.kid)})`));
+    else if (matching.length > 1) found.set(vkey, new CheckpointError(`${matching.length} cosignatures by witness ${key.name} (${hex(key.kid)}), want one`));
+    else {
+      try { found.set(vkey, verifyCosignature(body, vkey, matching[0].sig)); } catch (e) {
+        if (!(e instanceof CheckpointError)) throw e;
+        found.set(vkey, e);
+      }
+    }
+  }
+  return found;
+}
+
+/** The note's signature lines by names other than the bundle's origin (the ledger signs as its origin). */
+function cosignatureLines(b) {
+  let sigs;
+  try { ({ sigs } = parseNote(b.checkpoint.note)); } catch (e) {
+    if (e instanceof CheckpointError) throw new Failed(`the note cannot be read: ${e.message}`);
+    throw e;
+  }
+  return sigs.filter((s) => s.name !== b.origin);
+}
+
+/**
+ * Version 2: every cosignature line of the note is listed, in order, with its witness's key and
+ * time, and verifies with that key. With a policy ({keys, threshold}, from loadWitnessPolicy):
+ * enough of the keys given have cosigned, whatever the list says.
+ */
+function checkWitnesses(b, policy) {
+  const lines = cosignatureLines(b);
+  if (b.format === BUNDLE_FORMAT) {
+    const listed = b.cosignatures;
+    if (listed.length !== lines.length) throw new Failed(`cosignatures lists ${listed.length}, but the note has ${lines.length} cosignature line(s)`);
+    const { body } = parseNote(b.checkpoint.note);
+    for (const [i, line] of lines.entries()) {
+      const entry = listed[i];
+      let timestamp;
+      try {
+        const w = parseCosignerKey(entry.witness_key);
+        if (w.name !== line.name || !equalBytes(w.kid, line.kid)) {
+          throw new Failed(`cosignatures[${i}] is by ${w.name} (${hex(w.kid)}), but the note's line ${i + 1} after the ledger's is by ${line.name} (${hex(line.kid)})`);
+        }
+        timestamp = verifyCosignature(body, entry.witness_key, line.sig);
+      } catch (e) {
+        if (e instanceof CheckpointError) throw new Failed(`cosignatures[${i}]: ${e.message}`);
+        throw e;
+      }
+      if (timestamp !== BigInt(entry.timestamp)) throw new Failed(`cosignatures[${i}].timestamp is ${entry.timestamp}, but the cosignature is timestamped ${timestamp}`);
+    }
+  }
+  if (policy === null) {
+    if (b.format === BUNDLE_FORMAT && lines.length) {
+      return `${lines.length} cosignature(s) verify with the bundle's own witness keys (pass --witness to pin them): ${
+        b.cosignatures.map((e) => `${e.witness_key.split("+")[0]} at ${utc(e.timestamp)}`).join(", ")}`;
+    }
+    throw new NotChecked(`no witness keys given (pass --witness)${lines.length ? "" : "; the note carries no cosignatures"}`);
+  }
+  const found = cosignaturesBy(b.checkpoint.note, policy.keys);
+  const valid = [...found].filter(([, v]) => typeof v === "bigint");
+  if (valid.length < policy.threshold) {
+    const why = [...found.values()].filter((v) => typeof v !== "bigint").map((e) => e.message).join("; ");
+    throw new Failed(`${valid.length} of the ${policy.keys.length} witness key(s) given cosigned this checkpoint, ${policy.threshold} required: ${why}`);
+  }
+  const who = valid.map(([vkey, ts]) => `${parseCosignerKey(vkey).name} at ${utc(ts)}`).join(", ");
+  return `${valid.length} of the ${policy.keys.length} witness key(s) given cosigned this checkpoint (threshold ${policy.threshold}): ${who}`;
+}
+
+// --- checks 7 and 8: the file (its SM3, computed by the caller), or a hash given ---------------
 
 function committedContentHash(b) {
   const contentHash = decodeLeaf(leafBytes(b)).record.content_hash;
@@ -370,9 +511,17 @@ function checkContentHash(b, given) {
   return `the given hash = the record's content_hash ${want}`;
 }
 
-// --- checks 8 and 9: the anchor, and the anchor on chain (plain JSON-RPC) -----------------------
+// --- checks 9 and 10: the anchor, and the anchor on chain (plain JSON-RPC) ----------------------
 
-const utc = (seconds) => new Date(Number(seconds) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+/**
+ * Unix seconds as Python's time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds)) writes them;
+ * past year 9999 (a cosignature's time may be up to 2**63-1) as the number, as verify.py does.
+ */
+function utc(seconds) {
+  const t = BigInt(seconds); // t >= 0 here
+  if (t > 253402300799n) return `Unix time ${t}`;
+  return new Date(Number(t) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
 
 function checkAnchor(b, contract) {
   const anchor = b.anchor;
@@ -486,12 +635,13 @@ async function run(name, check) {
   }
 }
 
-function report(checks, keyPinned = false, contractPinned = false) {
+function report(checks, keyPinned = false, contractPinned = false, witnessesPinned = false) {
   const failed = checks.filter((c) => c.ok === false).map((c) => c.name);
   const anchored = checks.some((c) => c.name === "anchor" && c.ok);
   if (!failed.length && anchored) {
     const onChain = checks.some((c) => c.name === "anchor_on_chain" && c.ok);
     const notes = onChain ? ["anchor on chain \u2714"] : ["the anchor itself was not checked on chain: pass --rpc"];
+    if (witnessesPinned && checks.some((c) => c.name === "witnesses" && c.ok)) notes.push("cosigned by the witnesses given \u2714");
     if (!keyPinned && !(onChain && contractPinned)) {
       notes.push(onChain ? "neither the signing key nor the contract was pinned: pass --key, or --contract" : "the signing key was not pinned: pass --key");
     }
@@ -518,9 +668,11 @@ export function loadBundle(text) {
 /**
  * Every check of one bundle. `file`: {sm3, size} of the evidence file (sm3OfBlob, or sm3 of its
  * bytes), `contentHash`: a hash given instead, `rpcUrl`, `trustedKeys` (published verifier
- * keys, or null), `contract` (the registry's published address, or null).
+ * keys, or null), `contract` (the registry's published address, or null), `witnesses` (the
+ * witnesses whose cosignatures are required, from loadWitnessPolicy, or null).
  */
-export async function verifyBundle(bundle, { file = null, contentHash = null, rpcUrl = null, trustedKeys = null, contract = null } = {}) {
+export async function verifyBundle(bundle, { file = null, contentHash = null, rpcUrl = null, trustedKeys = null, contract = null,
+  witnesses = null } = {}) {
   const first = await run("format", () => checkFormat(bundle));
   if (!first.ok) return malformedReport(first.detail);
   const b = bundle;
@@ -530,11 +682,12 @@ export async function verifyBundle(bundle, { file = null, contentHash = null, rp
     await run("leaf_hash", () => checkLeafHash(b)),
     await run("inclusion", () => checkInclusion(b)),
     await run("checkpoint", () => checkCheckpoint(b, trustedKeys)),
+    await run("witnesses", () => checkWitnesses(b, witnesses)),
     await run("file", () => checkFile(b, file)),
     await run("content_hash", () => checkContentHash(b, contentHash)),
     await run("anchor", () => checkAnchor(b, contract)),
     await run("anchor_on_chain", () => checkAnchorOnChain(b, rpcUrl)),
-  ], trustedKeys !== null, contract !== null);
+  ], trustedKeys !== null, contract !== null, witnesses !== null);
 }
 
 /** The verifier keys of a key file's text: one per line, # comments. */
@@ -543,6 +696,51 @@ export const trimKey = (s) => s.replace(/^[ \t\r]+|[ \t\r]+$/g, "");
 
 export function keysOfText(text) {
   return text.replace(/^\ufeff/, "").split("\n").map(trimKey).filter((l) => l && !l.startsWith("#"));
+}
+
+/** A string as Python's repr() writes one (for the messages that quote what was given). */
+export function pyRepr(text) {
+  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
+  let out = "";
+  for (const ch of text) {
+    const n = ch.codePointAt(0);
+    if (ch === "\\" || ch === quote) out += `\\${ch}`;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (n < 0x20 || (n >= 0x7f && n <= 0xa0) || n === 0xad) out += `\\x${n.toString(16).padStart(2, "0")}`;
+    else out += ch; // other non-printable characters outside Latin-1 differ from Python's escapes; no key has them
+  }
+  return `${quote}${out}${quote}`;
+}
+const pyShort = (text) => { const r = pyRepr(text); return r.length <= 80 ? r : `${r.slice(0, 77)}...`; };
+
+/**
+ * The witness policy of the keys given (--witness) and the threshold (--witness-threshold, by
+ * default all of them): {keys, threshold}, or null when no key was given. Throws an Error whose
+ * message is evledger_verify.verify.load_witness_policy's for a key that is not a witness key
+ * or a threshold that cannot be met.
+ */
+export function loadWitnessPolicy(keys, threshold = null, named = "--witness", thresholdNamed = "--witness-threshold") {
+  const given = [];
+  for (const raw of keys) {
+    const key = trimKey(raw);
+    try { parseCosignerKey(key); } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      throw new Error(`${named}: ${pyShort(key)} is not a witness key: ${e.message}`);
+    }
+    if (!given.includes(key)) given.push(key); // one witness counts once, however often it is named
+  }
+  if (!given.length) {
+    if (threshold !== null) throw new Error(`${thresholdNamed} needs the witness keys it counts (${named})`);
+    return null;
+  }
+  if (threshold === null) threshold = given.length;
+  const whole = (typeof threshold === "number" && Number.isInteger(threshold)) || typeof threshold === "bigint";
+  if (!whole || threshold < 1 || threshold > given.length) {
+    throw new Error(`${thresholdNamed} must be from 1 to the ${given.length} witness key(s) given, not ${threshold}`);
+  }
+  return { keys: given, threshold: Number(threshold) };
 }
 
 // Reading the bundle out of a certificate, as verifier/evledger_verify/certificate.py does: a

@@ -357,3 +357,53 @@ def test_the_whole_path_with_real_processes(tmp_path):
     finally:
         witness.kill()
     assert "Traceback" not in Path(f"{tmp_path / 'witness'}.stderr").read_text()
+
+
+def test_a_hostile_witness_gets_nothing_logged_and_delays_nothing_else(tmp_path):
+    """A witness is another party's server: garbage, an answer too large, a valid line by a
+    key of the same name, an unreadable conflict size and a 500 are each an error with a
+    backoff; nothing is logged as a cosignature, and records are still recorded and sealed."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tests.api_helpers import uvicorn_server
+    from witness.collector import MAX_ANSWER_BYTES, WitnessCollector
+    from witness.cosigning import WitnessIdentity
+
+    service = LedgerService(tmp_path / "data", settings=SEQ)
+    ledger = service.create_ledger("acme")
+    checkpoint = submit(ledger, 0, 3)
+    impostor = WitnessIdentity("court.example/witness", SM2PrivateKey.generate())
+    body = checkpoint["note"].split("\n\n")[0] + "\n"
+    answers = [(200, "text/plain", "garbage\n"), (200, "text/plain", "x" * (MAX_ANSWER_BYTES + 10)),
+               (200, "text/plain", impostor.cosign(body)), (409, "text/x.tlog.size", "many\n"),
+               (500, "text/plain", "oops\n")]
+    current = {}
+
+    async def add_checkpoint(request):
+        status, content_type, text = current["answer"]
+        return Response(text, status, media_type=content_type)
+
+    app = Starlette(routes=[Route("/add-checkpoint", add_checkpoint, methods=["POST"]),
+                            Route("/healthz", lambda r: Response("ok"), methods=["GET"])])
+    real_key = cosign_key("court.example/witness")
+    try:
+        with uvicorn_server(app) as url:
+            config = WitnessConfig.model_validate({"witness": [{"url": url, "key": real_key}]})
+            collector = WitnessCollector(service, config)
+            entry = config.witness[0]
+            with httpx.Client(timeout=5) as client:
+                for i, answer in enumerate(answers):
+                    current["answer"] = answer
+                    progress = collector._progress_of(entry, "acme")
+                    progress.next_try = 0.0
+                    collector.step(entry, client)
+                    assert progress.next_try > time.monotonic(), answer[:2]  # backed off
+                    errors = sum(s.value for s in collector.metrics.errors.collect()[0].samples
+                                 if s.name.endswith("_total"))
+                    assert errors == i + 1
+            assert ledger.cosignatures(checkpoint["size"]) == []
+            assert submit(ledger, 3, 2)["size"] == 5  # ingest and sealing went on
+    finally:
+        service.close()

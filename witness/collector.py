@@ -30,6 +30,8 @@ from .cosigning import cosignature_payload, log_cosignature
 log = logging.getLogger("evledger.witness")
 
 MAX_BACKLOG = 256
+MAX_ANSWER_BYTES = 64 * 1024  # a witness answers with a few signature lines
+MAX_LINES = 16  # lines with the witness's name checked per answer (each an SM2 verification)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -219,9 +221,9 @@ class WitnessCollector:
         old, size = progress.size, checkpoint["size"]
         proof = ledger.consistency_proof(old, size) if 0 < old < size else []
         body = f"old {old}\n" + "".join(base64.b64encode(p).decode() + "\n" for p in proof) + "\n" + checkpoint["note"]
-        answer = client.post(entry.url.rstrip("/") + "/add-checkpoint", content=body.encode())
-        if answer.status_code == 409 and answer.headers.get("content-type", "").startswith("text/x.tlog.size"):
-            theirs = answer.text.strip()
+        status, content_type, text = self._post(client, entry.url.rstrip("/") + "/add-checkpoint", body.encode())
+        if status == 409 and content_type.startswith("text/x.tlog.size"):
+            theirs = text.strip()
             if not theirs.isdigit():
                 raise WitnessRefused(409, f"conflict with an unreadable size {theirs[:40]!r}")
             theirs = int(theirs)
@@ -230,14 +232,14 @@ class WitnessCollector:
                 raise WitnessRefused(409, f"the witness has cosigned size {theirs} of this log, beyond its latest "
                                           f"checkpoint {latest['size']}: another signer, or this ledger lost data")
             if theirs == old:
-                raise WitnessRefused(409, answer.text)
+                raise WitnessRefused(409, text)
             progress.size = theirs  # resend from the size the witness holds (lost events, a restored state)
             progress.unconfirmed = True
             return
-        if answer.status_code != 200:
-            raise WitnessRefused(answer.status_code, answer.text)
+        if status != 200:
+            raise WitnessRefused(status, text)
         kid = parse_cosigner_key(entry.key)[1]
-        ours = [line + "\n" for line in answer.text.split("\n") if line.startswith(f"\u2014 {name} ")]
+        ours = [line + "\n" for line in text.split("\n") if line.startswith(f"\u2014 {name} ")][:MAX_LINES]
         for line in ours:
             try:
                 payload = cosignature_payload(checkpoint, entry.key, line)
@@ -255,6 +257,18 @@ class WitnessCollector:
                 progress.sealed_at.pop(s, None)
             return
         raise CheckpointError(f"the witness answered 200 without a valid cosignature by {name} ({kid.hex()})")
+
+    @staticmethod
+    def _post(client: httpx.Client, url: str, body: bytes) -> tuple[int, str, str]:
+        """(status, content type, text) of a witness's answer, read up to MAX_ANSWER_BYTES: a
+        witness is another party's server, and its answer is a few signature lines."""
+        with client.stream("POST", url, content=body) as answer:
+            data = b""
+            for chunk in answer.iter_bytes():
+                data += chunk
+                if len(data) > MAX_ANSWER_BYTES:
+                    raise WitnessRefused(answer.status_code, f"an answer over {MAX_ANSWER_BYTES} bytes")
+            return answer.status_code, answer.headers.get("content-type", ""), data.decode("utf-8", "replace")
 
     def _update_lag(self, ledger, name: str, progress: _Progress) -> None:
         self.metrics.cosigned_size.labels(ledger.id, name).set(progress.size)

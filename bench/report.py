@@ -12,6 +12,12 @@ The combined dict (format "evledger-bench-suite/1"):
      "modules": {name: {module, scenarios, status, argv, seconds, json, log, notes: [..]}},
      "results": {name: the module's own JSON, unchanged}}
 
+A module's JSON may hold "goals", each in one shape (GOAL_FIELDS), shown under "Goals the modules set":
+
+    {key: {"goal": the target, "measured" (or "best", ingest's and api's name for it): the figure or null,
+           "met": true / false / null (not measured), "direction": ">=" (the default when absent) | "<=" | "==",
+           ...any further figures, not shown}}
+
 `render_markdown` reads nothing but that dict (no clock, no files), so a fixed sample gives
 fixed Markdown: tests/test_bench_report.py holds it against a golden file. Plot file names are
 fixed (PLOTS), so the Markdown links them whether or not they were drawn.
@@ -36,11 +42,18 @@ SCENARIOS = (
     ("proof_serving", "Proof serving", "merkle+api", "inclusion proofs by tree size, and proof bundles over HTTP"),
     ("rebuild", "Rebuild", "ingest", "replaying a ledger's log into fresh projections"),
     ("anchoring", "Anchoring", "anchor", "checkpoint -> anchor confirmed latency, gas, chain transactions"),
+    ("monitoring", "Monitoring", "monitor", "the ledger monitor's checkpoints/s, next to fetching alone and SM2 "
+     "alone; a soak counting false alarms"),
+    ("witness_cosigning", "Witness cosigning", "witness", "record -> cosigned checkpoint with one local witness, "
+     "next to the same load without witnesses"),
 )
 
 # Modules the suite runs: name -> python module. Each runs once; its result feeds the scenarios above.
 MODULES = {"merkle": "bench.merkle_bench", "ingest": "bench.ingest_bench", "api": "bench.api_bench",
-           "stream": "bench.stream_bench", "anchor": "bench.anchor_bench"}
+           "stream": "bench.stream_bench", "anchor": "bench.anchor_bench", "monitor": "bench.monitor_bench",
+           "witness": "bench.witness_bench"}
+
+GOAL_FIELDS = ("goal", "measured", "met", "direction")  # the goals' shape (module docstring); "best" reads as "measured"
 
 PLOTS = {
     "hasher": ("plot-hasher.png", "SM3 hasher throughput by implementation and thread count"),
@@ -114,7 +127,7 @@ def _not_run(report: dict, name: str) -> list[str]:
 
 def _notes(report: dict, name: str) -> list[str]:
     notes = (report.get("modules", {}).get(name) or {}).get("notes") or []
-    return [f"> Note: {n}" for n in notes] + ([""] if notes else [])
+    return [line for n in notes for line in (f"> Note: {n}", "")]  # one quote each, not one run-on paragraph
 
 
 def _plot(key: str) -> list[str]:
@@ -162,7 +175,8 @@ def section_runs(report: dict) -> list[str]:
     lines += ["", "Each module runs once and measures its figures next to a reference in the same run "
               "(OpenSSL and hashlib for the hasher, pymerkle for the tree, raw RocksDB synced writes for "
               "durable ingest, a trivial endpoint on the same server for HTTP, a plain transfer and a one-slot "
-              "write for gas). Every table names what bounded its figures, as the module measured it.", ""]
+              "write for gas, fetching alone and SM2 alone for the monitor, the same load without witnesses for "
+              "cosigning). Every table names what bounded its figures, as the module measured it.", ""]
     for name in MODULES:
         lines += _notes(report, name)
     return lines
@@ -402,6 +416,81 @@ def section_anchor(report: dict) -> list[str]:
     return lines + ["", f"Default anchor interval: {s['anchor_min_interval_s']:g} s."] + [""] + _plot("chain_tx")
 
 
+def section_monitor(report: dict) -> list[str]:
+    lines = ["## 9. Monitoring: the ledger monitor verifying checkpoints", ""]
+    if not _ok(report, "monitor"):
+        return lines + _not_run(report, "monitor")
+    r = report["results"]["monitor"]
+    t, s = r.get("throughput") or {}, r.get("soak") or {}
+    sm2 = t.get("sm2_only_per_second")
+    lines += [f"{n0(t.get('checkpoints'))} checkpoints (about one per record) served by a local `evledger serve`, verified "
+              "in pages of 1,000 with their consistency proofs (every SM2 signature and RFC 9162 consistency proof "
+              "checked, state written to SQLite). References from the same run: the same pages fetched with nothing "
+              "checked, and SM2 verification of the same notes alone.", ""]
+    rows = [[what, n0(t.get("checkpoints")), n2(t.get(f"{key}_seconds")), n0(t.get(per_s)),
+             n2(t[per_s] / sm2) if sm2 and t.get(per_s) else "-"]
+            for what, key, per_s in (
+                ("monitor pass, in process (fetch + SM2 + consistency + SQLite)", "monitor", "checkpoints_per_second"),
+                ("`evledger monitor` command, process start included", "command", "command_checkpoints_per_second"),
+                ("reference: the same pages fetched, nothing checked", "fetch_only", "fetch_only_per_second"),
+                ("reference: SM2 verification of the same notes alone", "sm2_only", "sm2_only_per_second"))]
+    lines += table(["what", "checkpoints", "seconds", "checkpoints/s", "of SM2 alone"], rows)
+    if t.get("monitor_seconds") and t.get("fetch_only_per_second") and t.get("sm2_only_seconds") is not None:
+        lines += ["", f"Monitor pass: **{n0(t.get('checkpoints_per_second'))} checkpoints/s**, "
+                  f"{n2(t['checkpoints_per_second'] / t['fetch_only_per_second'])} of the fetch-only rate; SM2 verification "
+                  f"alone takes {t['sm2_only_seconds'] / t['monitor_seconds']:.0%} of its time."]
+    lines += ["", "### Soak: an honest ledger anchoring to anvil every second, followed with `evledger monitor --follow`", ""]
+    if "skipped" in s or not s:
+        return lines + [f"Not measured: {s.get('skipped', 'no soak in the result')}", ""]
+    lines += table(["checkpoints produced", "records", "seconds", "checkpoints verified", "anchors checked",
+                    "read errors", "false alarms"],
+                   [[f"{n0(s.get('checkpoints_produced'))}+", n0(s.get("records")), n1(s.get("seconds")),
+                     n0(s.get("checkpoints_verified")), n0(s.get("anchors_checked")), n0(s.get("errors")),
+                     f"**{n0(s.get('false_alarms'))}**"]])
+    lines += [""] + [f"- alarm: `{cell(a)}`" for a in s.get("alarm_lines") or []]
+    return lines + ([""] if s.get("alarm_lines") else [])
+
+
+def _dist_row(what: str, d: dict | None) -> list:
+    d = d or {}
+    return [what, n0(d.get("n")), ms(d.get("p50")), ms(d.get("p90")), ms(d.get("p99")), ms(d.get("max"))]
+
+
+def section_witness(report: dict) -> list[str]:
+    lines = ["## 10. Witness cosigning: record -> checkpoint with one local witness", ""]
+    if not _ok(report, "witness"):
+        return lines + _not_run(report, "witness")
+    r = report["results"]["witness"]
+    st, pooled, pieces = r.get("settings") or {}, r.get("pooled") or {}, r.get("pieces") or {}
+    ref, wit = pooled.get("reference") or {}, pooled.get("witnessed") or {}
+    interval = st.get("interval")
+    lines += [f"{st.get('batch', '?')} records every {n0(interval * 1000) if interval else '?'} ms for "
+              f"{n0(st.get('seconds'))} s per run (POST /records/batch, paced), `evledger serve` --batch-max-delay "
+              f"{st.get('batch_max_delay', '?')}; reference (no witness) and witnessed runs alternate, "
+              f"{st.get('repeats', '?')} of each. Reference from the same run: the same load without witnesses.", ""]
+    lines += table(["ms, service clock", "n", "p50", "p90", "p99", "max"], [
+        _dist_row("reference (no witness): received -> sealed", ref.get("record_to_sealed_ms")),
+        _dist_row("witnessed: received -> cosignature logged", wit.get("record_to_cosigned_ms")),
+        _dist_row("witnessed: received -> sealed (sealing alone)", wit.get("record_to_sealed_ms")),
+        _dist_row("witnessed, per checkpoint: sealed -> cosigned", wit.get("sealed_to_cosigned_ms"))])
+    lines += ["", f"Added by cosigning: p99 **{n1(pooled.get('added_p99_ms'))} ms** (witnessed "
+              f"{n1((wit.get('record_to_cosigned_ms') or {}).get('p99'))} - reference "
+              f"{n1((ref.get('record_to_sealed_ms') or {}).get('p99'))}), p50 {n1(pooled.get('added_p50_ms'))} ms. "
+              f"Checkpoints not cosigned: {n0(pooled.get('not_cosigned'))}; collector errors: "
+              f"{n0(pooled.get('errors'))}; witness refusals: {n0(pooled.get('refused'))}.", ""]
+    if pieces:
+        lines += ["### Where the time goes", ""]
+        lines += table(["piece, ms", "n", "p50", "p90", "p99", "max"], [_dist_row(what, pieces.get(key)) for key, what in (
+            ("add_checkpoint_new_ms", "witness add-checkpoint over HTTP, new size (verify, proof, fsync'd state, cosign)"),
+            ("add_checkpoint_same_size_ms", "witness add-checkpoint over HTTP, the size it holds (no state write)"),
+            ("state_write_ms", "the witness's state write alone (write, fsync, rename, dir fsync)"),
+            ("sm2_verify_checkpoint_ms", "SM2 verify of the ledger's checkpoint signature"),
+            ("cosign_checkpoint_ms", "SM2 cosignature made"),
+            ("verify_cosignature_ms", "SM2 cosignature verified (the collector's check)")) if pieces.get(key)])
+        lines += [""]
+    return lines
+
+
 def latency_rows(report: dict) -> list[dict]:
     """Every latency percentile the suite measured: {what, p50_ms, p99_ms, source, bound}."""
     res = report.get("results", {})
@@ -430,6 +519,7 @@ def latency_rows(report: dict) -> list[dict]:
                 out.append({"what": f"checkpoint -> anchor: {x['chain']}, conf {x['confirmations']}, poll {x['poll_interval_s']:g} s",
                             "p50_ms": x["latency"]["p50_ms"], "p99_ms": x["latency"]["p99_ms"],
                             "source": f"anchor, {x['latency']['n']} anchors", "bound": x.get("bound", "-")})
+    out += witness_latency_rows(report)
     if _ok(report, "api"):
         p = F.lowest_concurrency_row(res["api"].get("proof"))
         if p:
@@ -441,6 +531,28 @@ def latency_rows(report: dict) -> list[dict]:
             x = rows[-1]
             out.append({"what": f"inclusion proof, tree of {n0(x['tree_size'])}", "p50_ms": x["p50_us"] / 1000,
                         "p99_ms": x["p99_us"] / 1000, "source": "merkle", "bound": MERKLE_BOUNDS["proofs"]})
+    return out
+
+
+def witness_latency_rows(report: dict) -> list[dict]:
+    """record -> checkpoint without and with one witness (witness bench), for latency_rows."""
+    if not _ok(report, "witness"):
+        return []
+    r = report["results"]["witness"]
+    st, pooled = r.get("settings") or {}, r.get("pooled") or {}
+    ref = (pooled.get("reference") or {}).get("record_to_sealed_ms") or {}
+    wit = (pooled.get("witnessed") or {}).get("record_to_cosigned_ms") or {}
+    s2c = (pooled.get("witnessed") or {}).get("sealed_to_cosigned_ms") or {}
+    source = f"witness, {st.get('batch', '?')} records every {n0((st.get('interval') or 0) * 1000)} ms"
+    delay = f"the sealer's batch delay ({st.get('batch_max_delay', '?')} s)"
+    out = []
+    if ref.get("n"):
+        out.append({"what": "record -> checkpoint, no witness (HTTP batch)", "p50_ms": ref["p50"],
+                    "p99_ms": ref["p99"], "source": source, "bound": delay})
+    if wit.get("n"):
+        out.append({"what": "record -> cosigned checkpoint, one local witness", "p50_ms": wit["p50"],
+                    "p99_ms": wit["p99"], "source": source,
+                    "bound": f"{delay}, then sealed -> cosigned (p99 {ms(s2c.get('p99'))} ms)"})
     return out
 
 
@@ -456,18 +568,45 @@ def section_latency(report: dict) -> list[str]:
     return lines + _plot("latency")
 
 
+def goal_line(name: str, key: str, g: dict) -> str:
+    """One goal in the shape of GOAL_FIELDS: `- module: key >= goal: met (measured x)`."""
+    def fmt(x):
+        if x is None:
+            return "-"
+        return n0(x) if isinstance(x, int) or x >= 100 else n2(x)
+
+    measured = g.get("measured", g.get("best"))
+    met = g.get("met")
+    verdict = "not measured" if met is None else "met" if met else "NOT met"
+    return f"- {name}: {key} {g.get('direction', '>=')} {fmt(g.get('goal'))}: {verdict} (measured {fmt(measured)})"
+
+
 def section_goals(report: dict) -> list[str]:
     lines = []
     for name in MODULES:
         goals = (report.get("results", {}).get(name) or {}).get("goals") if _ok(report, name) else None
-        for key, g in (goals or {}).items():
-            measured, goal = g.get("best", g.get("measured")), g.get("goal")
-
-            def fmt(x):
-                return n2(x) if isinstance(x, (int, float)) and x < 100 else n0(x)
-
-            lines.append(f"- {name}: {key} >= {fmt(goal)}: {'met' if g.get('met') else 'NOT met'} (measured {fmt(measured)})")
+        lines += [goal_line(name, key, g) for key, g in (goals or {}).items() if isinstance(g, dict)]
     return (["## Goals the modules set", ""] + lines + [""]) if lines else []
+
+
+def monitor_witness_bounds(report: dict) -> list[str]:
+    """The monitor's and the witness's lines of "What bounded each figure", from their same-run references."""
+    res, out = report.get("results", {}), []
+    t = (res.get("monitor") or {}).get("throughput") or {} if _ok(report, "monitor") else {}
+    if t.get("monitor_seconds") and t.get("sm2_only_seconds") is not None:
+        out.append(f"- Monitor: SM2 verification (verifying the same notes alone took "
+                   f"{t['sm2_only_seconds'] / t['monitor_seconds']:.0%} of the pass; fetching them alone "
+                   f"{t.get('fetch_only_seconds', 0) / t['monitor_seconds']:.0%}).")
+    if _ok(report, "witness"):
+        r = res["witness"]
+        s2c = ((r.get("pooled") or {}).get("witnessed") or {}).get("sealed_to_cosigned_ms") or {}
+        rt = (r.get("pieces") or {}).get("add_checkpoint_new_ms") or {}
+        ref = ((r.get("pooled") or {}).get("reference") or {}).get("record_to_sealed_ms") or {}
+        out.append(f"- Witness cosigning: record -> checkpoint follows the sealer's batch delay "
+                   f"({(r.get('settings') or {}).get('batch_max_delay', '?')} s; reference p99 {ms(ref.get('p99'))} ms); "
+                   f"cosigning adds sealed -> cosigned (p50 {ms(s2c.get('p50'))} ms), of which the witness's round "
+                   f"trip is p50 {ms(rt.get('p50'))} ms.")
+    return out
 
 
 def section_bounds(report: dict) -> list[str]:
@@ -497,14 +636,15 @@ def section_bounds(report: dict) -> list[str]:
     if _ok(report, "anchor"):
         out.append("- Anchor latency: block time, confirmations and the worker's poll interval (per row above); "
                    "chain transactions: anchor_min_interval (the policy).")
+    out += monitor_witness_bounds(report)
     return (["## What bounded each figure", ""] + out + [""]) if out else []
 
 
 def render_markdown(report: dict) -> str:
     lines = []
     for part in (section_header, section_runs, section_hasher, section_tree, section_durable, section_http,
-                 section_stream, section_proofs, section_rebuild, section_anchor, section_latency, section_goals,
-                 section_bounds):
+                 section_stream, section_proofs, section_rebuild, section_anchor, section_monitor, section_witness,
+                 section_latency, section_goals, section_bounds):
         lines += part(report)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -17,7 +17,13 @@ from evledger_verify.cosignature import MAX_TIMESTAMP, cosignature_line, cosigna
 from evledger_verify.note import (EM_DASH, SIGNATURE_TYPE, SM2_N, Checkpoint, CheckpointError, key_id, openssl_sm2,
                                   parse_note, parse_verifier_key, sm2_crypt, sm2_verify, verifier_key, verify_checkpoint)
 
-_NAME_RE = re.compile(r"^[^\s+]+$")  # a key name the ledger signs with
+_NAME_RE = re.compile(r"[^\s+]+")  # a key name the ledger signs with
+
+
+def check_key_name(name: str, what: str = "key name") -> None:
+    """CheckpointError (a ValueError) unless `name` can name a note key: no spaces or '+'."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise CheckpointError(f"{what} {name!r} must be non-empty with no spaces or '+'")
 
 __all__ = ["SIGNATURE_TYPE", "Checkpoint", "CheckpointError", "SM2PrivateKey", "key_id", "parse_note",
            "parse_verifier_key", "cosign_checkpoint", "sign_checkpoint", "sm2_verify", "verifier_key", "verify_checkpoint"]
@@ -58,8 +64,7 @@ class SM2PrivateKey:
 
 def sign_checkpoint(checkpoint: Checkpoint, key_name: str, key: SM2PrivateKey) -> str:
     """The signed note text of `checkpoint`."""
-    if not _NAME_RE.match(key_name):
-        raise CheckpointError("key name must be non-empty with no spaces or '+'")
+    check_key_name(key_name)
     body = checkpoint.body()
     sig = key.sign(body.encode())
     blob = base64.b64encode(key_id(key_name, key.public_key) + sig).decode()
@@ -70,8 +75,7 @@ def sign_checkpoint(checkpoint: Checkpoint, key_name: str, key: SM2PrivateKey) -
 
 def cosign_checkpoint(body: str, name: str, key: SM2PrivateKey, timestamp: int) -> str:
     """A witness's cosignature line on a checkpoint body (docs/cosignature.md)."""
-    if not _NAME_RE.match(name):
-        raise CheckpointError("witness name must be non-empty with no spaces or '+'")
+    check_key_name(name, "witness name")
     if not 0 < timestamp <= MAX_TIMESTAMP:
         raise CheckpointError(f"cosignature timestamp {timestamp} is not between 1 and 2**63-1")
     signature = key.sign(cosignature_message(body, timestamp))

@@ -233,16 +233,18 @@ class Monitor:
     # -- anchors ------------------------------------------------------------------------------
 
     def sync_anchors(self) -> float:
-        """Read the ledger's Anchored events in the blocks not read yet; the time at which the
-        head was read (every anchor mined before it has been read)."""
-        scanned_at = time.time()
+        """Read the ledger's Anchored events in the blocks not read yet (those `confirmations`
+        deep); the earliest time an anchor not read yet can carry: the time of the first block
+        not read, when one is mined already (not deep enough yet), else the time now."""
+        now = time.time()
         head = self.chain.head()
         last = self.state.meta("last_block")
         first = int(last) + 1 if last is not None else self.settings.from_block
         until = head - (self.settings.confirmations - 1)
         if until >= first:
             self.state.add_anchors(self.chain.anchors(first, until), until)
-        return scanned_at
+        unread = max(first, until + 1)
+        return float(self.chain.block_time(unread)) if unread <= head else now
 
     def check_anchors(self, result: PassResult, final: bool) -> None:
         last = self.state.last_verified()

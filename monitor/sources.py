@@ -39,20 +39,20 @@ class LedgerApi:
         if answer.status_code == 404 and missing_ok:
             try:
                 code = answer.json()["error"]["code"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 code = None
             if code == "not_found":  # an unknown ledger or a wrong URL is an error, not a missing size
                 return None
         if answer.status_code != 200:
             try:
                 message = answer.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 message = answer.text[:200]
             raise SourceError(f"GET {self.base_url}{url} answered {answer.status_code}: {message}")
         try:
             return answer.json()
-        except ValueError:
-            raise SourceError(f"GET {self.base_url}{url} answered something that is not JSON") from None
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than any answer of ours
+            raise SourceError(f"GET {self.base_url}{url} answered something that is not JSON it can read") from None
 
     def checkpoints(self, after: int, limit: int) -> dict:
         """A page of checkpoints of sizes over `after`, each with its consistency proof from the

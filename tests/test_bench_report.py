@@ -4,7 +4,8 @@ tests/fixtures/bench_sample_report.json is a combined report in the shape bench.
 built from the committed full-run results (bench/results/merkle-20261126T032722Z.json,
 ingest-20261126T041107Z.json, api-20261126T050211Z.json, anchor-20261126T043641Z.json; the
 anchor rows' per-anchor samples and the data folder paths dropped), with the stream module
-marked missing. tests/fixtures/bench_sample_report.md is its Markdown, reviewed by hand
+marked missing, and full runs at their defaults of bench.monitor_bench (monitor-20261205T161819Z,
+its goals in the shape bench.report documents) and bench.witness_bench (witness-20261205T161439Z). tests/fixtures/bench_sample_report.md is its Markdown, reviewed by hand
 against those modules' own .md reports: a figure dropped, moved or mislabelled changes it.
 
 To regenerate the golden file after an intended change to the report:
@@ -92,8 +93,22 @@ def test_golden(sample):
     "![Receipt, checkpoint, anchor and proof latency percentiles](plot-latency.png)",
     "![Inclusion proof latency vs tree size](plot-proof-tree-size.png)",
     "![Chain transactions per day vs anchor interval](plot-chain-tx.png)",
-    # goals and bounds
+    # the monitor next to fetching alone and SM2 alone (monitor-20261205T161819Z.md), and its soak
+    "| monitor pass, in process (fetch + SM2 + consistency + SQLite) | 3,038 | 2.48 | 1,224 | 0.61 |",
+    "| reference: SM2 verification of the same notes alone | 3,038 | 1.52 | 1,993 | 1.00 |",
+    "| 1,000+ | 1,100 | 16.1 | 1,093 | 15 | 0 | **0** |",
+    # witness cosigning next to the same load without witnesses (witness-20261205T161439Z.md)
+    "| reference (no witness): received -> sealed | 19,200 | 75.9 | 128 | 133 | 385 |",
+    "| witnessed: received -> cosignature logged | 19,200 | 74.9 | 136 | 149 | 156 |",
+    "Added by cosigning: p99 **16.8 ms** (witnessed 149.5 - reference 132.7), p50 -1.0 ms. Checkpoints not "
+    "cosigned: 0; collector errors: 0; witness refusals: 0.",
+    "| record -> cosigned checkpoint, one local witness | 74.9 | 149 | witness, 20 records every 50 ms | the "
+    "sealer's batch delay (0.1 s), then sealed -> cosigned (p99 24.9 ms) |",
+    # goals (one shape: goal, measured or best, met, direction) and bounds
     "- ingest: durable_records_per_s >= 200,000: NOT met (measured 65,628)",
+    "- monitor: checkpoints_per_second >= 1,000: met (measured 1,224)",
+    "- monitor: false_alarms == 0: met (measured 0)",
+    "- witness: cosigning_added_p99_ms <= 50.00: met (measured 16.76)",
     "- Durable ingest peak: CPU/GIL (process at 1.40 of 2 cores: its Python threads take turns on the GIL).",
 ])
 def test_figure_lines(sample, line):
@@ -132,6 +147,18 @@ def test_failed_and_missing_modules(sample):
     # what the others measured is still there; the chain table falls back to the policy alone
     assert "| 100,000,000 | 5,514 | 159.2 | 350.9 | 27 |" in md
     assert "| 10 | 8,640 | 8,640 | 8,640 | - |" in md
+
+
+def test_goal_directions_and_unmeasured_goals(sample):
+    """An upper bound that is missed, and a goal whose figure was not measured (a skipped soak)."""
+    changed = copy.deepcopy(sample)
+    changed["results"]["witness"]["goals"]["cosigning_added_p99_ms"].update(measured=61.25, met=False)
+    changed["results"]["monitor"]["goals"]["false_alarms"].update(measured=None, met=None)
+    changed["results"]["monitor"]["soak"] = {"skipped": "anvil is missing"}
+    md = R.render_markdown(changed).splitlines()
+    assert "- witness: cosigning_added_p99_ms <= 50.00: NOT met (measured 61.25)" in md
+    assert "- monitor: false_alarms == 0: not measured (measured -)" in md
+    assert "Not measured: anvil is missing" in md
 
 
 def test_nothing_measured():

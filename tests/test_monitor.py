@@ -308,3 +308,71 @@ def test_usage_and_network_errors_are_one_line(tmp_path):
     assert down.returncode == 4 and down.stderr.startswith("evledger monitor: error: cannot reach"), down.stderr
     assert_clean(down)
     assert not alerts(down.stdout)
+
+
+def test_an_api_answering_json_nested_too_deep_is_an_error_not_a_crash():
+    """A hostile or broken server's answer is a SourceError (exit 4 in the command), whatever
+    it holds: here JSON nested deeper than Python's parser recurses."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from monitor.sources import LedgerApi, SourceError
+    from tests.api_helpers import uvicorn_server
+
+    deep = "[" * 100_000 + "]" * 100_000
+    app = Starlette(routes=[Route("/v1/ledgers/acme/checkpoints", lambda r: Response(deep, media_type="application/json")),
+                            Route("/healthz", lambda r: Response("ok"))])
+    with uvicorn_server(app) as url:
+        api = LedgerApi(url, "acme", None, timeout=10)
+        try:
+            with pytest.raises(SourceError, match="not JSON"):
+                api.checkpoints(0, 10)
+        finally:
+            api.close()
+
+
+def test_an_anchor_not_yet_deep_enough_is_not_late():
+    """With --confirmations above 1 an anchor mined in time but not yet deep enough is not read
+    yet: the deadline is held against the first block not read, not the clock, so no false
+    late_anchor; once the anchor is deep enough it covers the checkpoint."""
+    import time as _time
+
+    from evledger_verify.note import verifier_key
+    from merkle.checkpoint import SM2PrivateKey
+    from monitor.checks import Monitor, MonitorSettings, PassResult
+    from monitor.state import MonitorState
+
+    now = _time.time()
+    root = "ab" * 32
+
+    class Chain:
+        contract = "0x" + "11" * 20
+        head_block = 100
+
+        def head(self):
+            return self.head_block
+
+        def block_time(self, number):  # a block every second, block 100 mined now
+            return int(now - (100 - number))
+
+        def anchors(self, first, until):  # the anchor of size 5, in block 95, 30 s after its seal
+            return [(5, root, 95, int(now - 40), "0x" + "22" * 32)] if first <= 95 <= until else []
+
+    chain = Chain()
+    vkey = verifier_key("evledger/acme", SM2PrivateKey.generate().public_key)
+    state = MonitorState(":memory:")
+    monitor = Monitor(MonitorSettings("acme", "evledger/acme", [vkey], max_anchor_delay=60, confirmations=12),
+                      api=None, state=state, chain=chain, report=lambda line: None)
+    state.add_verified([(5, root, now - 70)])
+    def one_pass() -> list[str]:  # in the order of Monitor's own pass
+        result = PassResult()
+        readable_until = monitor.sync_anchors()
+        monitor.check_anchors(result, final=False)
+        monitor.check_anchor_delay(result, readable_until)
+        return [a.kind for a in result.alarms]
+
+    assert one_pass() == []  # block 95 is 6 deep of 12: not read yet, and it was mined in time
+    chain.head_block = 106
+    assert one_pass() == []  # now read: it covers the checkpoint
+    assert state.uncovered() == []

@@ -112,8 +112,12 @@ def test_a_fork_is_never_cosigned_and_is_kept_as_evidence(world):
     status, _, body = w.add_checkpoint(request(fork, size, forked_later))
     assert status == 422 and "not consistent" in body
     refused = world["state"].refusals()
-    assert [r["status"] for r in refused] == [422, 422]
-    assert all(r["origin"] == "evledger/acme" and "\u2014 evledger/acme " in r["request"] for r in refused)
+    assert [(r["status"], r["kind"]) for r in refused] == [(422, "fork"), (422, "refused")]
+    # the fork's evidence is the two notes, both signed by the log's key, one size, two roots
+    assert refused[0]["note"] == world["forked"]["note"] and refused[0]["cosigned_note"] == world["second"]["note"]
+    # a refused checkpoint sent again (anyone can replay one) is kept once
+    assert w.add_checkpoint(request(fork, size, forked_later))[0] == 422
+    assert len(world["state"].refusals()) == 2
     # and the honest log goes on
     assert w.add_checkpoint(request(ledger, size, world["third"]))[0] == 200
 
@@ -136,9 +140,33 @@ def test_refusals_say_what_was_wrong(world):
     assert w.add_checkpoint("old 0\n\n" + body + "\n\n\u2014 someone AAAAAAAAAAAAAAAAAAAAAAAAAAAA\n")[0] == 403
     proof_line = base64.b64encode(bytes(32)).decode() + "\n"
     assert w.add_checkpoint("old 0\n" + proof_line + "\n" + note)[0] == 422  # a proof from size 0
+    assert w.add_checkpoint("old " + "9" * 5000 + "\n\n" + note)[0] == 400  # past int()'s digit limit
+    assert w.add_checkpoint(f"old {2**64}\n\n" + note)[0] == 400
     assert w.add_checkpoint(request(ledger, 0, world["first"]))[0] == 200
     bad_proof = f"old {world['first']['size']}\n" + proof_line * 3 + "\n" + world["third"]["note"]
     assert w.add_checkpoint(bad_proof)[0] == 422
+    # the log's key signing a size of 2**64 or a 5000-digit size: refused as malformed, never a 500
+    key = ledger.keys.signing_key(ledger.latest_checkpoint()["key_id"])
+    name, blob_head = body.split("\n")[0], base64.b64decode(sig.split(" ")[2])[:4]
+    for size in (str(2**64), "9" * 5000):
+        huge = f"{name}\n{size}\n{base64.b64encode(bytes(32)).decode()}\n"
+        line = f"\u2014 {name} {base64.b64encode(blob_head + key.sign(huge.encode())).decode()}\n"
+        assert w.add_checkpoint("old 0\n\n" + huge + "\n" + line)[0] == 400
+
+
+def test_a_replayed_refusal_is_kept_once_however_it_is_padded(world):
+    """Anyone can send a log's public checkpoint with a bad proof: it is kept once (with only the
+    log's own lines), not once per request, and it raises no alarm (it proves nothing)."""
+    w, ledger = world["witness"], world["ledger"]
+    assert w.add_checkpoint(request(ledger, 0, world["first"]))[0] == 200
+    zero = base64.b64encode(bytes(32)).decode() + "\n"
+    body, lines = world["third"]["note"].split("\n\n")
+    for i in range(20):
+        padding = f"\u2014 pad{i} {base64.b64encode(bytes(76)).decode()}\n"
+        padded = f"{body}\n\n{lines}{padding}"
+        assert w.add_checkpoint(f"old {world['first']['size']}\n" + zero * 2 + "\n" + padded)[0] == 422
+    refused = world["state"].refusals()
+    assert len(refused) == 1 and refused[0]["kind"] == "refused" and "pad" not in refused[0]["note"]
 
 
 def test_the_state_survives_a_restart_and_one_process_holds_it(world):
@@ -155,6 +183,10 @@ def test_the_state_survives_a_restart_and_one_process_holds_it(world):
     holder.close()
     with pytest.raises(WitnessStateError, match="already holds a witness"):
         WitnessState(world["dir"]).create("another")
+    for name in ("bad+name", "two words", "line\n", ""):  # names a note cannot carry: refused before any key
+        with pytest.raises(ValueError, match="witness name"):
+            WitnessState(world["dir"] / "other").create(name)
+    assert not (world["dir"] / "other" / "witness.key").exists()
 
 
 def test_concurrent_requests_never_roll_the_state_back(world):
@@ -203,7 +235,13 @@ def test_the_config_file_is_validated(tmp_path):
                         ('[[witness]]\nurl = "http://x"\nkey = "nope"\n', "not a witness key"),
                         (f'[[witness]]\nurl = "http://x"\nkey = "{key}"\n[[witness]]\nurl = "http://y"\nkey = "{key}"\n',
                          "listed twice"),
-                        ("witness = 3", "witness"), ("[[witness", "not TOML"), ("", "witness")):
+                        ("witness = 3", "witness"), ("[[witness", "not TOML"), ("", "witness"),
+                        ("a = " + "[" * 100_000, "nested too deeply"),
+                        (f'[[witness]]\nurl = "http://x:99999"\nkey = "{key}"\n', "not a TCP port"),
+                        (f'threshold = 2\n[[witness]]\nurl = "http://x"\nkey = "{key}"\n', "above the 1 witnesses"),
+                        (f'threshold = true\n[[witness]]\nurl = "http://x"\nkey = "{key}"\n', "threshold"),
+                        (f'[thresholds]\nacme = 0\n[[witness]]\nurl = "http://x"\nkey = "{key}"\n', "thresholds.acme"),
+                        (f'[thresholds]\nacme = 2\n[[witness]]\nurl = "http://x"\nkey = "{key}"\n', "above the 1")):
         path.write_text(text)
         with pytest.raises(ValueError, match=wrong):
             load_witness_config(path)
@@ -307,8 +345,10 @@ def test_the_whole_path_with_real_processes(tmp_path):
                 api = http.post("/v1/verify", json={"bundle": bundle, "witness_keys": [wkey]}).json()
                 assert api["verdict"] == 1
                 assert http.post("/v1/verify", json={"bundle": bundle, "witness_keys": [other]}).json()["verdict"] == 2
-                assert http.post("/v1/verify", json={"bundle": bundle, "witness_keys": [wkey],
-                                                     "witness_threshold": 2}).status_code == 422
+                for threshold in (2, 0, True, "1"):
+                    refused = http.post("/v1/verify", json={"bundle": bundle, "witness_keys": [wkey],
+                                                            "witness_threshold": threshold})
+                    assert refused.status_code == 422 and refused.json()["error"]["field"] == "witness_threshold"
 
                 # the witness goes down: records are still acknowledged and sealed, the lag shows
                 witness.kill()
@@ -349,10 +389,11 @@ def test_the_whole_path_with_real_processes(tmp_path):
                     assert http.post("/v1/ledgers/acme/records", json=rec(i), headers=admin).status_code == 201
                 wait_until(lambda: http.get("/v1/ledgers/acme/checkpoints/latest", headers=admin).json()["size"] == 8,
                            what="the fork's checkpoint")
-                wait_until(lambda: "ALERT" in Path(f"{fork}.stderr").read_text(), what="the collector's alert")
+                refused = wait_until(lambda: WitnessState(tmp_path / "witness").refusals(), what="the refusal")
+                assert [(r["status"], r["kind"]) for r in refused] == [(422, "fork")], refused
+                wait_until(lambda: "ALERT ledger 'acme': witness court.example/witness: HTTP 422"
+                           in Path(f"{fork}.stderr").read_text(), what="the collector's alert")
                 assert http.get("/v1/ledgers/acme/checkpoints/latest", headers=admin).json()["cosignatures"] == []
-        refused = WitnessState(tmp_path / "witness").refusals()
-        assert refused and all(r["status"] == 422 for r in refused), refused
         assert honest_size < 8
     finally:
         witness.kill()
@@ -378,6 +419,8 @@ def test_a_hostile_witness_gets_nothing_logged_and_delays_nothing_else(tmp_path)
     body = checkpoint["note"].split("\n\n")[0] + "\n"
     answers = [(200, "text/plain", "garbage\n"), (200, "text/plain", "x" * (MAX_ANSWER_BYTES + 10)),
                (200, "text/plain", impostor.cosign(body)), (409, "text/x.tlog.size", "many\n"),
+               (409, "text/x.tlog.size", "\u00b2\n"), (409, "text/x.tlog.size", "9" * 5000 + "\n"),
+               (409, "text/x.tlog.size", "1\n"),  # a size it keeps giving back: tried 3 times, then a backoff
                (500, "text/plain", "oops\n")]
     current = {}
 
@@ -407,3 +450,31 @@ def test_a_hostile_witness_gets_nothing_logged_and_delays_nothing_else(tmp_path)
             assert submit(ledger, 3, 2)["size"] == 5  # ingest and sealing went on
     finally:
         service.close()
+
+
+def test_the_lag_counts_from_before_a_restart_and_memory_stays_bounded(tmp_path):
+    """A collector started while its witness is behind (here: unreachable) reports the lag from
+    the oldest uncosigned checkpoint's seal, not from its own start; and while the witness stays
+    down, what it keeps per checkpoint is bounded."""
+    from witness.collector import MAX_SEALED_KEPT, WitnessCollector, _Progress
+
+    service = LedgerService(tmp_path / "data", settings=SEQ)
+    try:
+        ledger = service.create_ledger("acme")
+        submit(ledger, 0, 2)
+        time.sleep(1.0)
+        config = WitnessConfig.model_validate({"witness": [{"url": f"http://127.0.0.1:{free_port()}",
+                                                            "key": cosign_key("court.example/w")}], "timeout": 1})
+        collector = WitnessCollector(service, config)
+        with httpx.Client(timeout=1) as client:
+            collector.step(config.witness[0], client)
+        lag = collector.metrics.lag_seconds.labels("acme", "court.example/w")._value.get()
+        assert lag >= 1.0
+    finally:
+        service.close()
+    progress = _Progress()
+    for size in range(1, 3 * MAX_SEALED_KEPT):
+        progress.sealed(size, float(size))
+    assert len(progress.sealed_at) == MAX_SEALED_KEPT and progress.waiting_since == 1.0
+    assert progress.cosigned(3 * MAX_SEALED_KEPT - 1) is not None
+    assert progress.sealed_at == {} and progress.waiting_since is None

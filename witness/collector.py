@@ -11,6 +11,7 @@ an outage of more than MAX_BACKLOG checkpoints it gets the latest one, with one 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import tomllib
@@ -19,10 +20,13 @@ from pathlib import Path
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from evledger_verify.cosignature import parse_cosigner_key
 from evledger_verify.note import CheckpointError
+from ingest.leaf import parse_received_at
 from ingest.ledger import LedgerError
 
 from .cosigning import cosignature_payload, log_cosignature
@@ -30,6 +34,10 @@ from .cosigning import cosignature_payload, log_cosignature
 log = logging.getLogger("evledger.witness")
 
 MAX_BACKLOG = 256
+MAX_SEALED_KEPT = 4 * MAX_BACKLOG
+MAX_CONFLICTS = 3  # 409s in a row before backing off: one resolves a restored state, more is a witness that flips
+# What a witness answers that means it saw something else of this log (not an outage): ALERT.
+ALARMING_STATUSES = (403, 404, 409, 422)
 MAX_ANSWER_BYTES = 64 * 1024  # a witness answers with a few signature lines
 MAX_LINES = 16  # lines with the witness's name checked per answer (each an SM2 verification)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -44,6 +52,19 @@ class WitnessEntry(BaseModel):
     key: str = Field(description="the witness's cosigning verifier key")
     ledgers: list[str] | None = Field(default=None, description="the ledgers it witnesses (default: all)")
 
+    @field_validator("url")
+    @classmethod
+    def _is_url(cls, value: str) -> str:
+        try:
+            url = httpx.URL(value)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if not url.host:
+            raise ValueError("the URL has no host")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(f"port {url.port} is not a TCP port (1-65535)")
+        return value
+
     @field_validator("key")
     @classmethod
     def _is_witness_key(cls, value: str) -> str:
@@ -57,17 +78,30 @@ class WitnessEntry(BaseModel):
 class WitnessConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     witness: list[WitnessEntry] = Field(min_length=1, description="the witnesses, at least one")
-    threshold: int | None = Field(default=None, ge=1, description="cosignatures that make a checkpoint witnessed "
-                                                                  "(default: every witness of the ledger)")
-    thresholds: dict[str, int] = Field(default_factory=dict, description="per-ledger thresholds")
-    timeout: float = Field(default=5.0, gt=0, description="seconds to wait for a witness's answer")
+    threshold: StrictInt | None = Field(default=None, ge=1, description="cosignatures that make a checkpoint "
+                                                                        "witnessed (default: every witness of the ledger)")
+    thresholds: dict[str, Annotated[StrictInt, Field(ge=1)]] = Field(default_factory=dict,
+                                                                      description="per-ledger thresholds")
+    timeout: float = Field(default=5.0, gt=0, le=300, description="seconds to wait for a witness's answer")
+
+    @model_validator(mode="after")
+    def _thresholds_can_be_met(self) -> "WitnessConfig":
+        if self.threshold is not None and self.threshold > len(self.witness):
+            raise ValueError(f"threshold {self.threshold} is above the {len(self.witness)} witnesses listed")
+        for ledger_id, k in self.thresholds.items():
+            if k > len(self.witnesses_of(ledger_id)):
+                raise ValueError(f"thresholds.{ledger_id} = {k} is above the {len(self.witnesses_of(ledger_id))} "
+                                 f"witnesses of that ledger")
+        return self
 
     def witnesses_of(self, ledger_id: str) -> list[WitnessEntry]:
         return [w for w in self.witness if w.ledgers is None or ledger_id in w.ledgers]
 
     def threshold_of(self, ledger_id: str) -> int:
+        """Cosignatures that make a checkpoint of this ledger witnessed: its own threshold, else the
+        file's (never more than its witnesses: a ledger with fewer needs all of them), else all."""
         count = len(self.witnesses_of(ledger_id))
-        return min(count, self.thresholds.get(ledger_id, self.threshold or count))
+        return self.thresholds.get(ledger_id, min(count, self.threshold or count))
 
 
 def load_witness_config(path: str | Path) -> WitnessConfig:
@@ -78,12 +112,14 @@ def load_witness_config(path: str | Path) -> WitnessConfig:
         raise ValueError(f"{path}: cannot be read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not TOML: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not TOML this loader can read: nested too deeply") from None
     try:
         config = WitnessConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"{path}: {where}: {first['msg']}") from None
+        raise ValueError(f"{path}: {where + ': ' if where else ''}{first['msg']}") from None
     names = [parse_cosigner_key(w.key)[:2] for w in config.witness]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: a witness key is listed twice")
@@ -123,9 +159,31 @@ class WitnessRefused(Exception):
 class _Progress:
     size: int = 0  # the largest size this witness cosigned, as far as this ledger knows
     unconfirmed: bool = False  # `size` is what the witness said it holds (409), not a cosignature we logged
+    conflicts: int = 0  # 409s since the last cosignature
     next_try: float = 0.0
     backoff: float = 0.0
-    sealed_at: dict[int, float] = field(default_factory=dict)  # size -> monotonic time it was sealed
+    # size -> monotonic time it was sealed, for the latency histogram: the latest MAX_SEALED_KEPT
+    sealed_at: dict[int, float] = field(default_factory=dict)
+    waiting_since: float | None = None  # when the oldest checkpoint this witness has not cosigned was sealed
+
+    def sealed(self, size: int, at: float) -> None:
+        if size <= self.size:
+            return
+        self.sealed_at.setdefault(size, at)
+        if len(self.sealed_at) > MAX_SEALED_KEPT:  # a witness down for long: keep the newest
+            for s in sorted(self.sealed_at)[:len(self.sealed_at) - MAX_SEALED_KEPT]:
+                del self.sealed_at[s]
+        if self.waiting_since is None:
+            self.waiting_since = at
+
+    def cosigned(self, size: int) -> float | None:
+        """Note a cosignature at `size`; seconds since it was sealed, when known."""
+        at = self.sealed_at.pop(size, None)
+        self.size = size
+        for s in [s for s in self.sealed_at if s < size]:
+            del self.sealed_at[s]
+        self.waiting_since = min(self.sealed_at.values()) if self.sealed_at else None
+        return None if at is None else time.monotonic() - at
 
 
 class WitnessCollector:
@@ -142,20 +200,23 @@ class WitnessCollector:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._watched: set[str] = set()
+        self._watch_lock = threading.Lock()
 
     # -- state ------------------------------------------------------------------------------
 
     def _watch(self, ledger) -> None:
         """Wake the witnesses of `ledger` when it seals, and note when each checkpoint was sealed."""
-        if ledger.id in self._watched:
-            return
-        self._watched.add(ledger.id)
+        with self._watch_lock:
+            if ledger.id in self._watched:
+                return
+            self._watched.add(ledger.id)
 
         def sealed(payload: dict, ledger_id=ledger.id) -> None:
             now = time.monotonic()
             for entry in self.config.witnesses_of(ledger_id):
                 progress = self._progress_of(entry, ledger_id)
-                progress.sealed_at.setdefault(payload["size"], now)
+                with self._lock:
+                    progress.sealed(payload["size"], now)
                 self._wake[entry.key].set()
 
         ledger.on_sealed(sealed)
@@ -165,8 +226,14 @@ class WitnessCollector:
             progress = self._progress.get((entry.key, ledger_id))
             if progress is None:
                 kid = parse_cosigner_key(entry.key)[1].hex()
-                latest = self.service.ledger(ledger_id).latest_cosignature(kid)
+                ledger = self.service.ledger(ledger_id)
+                latest = ledger.latest_cosignature(kid)
                 progress = self._progress[(entry.key, ledger_id)] = _Progress(latest["size"] if latest else 0)
+                # Behind since before this process started: the lag counts from that checkpoint's seal.
+                behind = ledger.checkpoints(after_size=progress.size, limit=1)
+                if behind:
+                    age = max(0.0, time.time() - parse_received_at(behind[0]["sealed_at"]) / 1e6)
+                    progress.waiting_since = time.monotonic() - age
             return progress
 
     def cosigned_size(self, witness_key: str, ledger_id: str) -> int:
@@ -189,14 +256,16 @@ class WitnessCollector:
             try:
                 self._catch_up(entry, name, ledger, progress, client)
             except (httpx.HTTPError, WitnessRefused, CheckpointError) as exc:
+                progress.conflicts = 0
                 kind = "unreachable" if isinstance(exc, httpx.HTTPError) else (
                     "refused" if isinstance(exc, WitnessRefused) else "bad_cosignature")
                 self.metrics.errors.labels(name, kind).inc()
                 progress.backoff = min(self.MAX_BACKOFF, max(1.0, progress.backoff * 2))
                 progress.next_try = time.monotonic() + progress.backoff
-                level = logging.WARNING if kind == "unreachable" else logging.ERROR
-                log.log(level, "%sledger %r: witness %s: %s; retrying in %.0f s",
-                        "" if kind == "unreachable" else "ALERT ", ledger_id, name, exc, progress.backoff)
+                alarming = kind == "bad_cosignature" or (isinstance(exc, WitnessRefused)
+                                                          and exc.status in ALARMING_STATUSES)
+                log.log(logging.ERROR if alarming else logging.WARNING, "%sledger %r: witness %s: %s; retrying in %.0f s",
+                        "ALERT " if alarming else "", ledger_id, name, exc, progress.backoff)
             except LedgerError as exc:
                 if exc.code != "log_unavailable":
                     raise
@@ -224,9 +293,13 @@ class WitnessCollector:
         status, content_type, text = self._post(client, entry.url.rstrip("/") + "/add-checkpoint", body.encode())
         if status == 409 and content_type.startswith("text/x.tlog.size"):
             theirs = text.strip()
-            if not theirs.isdigit():
+            if not re.fullmatch(r"0|[1-9][0-9]{0,19}", theirs):
                 raise WitnessRefused(409, f"conflict with an unreadable size {theirs[:40]!r}")
             theirs = int(theirs)
+            progress.conflicts += 1
+            if progress.conflicts > MAX_CONFLICTS:
+                raise WitnessRefused(409, f"the witness answered {progress.conflicts} conflicts in a row (last: size "
+                                          f"{theirs}); trying again later")
             latest = ledger.latest_checkpoint()
             if theirs > latest["size"]:
                 raise WitnessRefused(409, f"the witness has cosigned size {theirs} of this log, beyond its latest "
@@ -247,14 +320,13 @@ class WitnessCollector:
                 continue  # another key of the same name, or a bad line: the one by our key decides
             log_cosignature(ledger, payload)
             self.metrics.cosigned.labels(name).inc()
-            progress.size = size
+            with self._lock:
+                seconds = progress.cosigned(size)
             progress.unconfirmed = False
+            progress.conflicts = 0
             progress.backoff = 0.0
-            sealed = progress.sealed_at.pop(size, None)
-            if sealed is not None:
-                self.metrics.latency.labels(name).observe(time.monotonic() - sealed)
-            for s in [s for s in list(progress.sealed_at) if s < size]:
-                progress.sealed_at.pop(s, None)
+            if seconds is not None:
+                self.metrics.latency.labels(name).observe(seconds)
             return
         raise CheckpointError(f"the witness answered 200 without a valid cosignature by {name} ({kid.hex()})")
 
@@ -272,8 +344,8 @@ class WitnessCollector:
 
     def _update_lag(self, ledger, name: str, progress: _Progress) -> None:
         self.metrics.cosigned_size.labels(ledger.id, name).set(progress.size)
-        waiting = [t for s, t in list(progress.sealed_at.items()) if s > progress.size]
-        self.metrics.lag_seconds.labels(ledger.id, name).set(time.monotonic() - min(waiting) if waiting else 0.0)
+        since = progress.waiting_since
+        self.metrics.lag_seconds.labels(ledger.id, name).set(0.0 if since is None else time.monotonic() - since)
 
     # -- the threads -----------------------------------------------------------------------
 
@@ -300,9 +372,9 @@ class WitnessCollector:
         for event in self._wake.values():
             event.set()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self.wake()
-        for thread in self._threads:
-            thread.join(timeout)
+        for thread in self._threads:  # a request under way ends within the configured timeout
+            thread.join(2 * self.config.timeout + 5)
         self._threads = []

@@ -8,7 +8,9 @@ witness; 403 when no signature by the log's configured key verifies; 400 for a m
 request or an old size above the new; 409 with the size it last cosigned (text/x.tlog.size)
 when the old size is not that; 422 when the consistency proof fails or one size has two roots.
 It never cosigns two roots for one size: the stored checkpoint only grows along consistency
-proofs from it. Refused checkpoints that carry the log's valid signature are kept as evidence.
+proofs from it. Refused checkpoints that carry the log's valid signature are kept (once each):
+a second root for a size it cosigned, with the note it cosigned, proves a fork by itself; a
+proof that fails may be anyone's bad proof of an honest checkpoint, so it is kept, not alarmed.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ log = logging.getLogger("evledger.witness")
 MAX_REQUEST_BYTES = 64 * 1024  # 63 proof lines and a checkpoint with its signatures: a few KB
 MAX_PROOF_LINES = 63
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
-_OLD_LINE = re.compile(r"old (0|[1-9][0-9]*)")
+_OLD_LINE = re.compile(r"old (0|[1-9][0-9]{0,19})")  # a tree size below 2**64
 
 
 @dataclass
@@ -64,9 +66,9 @@ def witnessed_logs(sm3_keys: list[str], sha256_keys: list[str]) -> dict[str, Wit
 
 
 class Refused(Exception):
-    def __init__(self, status: int, reason: str, body: str | None = None, evidence: bool = False):
+    def __init__(self, status: int, reason: str, body: str | None = None, evidence: str | None = None):
         super().__init__(reason)
-        self.status, self.reason, self.evidence = status, reason, evidence
+        self.status, self.reason, self.evidence = status, reason, evidence  # evidence: None, "fork", "refused"
         self.body = body if body is not None else reason + "\n"
 
 
@@ -77,8 +79,9 @@ def parse_request(text: str) -> tuple[int, list[bytes], str]:
         raise Refused(400, "the request has no empty line between its old size and proof lines and the checkpoint")
     lines = head.split("\n")
     match = _OLD_LINE.fullmatch(lines[0])
-    if not match:
-        raise Refused(400, f"the first line must be 'old <size>' (decimal, no leading zeros), not {lines[0][:40]!r}")
+    if not match or int(match.group(1)) >= 2**64:
+        raise Refused(400, f"the first line must be 'old <size>' (decimal, no leading zeros, below 2**64), "
+                           f"not {lines[0][:40]!r}")
     if len(lines) - 1 > MAX_PROOF_LINES:
         raise Refused(400, f"{len(lines) - 1} consistency proof lines, at most {MAX_PROOF_LINES}")
     proof = []
@@ -110,7 +113,7 @@ class Witness:
 
     def add_checkpoint(self, text: str) -> tuple[int, str, str]:
         """(HTTP status, content type, body) for an add-checkpoint request body."""
-        origin = None
+        origin = note = None
         try:
             old, proof, note = parse_request(text)
             try:
@@ -123,16 +126,29 @@ class Witness:
             if wlog is None:
                 raise Refused(404, f"this witness does not witness a log with origin {origin!r}")
             self._check_signature(wlog, body, signatures)
-            cosignature = self._cosign(wlog, old, proof, checkpoint, note)
+            cosignature = self._cosign(wlog, old, proof, checkpoint, body, note)
         except Refused as refusal:
             self.refused_total.labels(str(refusal.status)).inc()
             if refusal.evidence:
-                self.state.record_refusal(origin, refusal.status, refusal.reason, text)
-                log.warning("ALERT witness refused a signed checkpoint of %r: %s", origin, refusal.reason)
+                latest = self.state.latest(origin)
+                if self.state.record_refusal(origin, refusal.status, refusal.evidence, refusal.reason,
+                                             self._logs_own(note), latest.note if latest is not None else None):
+                    if refusal.evidence == "fork":
+                        log.error("ALERT witness: log %r signed two roots for one size: %s", origin, refusal.reason)
+                    else:
+                        log.warning("witness refused a signed checkpoint of %r: %s", origin, refusal.reason)
             content_type = SIZE_CONTENT_TYPE if refusal.status == 409 else "text/plain; charset=utf-8"
             return refusal.status, content_type, refusal.body
         self.cosigned_total.labels(origin).inc()
         return 200, "text/plain; charset=utf-8", cosignature
+
+    def _logs_own(self, note: str) -> str:
+        """The note with only the log's own signature lines: what proves what the log signed
+        (lines by other keys are anyone's, and would let one checkpoint be kept many times)."""
+        body, signatures = parse_note(note)
+        keys = {(name, kid) for name, kid, _ in self.logs[Checkpoint.parse_body(body).origin].keys}
+        return body + "\n" + "".join(f"\u2014 {n} {base64.b64encode(k + sig).decode()}\n"
+                                      for n, k, sig in signatures if (n, k) in keys)
 
     def _check_signature(self, wlog: WitnessedLog, body: str, signatures) -> None:
         known = [(sig, pub) for n, k, sig in signatures for name, kid, pub in wlog.keys if (n, k) == (name, kid)]
@@ -144,7 +160,8 @@ class Witness:
             if not sm2_verify(public_key, body.encode(), sig):
                 raise Refused(403, f"a signature by a key of {wlog.origin!r} does not verify")
 
-    def _cosign(self, wlog: WitnessedLog, old: int, proof: list[bytes], checkpoint: Checkpoint, note: str) -> str:
+    def _cosign(self, wlog: WitnessedLog, old: int, proof: list[bytes], checkpoint: Checkpoint, body: str,
+                note: str) -> str:
         size, root = checkpoint.size, checkpoint.root
         if old > size:
             raise Refused(400, f"old size {old} is above the checkpoint's size {size}")
@@ -154,10 +171,10 @@ class Witness:
             if old != stored_size:
                 raise Refused(409, f"old size {old} is not the size last cosigned, {stored_size}", f"{stored_size}\n")
             if size == 0 and root != hash_function(wlog.alg)(b""):
-                raise Refused(422, "a checkpoint of size 0 must have the empty tree's root", evidence=True)
+                raise Refused(422, "a checkpoint of size 0 must have the empty tree's root", evidence="refused")
             if old == 0:
                 if proof:
-                    raise Refused(422, "old size 0 takes no consistency proof", evidence=True)
+                    raise Refused(422, "old size 0 takes no consistency proof")
             else:
                 try:
                     verify_consistency(wlog.alg, old, size, proof, latest.root, root)
@@ -165,8 +182,9 @@ class Witness:
                     why = (f"size {size} has root {root.hex()}, but this witness cosigned root {latest.root.hex()} "
                            f"for it" if old == size and latest.root != root else
                            f"not consistent with the cosigned checkpoint at size {old}: {exc}")
-                    raise Refused(422, why, evidence=True) from None
-            line = self.identity.cosign(checkpoint.body())
+                    fork = old == size and latest.root != root
+                    raise Refused(422, why, evidence="fork" if fork else "refused") from None
+            line = self.identity.cosign(body)  # the bytes the log signed, as received
             if latest is None or size != latest.size:
                 self.state.store(wlog.origin, size, root, note)
         return line

@@ -23,7 +23,7 @@ import orjson
 
 from ingest.keys import KeyFileError, read_secret, write_secret
 from ingest.leaf import format_received_at
-from merkle.checkpoint import SM2PrivateKey
+from merkle.checkpoint import SM2PrivateKey, check_key_name
 
 from .cosigning import WitnessIdentity
 
@@ -36,6 +36,9 @@ class WitnessStateError(RuntimeError):
 class Cosigned:
     size: int
     root: bytes
+    note: str = ""
+
+MAX_REFUSALS = 10_000  # refused checkpoints kept; past that they are counted, not written
 
 
 def _fsync_dir(path: Path) -> None:
@@ -53,6 +56,7 @@ class WitnessState:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._lock_file = None
+        self._refused: set[str] | None = None  # note digests kept in refused.ndjson
 
     # -- the identity ---------------------------------------------------------------------
 
@@ -65,14 +69,20 @@ class WitnessState:
         return self.directory / "witness.json"
 
     def create(self, name: str) -> WitnessIdentity:
-        """A new witness: its name and a new SM2 key, written once (never overwritten)."""
-        if self._key_path.exists() or self._name_path.exists():
+        """A new witness: its name and a new SM2 key, written once (never overwritten): the key
+        first, then the name, each durably, so a crash between leaves no usable half."""
+        check_key_name(name, "witness name")
+        if self._key_path.exists():
             raise WitnessStateError(f"{self.directory} already holds a witness; its key is never replaced")
         identity = WitnessIdentity(name, SM2PrivateKey.generate())
-        identity.verifier_key  # a name the note format refuses fails here, before anything is written
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._name_path.write_bytes(orjson.dumps({"name": name}))
         write_secret(self._key_path, identity.key.private_hex + "\n")
+        tmp = self._name_path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps({"name": name}))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self._name_path)
+        _fsync_dir(self.directory)
         return identity
 
     def identity(self) -> WitnessIdentity:
@@ -83,6 +93,10 @@ class WitnessState:
             raise WitnessStateError(f"{self.directory} holds no witness: run `evledger witness init` first") from None
         except (KeyFileError, ValueError, KeyError, TypeError) as exc:
             raise WitnessStateError(f"{self.directory}: the witness's name or key cannot be read: {exc}") from None
+        try:
+            check_key_name(name, "witness name")
+        except ValueError as exc:
+            raise WitnessStateError(f"{self.directory}: {exc}") from None
         return WitnessIdentity(name, key)
 
     def lock(self) -> None:
@@ -119,11 +133,13 @@ class WitnessState:
             raise WitnessStateError(f"state file {self._path(origin)} is not JSON: {exc}") from None
         if stored.get("origin") != origin:
             raise WitnessStateError(f"state file {self._path(origin)} is for {stored.get('origin')!r}, not {origin!r}")
-        return Cosigned(stored["size"], base64.b64decode(stored["root"]))
+        return Cosigned(stored["size"], base64.b64decode(stored["root"]), stored.get("note", ""))
 
     def store(self, origin: str, size: int, root: bytes, note: str) -> None:
         """Make (size, root) the latest cosigned checkpoint of `origin`, durably."""
-        self._logs.mkdir(parents=True, exist_ok=True)
+        if not self._logs.is_dir():
+            self._logs.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(self.directory)  # the new folder's entry, or a power loss could take it all
         path = self._path(origin)
         tmp = path.with_suffix(".tmp")
         data = orjson.dumps({"origin": origin, "size": size, "root": base64.b64encode(root).decode(), "note": note,
@@ -137,17 +153,30 @@ class WitnessState:
         os.replace(tmp, path)
         _fsync_dir(self._logs)
 
-    def record_refusal(self, origin: str, status: int, reason: str, request: str) -> None:
-        """Keep a signed checkpoint the witness refused (kept as evidence; c2sp.org/tlog-witness
-        allows it): one JSON line each in <dir>/refused.ndjson, fsynced."""
-        line = orjson.dumps({"at": format_received_at(time.time_ns() // 1000), "origin": origin, "status": status,
-                             "reason": reason, "request": request}) + b"\n"
-        fd = os.open(self.directory / "refused.ndjson", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def record_refusal(self, origin: str, status: int, kind: str, reason: str, note: str,
+                       cosigned_note: str | None) -> bool:
+        """Keep a signed checkpoint the witness refused, once per distinct note, with the note it
+        had cosigned (c2sp.org/tlog-witness allows keeping them): one JSON line each in
+        <dir>/refused.ndjson, fsynced. `kind` is "fork" (a second root for a cosigned size:
+        the two notes prove it) or "refused" (a failed proof, which anyone can send). False
+        when it was kept already, or MAX_REFUSALS are."""
+        digest = hashlib.sha256(note.encode()).hexdigest()
+        with self._locks_guard:
+            if self._refused is None:
+                self._refused = {r.get("note_sha256") for r in self.refusals()}
+            if digest in self._refused or len(self._refused) >= MAX_REFUSALS:
+                return False
+            self._refused.add(digest)
+            line = orjson.dumps({"at": format_received_at(time.time_ns() // 1000), "origin": origin, "status": status,
+                                 "kind": kind, "reason": reason, "note_sha256": digest, "note": note,
+                                 "cosigned_note": cosigned_note}) + b"\n"
+            fd = os.open(self.directory / "refused.ndjson", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return True
 
     def refusals(self) -> list[dict]:
         try:

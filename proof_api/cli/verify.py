@@ -10,6 +10,23 @@ import click
 from .binding import Command, option
 
 
+class WholeNumber(click.ParamType):
+    """A count of at least 1 in ASCII digits, read as evledger-verify reads it (no '+1', ' 1' or
+    other scripts' digits), so both commands take the same command lines."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        from evledger_verify.cli import positive_count
+
+        try:
+            return positive_count(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @click.command("verify", cls=Command,
                help="check a proof bundle (or the one a certificate embeds) offline: leaf, path, signed "
                     "checkpoint, the file, and with --rpc the anchor on chain; exit 0 only for verdict 1")
@@ -26,7 +43,7 @@ from .binding import Command, option
 @option("--witness", multiple=True, metavar="VKEY",
         help="a witness's cosigning key (name+keyid+base64, type sm2-cosignature/v1): the checkpoint must carry "
              "its valid cosignature (repeat for several witnesses)")
-@option("--witness-threshold", type=click.IntRange(min=1), metavar="K",
+@option("--witness-threshold", type=WholeNumber(), metavar="K",
         help="how many of the --witness keys must have cosigned (default: all of them)")
 def verify(args) -> int:
     """Offline: needs the bundle and, optionally, the file, the hash or a chain endpoint.

@@ -7,7 +7,7 @@ from json.decoder import WHITESPACE, scanstring
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from ..bodies import MAX_VERIFY_BODY_BYTES, parse_json
 from ..deps import EvidenceRoute, Services, services
@@ -34,7 +34,7 @@ class VerifyRequest(BaseModel):
         default=None, min_length=1, max_length=32,
         description="witnesses' cosigning keys (name+keyid+base64, type sm2-cosignature/v1): the checkpoint must carry "
                     "valid cosignatures by witness_threshold of them")
-    witness_threshold: int | None = Field(
+    witness_threshold: StrictInt | None = Field(
         default=None, ge=1, description="how many of witness_keys must have cosigned (default: all of them)")
 
 

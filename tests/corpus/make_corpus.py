@@ -211,6 +211,8 @@ def add_witness_cases(c: Corpus, world: dict, text) -> None:
     c.add("cosignature: the note's lines swapped", text(with_note(two, later_body, later_ledger_line, later_lines[::-1])),
           2)
     c.add("cosignature: a line doubled in the note", text(with_note(one, body, ledger_line, lines * 2)), 2)
+    c.add("cosignature: a line doubled in the note and in the list, no witness required",
+          text(with_note(one, body, ledger_line, lines * 2, one["cosignatures"] * 2)), 2)
     c.add("cosignature: the line and its entry removed", text(with_note(one, body, ledger_line, [], [])), 1)
     c.add("cosignature: the line and its entry removed, its witness required",
           text(with_note(one, body, ledger_line, [], [])), 2, witnesses=[w])

@@ -34,15 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--witness", action="append", default=[], metavar="VKEY",
                         help="a witness's cosigning key (name+keyid+base64, type sm2-cosignature/v1): the checkpoint "
                              "must carry its valid cosignature (repeat for several witnesses)")
-    parser.add_argument("--witness-threshold", type=_positive, metavar="K",
+    parser.add_argument("--witness-threshold", type=_positive_argument, metavar="K",
                         help="how many of the --witness keys must have cosigned (default: all of them)")
     return parser
 
 
-def _positive(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+def positive_count(text: str) -> int:
+    """A count of at least 1 written in ASCII digits; ValueError otherwise."""
+    if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) < 1:
+        raise ValueError(f"must be a whole number of at least 1, not {text[:40]!r}")
     return int(text)
+
+
+def _positive_argument(text: str) -> int:
+    try:
+        return positive_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

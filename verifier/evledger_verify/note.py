@@ -190,8 +190,8 @@ class Checkpoint:
         origin, size_text, root_text, *ext = lines
         if not origin:
             raise CheckpointError("checkpoint origin line is empty")
-        if not re.fullmatch(r"0|[1-9][0-9]*", size_text):
-            raise CheckpointError(f"checkpoint size {size_text!r} is not a decimal number")
+        if not re.fullmatch(r"0|[1-9][0-9]{0,19}", size_text) or int(size_text) >= 2**64:
+            raise CheckpointError(f"checkpoint size {size_text[:30]!r} is not a decimal number below 2**64")
         try:
             root = base64.b64decode(root_text, validate=True)
         except binascii.Error:

@@ -346,6 +346,11 @@ def check_witnesses(b: dict, policy: WitnessPolicy | None = None) -> str:
         listed = b["cosignatures"]
         if len(listed) != len(lines):
             raise Failed(f"cosignatures lists {len(listed)}, but the note has {len(lines)} cosignature line(s)")
+        seen = set()
+        for name, kid, _ in lines:  # one line per witness key, as signed-note verifiers require
+            if (name, kid) in seen:
+                raise Failed(f"the note has more than one cosignature line by {name} ({kid.hex()})")
+            seen.add((name, kid))
         body, _ = parse_note(b["checkpoint"]["note"])
         for i, ((name, kid, sig), entry) in enumerate(zip(lines, listed)):
             try:

@@ -64,7 +64,7 @@ if (values.contract !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.contract
 let threshold = null;
 if (values["witness-threshold"] !== undefined) {
   const given = values["witness-threshold"];
-  if (!/^[0-9]+$/.test(given) || BigInt(given) < 1n) fail(`argument --witness-threshold: must be a whole number of at least 1, not ${pyRepr(given)}`);
+  if (!/^[0-9]{1,20}$/.test(given) || BigInt(given) < 1n) fail(`argument --witness-threshold: must be a whole number of at least 1, not ${pyRepr([...given].slice(0, 40).join(""))}`);
   threshold = BigInt(given) <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(given) : BigInt(given);
 }
 let text, file = null, keys = (values.key ?? []).map(trimKey);

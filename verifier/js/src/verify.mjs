@@ -454,6 +454,12 @@ function checkWitnesses(b, policy) {
   if (b.format === BUNDLE_FORMAT) {
     const listed = b.cosignatures;
     if (listed.length !== lines.length) throw new Failed(`cosignatures lists ${listed.length}, but the note has ${lines.length} cosignature line(s)`);
+    const seen = new Set();
+    for (const line of lines) {  // one line per witness key, as signed-note verifiers require
+      const id = `${line.name} (${hex(line.kid)})`;
+      if (seen.has(id)) throw new Failed(`the note has more than one cosignature line by ${id}`);
+      seen.add(id);
+    }
     const { body } = parseNote(b.checkpoint.note);
     for (const [i, line] of lines.entries()) {
       const entry = listed[i];

@@ -5,6 +5,7 @@ chain's Anchored events over plain JSON-RPC, decoded by the offline verifier's r
 from __future__ import annotations
 
 import httpx
+import orjson
 
 from evledger_verify.chain import ANCHORED_EVENT, JsonRpc, RpcError, anchored_events, keccak256, ledger_key
 
@@ -15,6 +16,12 @@ LOG_RANGE_BLOCKS = 10_000
 class SourceError(OSError):
     """The API or the chain could not be read (down, refused, or answered nonsense): retried in
     --follow, an error (not an alarm) in one-shot."""
+
+
+def _json(answer: httpx.Response):
+    """The answer's JSON, by orjson: it refuses nesting past 1,024 levels with an error, where
+    the standard library's parser can overflow the C stack on a hostile answer."""
+    return orjson.loads(answer.content)
 
 
 class LedgerApi:
@@ -38,20 +45,20 @@ class LedgerApi:
             raise SourceError(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}") from None
         if answer.status_code == 404 and missing_ok:
             try:
-                code = answer.json()["error"]["code"]
-            except (ValueError, KeyError, TypeError, RecursionError):
+                code = _json(answer)["error"]["code"]
+            except (ValueError, KeyError, TypeError):
                 code = None
             if code == "not_found":  # an unknown ledger or a wrong URL is an error, not a missing size
                 return None
         if answer.status_code != 200:
             try:
-                message = answer.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError, RecursionError):
+                message = _json(answer)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
                 message = answer.text[:200]
             raise SourceError(f"GET {self.base_url}{url} answered {answer.status_code}: {message}")
         try:
-            return answer.json()
-        except (ValueError, RecursionError):  # not JSON, or nested deeper than any answer of ours
+            return _json(answer)
+        except ValueError:  # not JSON, or nested deeper than any answer of ours
             raise SourceError(f"GET {self.base_url}{url} answered something that is not JSON it can read") from None
 
     def checkpoints(self, after: int, limit: int) -> dict:

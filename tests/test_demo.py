@@ -39,7 +39,13 @@ def test_demo_streams_anchors_proves_on_chain_and_refuses_a_tampered_file(demo):
     assert "every record checkpointed and anchored" in text
     assert text.count("verdict ①") == 1 and text.count("verdict ②") == 1
     # Verdict 1 with the anchor read on chain, after the service stopped and the chain restarted.
-    assert "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔)" in text
+    # and cosigned by the court's witness, whose key the verifier was given
+    assert "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔; cosigned by the " \
+           "witnesses given ✔)" in text
+    assert text.count("✔ witnesses: 1 of the 1 witness key(s) given cosigned this checkpoint (threshold 1): "
+                      "court.demo/witness at ") == 2
+    assert "the witness cosigned the anchored checkpoint of size" in text
+    assert (out / "witness" / "witness.key").exists() and (out / "witness.vkey").read_text().startswith("court.demo/")
     assert text.count("✔ anchor on chain: chain 31337 at http://127.0.0.1:") == 2
     assert text.index("service stopped (exit 0); chain stopped") < text.index("the chain started again from")
     assert "✘ file:" in text  # the tampered copy fails exactly on the file check
@@ -98,20 +104,21 @@ def test_the_standalone_verifier_gives_the_demos_verdicts_on_chain(demo, standal
     command = standalone_verifier / "bin" / "evledger-verify"
     contract = (out / "chain" / "contract.txt").read_text().strip()
     with Anvil(state=out / "chain" / "state.json") as chain:
-        pinned = ["--key-file", str(out / "brokerage-sh.keys"), "--rpc", chain.url, "--contract", contract]
+        pinned = ["--key-file", str(out / "brokerage-sh.keys"), "--rpc", chain.url, "--contract", contract,
+                  "--witness", (out / "witness.vkey").read_text().strip()]
         good = subprocess.run([str(command), str(out / "bundle.json"), "--file", str(out / "contract.txt"), *pinned],
                               capture_output=True, text=True, timeout=120, cwd=standalone_verifier)
         bad = subprocess.run([str(command), str(out / "bundle.json"), "--file", str(out / "contract-tampered.txt"),
                               *pinned], capture_output=True, text=True, timeout=120, cwd=standalone_verifier)
     assert good.returncode == 0, good.stdout + good.stderr
-    assert good.stdout.splitlines()[-1] == "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔)"
+    assert good.stdout.splitlines()[-1] == "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔; cosigned by the witnesses given ✔)"
     assert re.search(r"^✔ anchor on chain: chain 31337 at ", good.stdout, re.M)
     assert bad.returncode == 1 and "(failed: file)" in bad.stdout.splitlines()[-1]
     # The same report, line for line, as `evledger verify` in the service's environment.
     for name, mine in (("contract.txt", good), ("contract-tampered.txt", bad)):
         with Anvil(state=out / "chain" / "state.json") as chain:
             args = [str(out / "bundle.json"), "--file", str(out / name), "--key-file", str(out / "brokerage-sh.keys"),
-                    "--rpc", chain.url, "--contract", contract]
+                    "--rpc", chain.url, "--contract", contract, "--witness", (out / "witness.vkey").read_text().strip()]
             service_side = subprocess.run([sys.executable, "-m", "proof_api.cli", "verify", *args],
                                           capture_output=True, text=True, timeout=120)
             standalone_side = subprocess.run([str(command), *args], capture_output=True, text=True, timeout=120)
@@ -148,7 +155,7 @@ def test_the_js_verifier_under_node_reads_the_anchor_on_chain(demo):
     with Anvil(state=out / "chain" / "state.json") as chain:
         for name, code in (("contract.txt", 0), ("contract-tampered.txt", 1)):
             args = [str(out / "bundle.json"), "--file", str(out / name), "--key-file", str(out / "brokerage-sh.keys"),
-                    "--rpc", chain.url, "--contract", contract]
+                    "--rpc", chain.url, "--contract", contract, "--witness", (out / "witness.vkey").read_text().strip()]
             node = subprocess.run(["node", str(js), *args], capture_output=True, text=True, timeout=120)
             python = subprocess.run([sys.executable, "-m", "evledger_verify", *args], capture_output=True, text=True,
                                     timeout=120)
@@ -169,7 +176,9 @@ def test_the_verifier_page_reads_the_anchor_on_chain(demo, tmp_path):
     page_file = ROOT / "verifier" / "js" / "dist" / "verify.html"
     with Anvil(state=out / "chain" / "state.json") as chain, DevTools(tmp_path, page_file.as_uri()) as page:
         page.set_files("#ev-pick", [out / "bundle.json", out / "contract.txt"])
-        for field, value in (("ev-rpc", chain.url), ("ev-contract", contract), ("ev-keys", key)):
+        witness = (out / "witness.vkey").read_text()
+        for field, value in (("ev-rpc", chain.url), ("ev-contract", contract), ("ev-keys", key),
+                             ("ev-witnesses", witness)):
             page.evaluate(f"document.getElementById({json.dumps(field)}).value = {json.dumps(value)}")
         verdict, checks = page.evaluate("""(async () => {
           document.getElementById("ev-verify").click();
@@ -178,5 +187,5 @@ def test_the_verifier_page_reads_the_anchor_on_chain(demo, tmp_path):
           return [document.getElementById("ev-verdict").textContent,
                   [...document.querySelectorAll("#ev-report li")].map((li) => li.textContent)];
         })()""")
-    assert verdict == "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔)", (verdict, checks)
+    assert verdict == "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔; cosigned by the witnesses given ✔)", (verdict, checks)
     assert any(line.startswith(f"✔ anchor on chain: chain 31337 at {chain.url}") for line in checks), checks

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench.machine import machine_info, machine_line, write_and_print_result
+from evledger_common.stopping import terminate
 from evledger_dev.devbroker import free_port
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,11 +61,7 @@ def served(data_dir: Path, *serve_args: str, env: dict | None = None):
             time.sleep(0.1)
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        terminate(proc, 60)
 
 
 def create_ledger(http: httpx.Client, data_dir: Path, name: str) -> dict:

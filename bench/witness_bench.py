@@ -41,7 +41,6 @@ import base64
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ import httpx
 import numpy as np
 
 from bench.machine import machine_info, machine_line, write_and_print_result
+from evledger_common.stopping import terminate
 from evledger_dev.devbroker import free_port
 from ingest.leaf import parse_received_at
 
@@ -82,13 +82,7 @@ def _wait_up(proc: subprocess.Popen, url: str, stderr: Path, what: str, timeout:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc, 60)
 
 
 @contextlib.contextmanager

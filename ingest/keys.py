@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from evledger_common.durable import fsync_dir
 from merkle.checkpoint import SM2PrivateKey, key_id
 
 SEALED_ALG = "SM4-GCM"
@@ -38,11 +39,7 @@ def write_secret(path: Path, text: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 def read_secret(path: Path) -> str:

@@ -25,6 +25,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from evledger_common.durable import fsync_dir
 from ingest.ledger import LedgerError, check_ledger_id
 
 _INCOMING = ".incoming-"
@@ -49,13 +50,6 @@ def _no_room_is_storage_full():
         raise
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _make_dir(path: Path) -> None:
     """mkdir, and make the new entry durable in its parent (a stored file's path must survive
@@ -64,7 +58,7 @@ def _make_dir(path: Path) -> None:
         if not path.parent.is_dir():
             _make_dir(path.parent)
         path.mkdir(exist_ok=True, mode=0o700)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 class FileStore:
@@ -120,7 +114,7 @@ class Upload:
                 self._file.close()
                 _make_dir(final.parent)
                 os.replace(self.temp, final)  # same content if it was there already
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
                 return final
         except BaseException:
             self._close_quietly()

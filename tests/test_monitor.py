@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from evledger_common.stopping import terminate
 from evledger_dev.devbroker import free_port
 from evledger_dev.devchain import ANVIL, DEV_KEYS, Anvil
 from tests.api_helpers import auth, wait_until
@@ -60,12 +61,7 @@ def serving(data_dir: Path, port: int | None = None, chain: tuple[str, str] | No
         with httpx.Client(base_url=base, timeout=10) as http:
             yield base, http
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, 30)
 
 
 def monitor(*args: str, state: Path, timeout: float = 60) -> subprocess.CompletedProcess:

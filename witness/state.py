@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from evledger_common.durable import fsync_dir
 from ingest.keys import KeyFileError, read_secret, write_secret
 from ingest.leaf import format_received_at
 from merkle.checkpoint import SM2PrivateKey, check_key_name
@@ -40,13 +41,6 @@ class Cosigned:
 
 MAX_REFUSALS = 10_000  # refused checkpoints kept; past that they are counted, not written
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class WitnessState:
@@ -82,7 +76,7 @@ class WitnessState:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self._name_path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return identity
 
     def identity(self) -> WitnessIdentity:
@@ -139,7 +133,7 @@ class WitnessState:
         """Make (size, root) the latest cosigned checkpoint of `origin`, durably."""
         if not self._logs.is_dir():
             self._logs.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(self.directory)  # the new folder's entry, or a power loss could take it all
+            fsync_dir(self.directory)  # the new folder's entry, or a power loss could take it all
         path = self._path(origin)
         tmp = path.with_suffix(".tmp")
         data = orjson.dumps({"origin": origin, "size": size, "root": base64.b64encode(root).decode(), "note": note,
@@ -151,7 +145,7 @@ class WitnessState:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        _fsync_dir(self._logs)
+        fsync_dir(self._logs)
 
     def record_refusal(self, origin: str, status: int, kind: str, reason: str, note: str,
                        cosigned_note: str | None) -> bool:

@@ -234,8 +234,9 @@ class Monitor:
 
     def sync_anchors(self) -> float:
         """Read the ledger's Anchored events in the blocks not read yet (those `confirmations`
-        deep); the earliest time an anchor not read yet can carry: the time of the first block
-        not read, when one is mined already (not deep enough yet), else the time now."""
+        deep); the earliest time an anchor not read yet can carry: that of the earliest anchor
+        in the blocks mined but not deep enough yet (looked at, not kept), else the time now
+        (a chain that mines no empty blocks may never bury them)."""
         now = time.time()
         head = self.chain.head()
         last = self.state.meta("last_block")
@@ -244,7 +245,8 @@ class Monitor:
         if until >= first:
             self.state.add_anchors(self.chain.anchors(first, until), until)
         unread = max(first, until + 1)
-        return float(self.chain.block_time(unread)) if unread <= head else now
+        shallow = self.chain.anchors(unread, head) if unread <= head else []
+        return float(min([now, *(time_ for _, _, _, time_, _ in shallow)]))
 
     def check_anchors(self, result: PassResult, final: bool) -> None:
         last = self.state.last_verified()

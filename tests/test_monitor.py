@@ -349,8 +349,10 @@ def test_an_anchor_not_yet_deep_enough_is_not_late():
         def head(self):
             return self.head_block
 
-        def block_time(self, number):  # a block every second, block 100 mined now
-            return int(now - (100 - number))
+        stalled_for = 0  # seconds since the chain last mined a block
+
+        def block_time(self, number):  # a block every second, block 100 mined now (less stalled_for)
+            return int(now - self.stalled_for - (100 - number))
 
         def anchors(self, first, until):  # the anchor of size 5, in block 95, 30 s after its seal
             return [(5, root, 95, int(now - 40), "0x" + "22" * 32)] if first <= 95 <= until else []
@@ -372,3 +374,8 @@ def test_an_anchor_not_yet_deep_enough_is_not_late():
     chain.head_block = 106
     assert one_pass() == []  # now read: it covers the checkpoint
     assert state.uncovered() == []
+    # a checkpoint never anchored, on a chain that has mined nothing for an hour (a chain with no
+    # empty blocks buries nothing more): late all the same, judged against the clock
+    chain.stalled_for = 3600
+    state.add_verified([(7, root, now - 100)])
+    assert one_pass() == ["late_anchor"]

@@ -478,3 +478,31 @@ def test_the_lag_counts_from_before_a_restart_and_memory_stays_bounded(tmp_path)
     assert len(progress.sealed_at) == MAX_SEALED_KEPT and progress.waiting_since == 1.0
     assert progress.cosigned(3 * MAX_SEALED_KEPT - 1) is not None
     assert progress.sealed_at == {} and progress.waiting_since is None
+
+
+def test_a_fork_is_kept_and_alarmed_however_the_refusals_before_it_went(world, monkeypatch, caplog):
+    """Refusals anyone can cause never hide a fork: not by filling the store (each kind has its
+    own room), not by sending the forked note early as a plain bad proof (kept again as a fork,
+    with the note it contradicts), not by a line a crash cut short."""
+    import logging
+
+    import witness.state
+
+    monkeypatch.setattr(witness.state, "MAX_REFUSALS", 2)
+    w, ledger, fork = world["witness"], world["ledger"], world["fork"]
+    zero = base64.b64encode(bytes(32)).decode() + "\n"
+    first, size = world["first"]["size"], world["second"]["size"]
+    assert w.add_checkpoint(request(ledger, 0, world["first"]))[0] == 200
+    # the operator sends its forked note early, with a bad proof: a plain refusal
+    assert w.add_checkpoint(f"old {first}\n" + zero * 3 + "\n" + world["forked"]["note"])[0] == 422
+    assert w.add_checkpoint(f"old {first}\n" + zero * 3 + "\n" + world["third"]["note"])[0] == 422  # the kind is full
+    with open(world["dir"] / "refused.ndjson", "ab") as torn:
+        torn.write(b'{"at": "2026-')  # a crash in the middle of an append
+    w = Witness(WitnessState(world["dir"]), w.logs)  # restarted
+    assert w.add_checkpoint(request(ledger, first, world["second"]))[0] == 200
+    with caplog.at_level(logging.WARNING, logger="evledger.witness"):
+        assert w.add_checkpoint(request(fork, size, world["forked"]))[0] == 422
+    kinds = [(r["kind"], r["note"] == world["forked"]["note"]) for r in w.state.refusals()]
+    assert kinds == [("refused", True), ("refused", False), ("fork", True)], kinds
+    assert w.state.refusals()[-1]["cosigned_note"] == world["second"]["note"]
+    assert any("ALERT witness: log 'evledger/acme' signed two roots" in r.message for r in caplog.records)

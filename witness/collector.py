@@ -50,7 +50,8 @@ class WitnessEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(pattern=r"^https?://[^\s]+$", description="the witness's submission prefix")
     key: str = Field(description="the witness's cosigning verifier key")
-    ledgers: list[str] | None = Field(default=None, description="the ledgers it witnesses (default: all)")
+    ledgers: list[str] | None = Field(default=None, min_length=1,
+                                      description="the ledgers it witnesses (default: all)")
 
     @field_validator("url")
     @classmethod
@@ -82,7 +83,8 @@ class WitnessConfig(BaseModel):
                                                                         "witnessed (default: every witness of the ledger)")
     thresholds: dict[str, Annotated[StrictInt, Field(ge=1)]] = Field(default_factory=dict,
                                                                       description="per-ledger thresholds")
-    timeout: float = Field(default=5.0, gt=0, le=300, description="seconds to wait for a witness's answer")
+    timeout: float = Field(default=5.0, gt=0, le=300, strict=True,
+                           description="seconds to wait for a witness's answer")
 
     @model_validator(mode="after")
     def _thresholds_can_be_met(self) -> "WitnessConfig":
@@ -224,17 +226,19 @@ class WitnessCollector:
     def _progress_of(self, entry: WitnessEntry, ledger_id: str) -> _Progress:
         with self._lock:
             progress = self._progress.get((entry.key, ledger_id))
-            if progress is None:
-                kid = parse_cosigner_key(entry.key)[1].hex()
-                ledger = self.service.ledger(ledger_id)
-                latest = ledger.latest_cosignature(kid)
-                progress = self._progress[(entry.key, ledger_id)] = _Progress(latest["size"] if latest else 0)
-                # Behind since before this process started: the lag counts from that checkpoint's seal.
-                behind = ledger.checkpoints(after_size=progress.size, limit=1)
-                if behind:
-                    age = max(0.0, time.time() - parse_received_at(behind[0]["sealed_at"]) / 1e6)
-                    progress.waiting_since = time.monotonic() - age
+        if progress is not None:
             return progress
+        # Read outside the lock (the sequencer's on_sealed callback takes it): a scan of the index
+        ledger = self.service.ledger(ledger_id)
+        latest = ledger.latest_cosignature(parse_cosigner_key(entry.key)[1].hex())
+        fresh = _Progress(latest["size"] if latest else 0)
+        # Behind since before this process started: the lag counts from that checkpoint's seal.
+        behind = ledger.checkpoints(after_size=fresh.size, limit=1)
+        if behind:
+            age = max(0.0, time.time() - parse_received_at(behind[0]["sealed_at"]) / 1e6)
+            fresh.waiting_since = time.monotonic() - age
+        with self._lock:
+            return self._progress.setdefault((entry.key, ledger_id), fresh)
 
     def cosigned_size(self, witness_key: str, ledger_id: str) -> int:
         entry = next(w for w in self.config.witness if w.key == witness_key)
@@ -308,6 +312,8 @@ class WitnessCollector:
                 raise WitnessRefused(409, text)
             progress.size = theirs  # resend from the size the witness holds (lost events, a restored state)
             progress.unconfirmed = True
+            if progress.waiting_since is None:  # behind from now on, whatever it cosigned before
+                progress.waiting_since = time.monotonic()
             return
         if status != 200:
             raise WitnessRefused(status, text)

@@ -130,17 +130,27 @@ class Witness:
         except Refused as refusal:
             self.refused_total.labels(str(refusal.status)).inc()
             if refusal.evidence:
-                latest = self.state.latest(origin)
-                if self.state.record_refusal(origin, refusal.status, refusal.evidence, refusal.reason,
-                                             self._logs_own(note), latest.note if latest is not None else None):
-                    if refusal.evidence == "fork":
-                        log.error("ALERT witness: log %r signed two roots for one size: %s", origin, refusal.reason)
-                    else:
-                        log.warning("witness refused a signed checkpoint of %r: %s", origin, refusal.reason)
+                self._keep(origin, refusal, note)
             content_type = SIZE_CONTENT_TYPE if refusal.status == 409 else "text/plain; charset=utf-8"
             return refusal.status, content_type, refusal.body
         self.cosigned_total.labels(origin).inc()
         return 200, "text/plain; charset=utf-8", cosignature
+
+    def _keep(self, origin: str, refusal: Refused, note: str) -> None:
+        """Keep a refused signed checkpoint as evidence, and say so: a fork is an ALERT unless
+        the same one was seen before, even when it cannot be kept (the refusal goes out anyway)."""
+        latest = self.state.latest(origin)
+        try:
+            kept = self.state.record_refusal(origin, refusal.status, refusal.evidence, refusal.reason,
+                                             self._logs_own(note), latest.note if latest is not None else None)
+        except OSError as exc:
+            kept = f"not kept: {exc}"
+        if kept == "again":
+            return
+        if refusal.evidence == "fork":
+            log.error("ALERT witness: log %r signed two roots for one size: %s (%s)", origin, refusal.reason, kept)
+        else:
+            log.warning("witness refused a signed checkpoint of %r: %s (%s)", origin, refusal.reason, kept)
 
     def _logs_own(self, note: str) -> str:
         """The note with only the log's own signature lines: what proves what the log signed
@@ -186,7 +196,7 @@ class Witness:
                     raise Refused(422, why, evidence="fork" if fork else "refused") from None
             line = self.identity.cosign(body)  # the bytes the log signed, as received
             if latest is None or size != latest.size:
-                self.state.store(wlog.origin, size, root, note)
+                self.state.store(wlog.origin, size, root, self._logs_own(note))
         return line
 
 

@@ -148,32 +148,58 @@ class WitnessState:
         fsync_dir(self._logs)
 
     def record_refusal(self, origin: str, status: int, kind: str, reason: str, note: str,
-                       cosigned_note: str | None) -> bool:
-        """Keep a signed checkpoint the witness refused, once per distinct note, with the note it
-        had cosigned (c2sp.org/tlog-witness allows keeping them): one JSON line each in
+                       cosigned_note: str | None) -> str:
+        """Keep a signed checkpoint the witness refused, once per (kind, note, note it had
+        cosigned) (c2sp.org/tlog-witness allows keeping them): one JSON line each in
         <dir>/refused.ndjson, fsynced. `kind` is "fork" (a second root for a cosigned size:
-        the two notes prove it) or "refused" (a failed proof, which anyone can send). False
-        when it was kept already, or MAX_REFUSALS are."""
-        digest = hashlib.sha256(note.encode()).hexdigest()
+        the two notes prove it) or "refused" (a failed proof, which anyone can send). At most
+        MAX_REFUSALS of each kind per log, so refusals anyone can cause never crowd out forks.
+        "kept", "again" (kept before) or "full"; OSError when it cannot be written."""
+        key = (origin, kind, hashlib.sha256(note.encode()).hexdigest(),
+               hashlib.sha256((cosigned_note or "").encode()).hexdigest())
         with self._locks_guard:
             if self._refused is None:
-                self._refused = {r.get("note_sha256") for r in self.refusals()}
-            if digest in self._refused or len(self._refused) >= MAX_REFUSALS:
-                return False
-            self._refused.add(digest)
+                self._drop_torn_tail()
+                self._refused = {(r.get("origin"), r.get("kind"), r.get("note_sha256"), r.get("cosigned_note_sha256"))
+                                 for r in self.refusals()}
+            if key in self._refused:
+                return "again"
+            if sum(1 for k in self._refused if k[:2] == key[:2]) >= MAX_REFUSALS:
+                return "full"
             line = orjson.dumps({"at": format_received_at(time.time_ns() // 1000), "origin": origin, "status": status,
-                                 "kind": kind, "reason": reason, "note_sha256": digest, "note": note,
-                                 "cosigned_note": cosigned_note}) + b"\n"
+                                 "kind": kind, "reason": reason, "note_sha256": key[2], "note": note,
+                                 "cosigned_note_sha256": key[3], "cosigned_note": cosigned_note}) + b"\n"
             fd = os.open(self.directory / "refused.ndjson", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
                 os.write(fd, line)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        return True
+            self._refused.add(key)
+        return "kept"
+
+    def _drop_torn_tail(self) -> None:
+        """Cut a last line a crash left without its newline, so the next record starts a line."""
+        path = self.directory / "refused.ndjson"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        if data and not data.endswith(b"\n"):
+            with open(path, "rb+") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+                os.fsync(f.fileno())
 
     def refusals(self) -> list[dict]:
+        """The refusals kept; a line a crash cut short (or any line that is not JSON) is skipped."""
         try:
-            return [orjson.loads(line) for line in (self.directory / "refused.ndjson").read_bytes().splitlines()]
+            lines = (self.directory / "refused.ndjson").read_bytes().splitlines()
         except FileNotFoundError:
             return []
+        kept = []
+        for line in lines:
+            try:
+                kept.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+        return kept

@@ -330,7 +330,9 @@ function parseBody(body) {
   if (lines.length < 3) throw new CheckpointError("checkpoint body has too few lines");
   const [origin, sizeText, rootText, ...ext] = lines;
   if (!origin) throw new CheckpointError("checkpoint origin line is empty");
-  if (!/^(0|[1-9][0-9]*)$/.test(sizeText)) throw new CheckpointError("checkpoint size is not a decimal number");
+  if (!/^(0|[1-9][0-9]{0,19})$/.test(sizeText) || BigInt(sizeText) >= 2n ** 64n) {
+    throw new CheckpointError(`checkpoint size ${pyRepr([...sizeText].slice(0, 30).join(""))} is not a decimal number below 2**64`);
+  }
   let root;
   try { root = b64decode(rootText); } catch { throw new CheckpointError("checkpoint root is not base64"); }
   if (root.length !== 32) throw new CheckpointError("checkpoint root is not 32 bytes");

@@ -64,9 +64,13 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
                body_timeouts: BodyTimeouts = BodyTimeouts()) -> FastAPI:
     # strict_content_type off: a JSON body without a Content-Type is read as JSON on every route
     # (as /records/batch always did), rather than refused by some routes and not others.
+    # redirect_slashes off: "/v1/verify/" is not a route; a 307 to "/v1/verify" would make a client
+    # send its body twice (or, for most clients, not follow a POST redirect at all).
     app = FastAPI(title="evidence-ledger", version="1", default_response_class=ORJSONResponse, strict_content_type=False,
+                  redirect_slashes=False,
                   description="Records in an event-sourced log, SM3 Merkle trees, SM2-signed checkpoints anchored "
-                              "on a consortium chain, offline-verifiable proof bundles (evledger-proof/1). "
+                              "on a consortium chain, witnesses' SM2 cosignatures, offline-verifiable proof bundles "
+                              "(evledger-proof/2; /1 is still verified). "
                               "Authenticate with `Authorization: Bearer evk_...`.")
     app.state.services = Services(runtime, in_flight or InFlight())
     app.router.route_class = EvidenceRoute  # routes added to the app itself (a benchmark's) read bodies alike

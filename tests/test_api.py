@@ -905,3 +905,14 @@ def test_an_ndjson_error_names_the_line_blank_lines_included(api):
     assert len(res) == 3 and "seq" in res[0]
     assert res[1]["error"]["message"].startswith("line 4 is not JSON")
     assert res[2]["error"]["message"].startswith("line 6 is not JSON")
+
+
+def test_health_answers_head_and_a_trailing_slash_is_not_redirected(api):
+    """Uptime checkers probe with HEAD; a POST to "/v1/verify/" gets the documented 404, not a
+    307 that most clients do not follow with a body (and that doubles it for those that do)."""
+    c = api.client
+    head = c.head("/healthz")
+    assert head.status_code == 200 and head.content == b""
+    assert c.head("/readyz").status_code in (200, 503)
+    assert_error(c.post("/v1/verify/", json={"bundle": {}}), 404, "not_found")
+    assert_error(c.get("/v1/ledgers/", headers=api.H("service")), 404, "not_found")

@@ -12,12 +12,13 @@ from ..errors import ORJSONResponse
 router = APIRouter(route_class=EvidenceRoute)
 
 
-@router.get("/healthz", tags=["operations"], summary="The process is up")
+# HEAD too: load balancers and uptime checkers probe with it.
+@router.api_route("/healthz", methods=["GET", "HEAD"], tags=["operations"], summary="The process is up")
 async def healthz(svc: Services = Depends(services)):
     return {"status": "ok", "uptime_s": round(time.time() - svc.runtime.started, 1)}
 
 
-@router.get("/readyz", tags=["operations"], summary="The SM3 kernels are compiled and every ledger is sealing "
+@router.api_route("/readyz", methods=["GET", "HEAD"], tags=["operations"], summary="The SM3 kernels are compiled and every ledger is sealing "
                                                   "checkpoints")
 async def readyz(svc: Services = Depends(services)):
     problems = svc.runtime.problems()

@@ -10,6 +10,7 @@ an outage of more than MAX_BACKLOG checkpoints it gets the latest one, with one 
 """
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
@@ -240,10 +241,6 @@ class WitnessCollector:
         with self._lock:
             return self._progress.setdefault((entry.key, ledger_id), fresh)
 
-    def cosigned_size(self, witness_key: str, ledger_id: str) -> int:
-        entry = next(w for w in self.config.witness if w.key == witness_key)
-        return self._progress_of(entry, ledger_id).size
-
     # -- one witness -----------------------------------------------------------------------
 
     def step(self, entry: WitnessEntry, client: httpx.Client) -> None:
@@ -289,8 +286,6 @@ class WitnessCollector:
 
     def _send(self, entry: WitnessEntry, name: str, ledger, progress: _Progress, checkpoint: dict,
               client: httpx.Client) -> None:
-        import base64
-
         old, size = progress.size, checkpoint["size"]
         proof = ledger.consistency_proof(old, size) if 0 < old < size else []
         body = f"old {old}\n" + "".join(base64.b64encode(p).decode() + "\n" for p in proof) + "\n" + checkpoint["note"]

@@ -18,7 +18,6 @@ import struct
 from .note import CheckpointError, key_id, parse_note, parse_verifier_key, sm2_verify, verifier_key
 
 COSIGNATURE_TYPE = b"\xffsm2-cosignature/v1"
-COSIGNATURE_FORMAT = "evledger-sm2-cosignature/v1"
 COSIGNATURE_BYTES = 4 + 8 + 64
 MAX_TIMESTAMP = 2**63 - 1
 _U64 = struct.Struct(">Q")

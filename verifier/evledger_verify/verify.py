@@ -326,14 +326,14 @@ class WitnessPolicy:
     threshold: int
 
 
-def _cosignature_lines(b: dict) -> list[tuple[str, bytes, bytes]]:
-    """The note's signature lines by names other than the bundle's origin (the ledger signs as
-    its origin; a witness has a name of its own)."""
+def _cosignature_lines(b: dict) -> tuple[str, list[tuple[str, bytes, bytes]]]:
+    """The note's body, and its signature lines by names other than the bundle's origin (the
+    ledger signs as its origin; a witness has a name of its own)."""
     try:
-        _, signatures = parse_note(b["checkpoint"]["note"])
+        body, signatures = parse_note(b["checkpoint"]["note"])
     except CheckpointError as exc:
         raise Failed(f"the note cannot be read: {exc}") from None
-    return [(n, k, sig) for n, k, sig in signatures if n != b["origin"]]
+    return body, [(n, k, sig) for n, k, sig in signatures if n != b["origin"]]
 
 
 def check_witnesses(b: dict, policy: WitnessPolicy | None = None) -> str:
@@ -341,7 +341,7 @@ def check_witnesses(b: dict, policy: WitnessPolicy | None = None) -> str:
     key and time, and verifies with that key (as the checkpoint verifies with the bundle's own
     key). With a policy (--witness): enough of the keys given have cosigned, whatever the list
     says (a version-1 note may carry cosignature lines too)."""
-    lines = _cosignature_lines(b)
+    body, lines = _cosignature_lines(b)
     if b["format"] == BUNDLE_FORMAT:
         listed = b["cosignatures"]
         if len(listed) != len(lines):
@@ -351,7 +351,6 @@ def check_witnesses(b: dict, policy: WitnessPolicy | None = None) -> str:
             if (name, kid) in seen:
                 raise Failed(f"the note has more than one cosignature line by {name} ({kid.hex()})")
             seen.add((name, kid))
-        body, _ = parse_note(b["checkpoint"]["note"])
         for i, ((name, kid, sig), entry) in enumerate(zip(lines, listed)):
             try:
                 wname, wkid, _ = parse_cosigner_key(entry["witness_key"])

@@ -393,6 +393,23 @@ class Ledger:
             raise LedgerError("not_found", f"ledger {self.id!r} has no projected record {seq}")
         return self._read_leaf(seq, position)
 
+    def leaves(self, first: int, count: int) -> list[bytes]:
+        """The leaves of records `first` to `first + count - 1` (projected), read from the log
+        in one forward pass: the records are in seq order there, between other events."""
+        if count <= 0:
+            return []
+        position = self.projections.position_of(first)
+        if position is None:
+            raise LedgerError("not_found", f"ledger {self.id!r} has no projected record {first}")
+        out: list[bytes] = []
+        while len(out) < count:
+            events = list(self.log.read(self.id, position, min(8192, 2 * (count - len(out)) + 16)))
+            if not events:
+                raise LedgerError("not_found", f"ledger {self.id!r}: the log ends before record {first + count - 1}")
+            out += [e.data for e in events if e.type == ev.EVIDENCE_RECORDED]
+            position = events[-1].position + 1
+        return out[:count]
+
     def open_sealed(self, record: dict) -> dict | None:
         sealed = record.get("sealed")
         return None if sealed is None else open_sealed(self.keys.data_key(), self.id, sealed)
@@ -527,6 +544,7 @@ class LedgerService:
         self._start = start
         self._ledgers: dict[str, Ledger] = {}
         self._lock = threading.Lock()
+        self._on_opened: list = []  # called with each ledger opened from now on
         try:
             for stream in self.log.streams():
                 if LEDGER_ID_RE.fullmatch(stream):
@@ -544,7 +562,16 @@ class LedgerService:
         self._ledgers[ledger_id] = ledger
         if self._start:
             ledger.sequencer.start()
+        for callback in self._on_opened:
+            callback(ledger)
         return ledger
+
+    def each_ledger(self, callback) -> None:
+        """Call `callback(ledger)` for every ledger open now and every one created later."""
+        with self._lock:
+            self._on_opened.append(callback)
+            for ledger in list(self._ledgers.values()):
+                callback(ledger)
 
     def create_ledger(self, ledger_id: str, alg: str = "sm3", origin: str | None = None) -> Ledger:
         check_ledger_id(ledger_id)

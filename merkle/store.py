@@ -149,7 +149,10 @@ class RocksDBStore(NodeStore):
         key = (level, chunk)
         value = self._cache.get(key)
         if value is not None:
-            self._cache.move_to_end(key)
+            try:
+                self._cache.move_to_end(key)
+            except KeyError:  # evicted just now by a reader in another thread (proofs, tiles)
+                pass
             return value
         value = self._db.get(self._key(level, chunk))
         if value is None:

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from evledger_verify.proof import consistency_path, inclusion_path, split_point
+
 from .hashing import DIGEST_SIZE, LogHasher, as_digest_array, get_hasher
 from .store import NodeStore
-
-
-def _largest_power_of_two_below(n: int) -> int:
-    """k with k < n <= 2k (RFC 9162 §2.1.1's split point), for n > 1."""
-    return 1 << ((n - 1).bit_length() - 1)
 
 
 def _check_count(name: str, value) -> int:
@@ -94,7 +91,7 @@ class MerkleLog:
             return self.store.read_node(level, lo >> level)
         key = (lo, hi)
         if key not in memo:
-            k = _largest_power_of_two_below(n)
+            k = split_point(n)
             memo[key] = self.hasher.hash_children(self._subtree_hash(lo, lo + k, memo),
                                                   self._subtree_hash(lo + k, hi, memo))
         return memo[key]
@@ -112,18 +109,7 @@ class MerkleLog:
         if index >= size:
             raise ValueError(f"index {index} >= size {size}")
         memo: dict = {}
-        path: list[bytes] = []
-        lo, hi = 0, size
-        while hi - lo > 1:
-            k = _largest_power_of_two_below(hi - lo)
-            if index < lo + k:
-                path.append(self._subtree_hash(lo + k, hi, memo))
-                hi = lo + k
-            else:
-                path.append(self._subtree_hash(lo, lo + k, memo))
-                lo = lo + k
-        path.reverse()
-        return path
+        return inclusion_path(index, size, lambda lo, hi: self._subtree_hash(lo, hi, memo))
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         """PROOF(size1, D[0:size2]) of RFC 9162 §2.1.4.1."""
@@ -131,20 +117,5 @@ class MerkleLog:
         size1 = _check_count("size1", size1)
         if size1 > size2:
             raise ValueError(f"size1 {size1} > size2 {size2}")
-        if size1 == 0 or size1 == size2:
-            return []
         memo: dict = {}
-        path: list[bytes] = []
-        lo, hi, m, complete = 0, size2, size1, True  # SUBPROOF(m, D[lo:hi], complete)
-        while m != hi - lo:
-            k = _largest_power_of_two_below(hi - lo)
-            if m <= k:
-                path.append(self._subtree_hash(lo + k, hi, memo))
-                hi = lo + k
-            else:
-                path.append(self._subtree_hash(lo, lo + k, memo))
-                lo, m, complete = lo + k, m - k, False
-        if not complete:
-            path.append(self._subtree_hash(lo, hi, memo))
-        path.reverse()
-        return path
+        return consistency_path(size1, size2, lambda lo, hi: self._subtree_hash(lo, hi, memo))

@@ -10,7 +10,7 @@ from .access import ROLES
 from .bodies import MAX_BATCH_BYTES, BodyLimits, BodyTimeouts, InFlight
 from .deps import EvidenceRoute, Services, body_limit
 from .errors import ORJSONResponse, error_body, error_response, install_error_handlers
-from .routes import checkpoints, ingest, ledgers, operations, proofs, records, verify
+from .routes import checkpoints, ingest, ledgers, operations, proofs, records, tiles, verify
 from .routes.ingest import MAX_BATCH_ITEMS
 from .runtime import Runtime
 
@@ -84,7 +84,7 @@ def create_app(runtime: Runtime, in_flight: InFlight | None = None,
                        timeouts=body_timeouts)
     app.add_middleware(CountingAndMediaType, metrics=metrics)
 
-    for routes in (ledgers, ingest, records, proofs, checkpoints, verify, operations):
+    for routes in (ledgers, ingest, records, proofs, checkpoints, verify, operations, tiles):
         app.include_router(routes.router)
     return app
 

@@ -81,3 +81,98 @@ def build_bundle(ledger, seq: int, size: int | None = None, require_anchor: bool
         "record": decode_leaf(leaf),
         "issued_at": utc_now_text(),
     }
+
+
+def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], seq: int | None = None,
+                      evidence_id: str | None = None, scanned=None) -> dict:
+    """The `evledger-proof/2` bundle of a record built from the ledger's static tiles alone
+    (docs/tiles.md), against the published checkpoint: its signature is checked with
+    `verifier_keys` and the tiles against its root before anything is taken from them. Tiles
+    carry no anchor, so the bundle has none. `scanned(n)` hears of each entry bundle read
+    while looking for an evidence id (the tiles have no index: every entry up to it is read)."""
+    from evledger_verify.note import CheckpointError, verify_checkpoint
+    from evledger_verify.proof import verify_inclusion
+    from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TILE_WIDTH, TileError, TileReader, fetcher
+
+    fetch = fetcher(location)
+    raw = fetch("checkpoint", CHECKPOINT_MAX_BYTES)
+    if raw is None:
+        raise BundleError("not_found", f"{location} publishes no checkpoint")
+    note = raw.decode("utf-8", errors="replace")
+    checkpoint, problems = None, []
+    for vkey in verifier_keys:
+        try:
+            checkpoint, signer = verify_checkpoint(note, vkey), vkey
+            break
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    if checkpoint is None:
+        raise BundleError("bad_signature", f"the checkpoint at {location} is not signed by a key given: "
+                                           f"{'; '.join(problems) or 'no key given'}")
+    tiles = None
+    for alg in ("sm3", "sha256"):  # the tiles say which: only the ledger's hash gives the signed root
+        candidate = TileReader(fetch, alg, checkpoint.size)
+        try:
+            candidate.check_root(checkpoint.root)
+        except TileError as exc:
+            problem = str(exc)
+            continue
+        tiles = candidate
+        break
+    if tiles is None:
+        raise BundleError("bad_tiles", f"the tiles at {location} do not match their signed checkpoint: {problem}")
+    if evidence_id is not None:
+        seq = _find_in_tiles(tiles, evidence_id, scanned)
+        if seq is None:
+            raise BundleError("not_found", f"no record with evidence id {evidence_id!r} in the {checkpoint.size} "
+                                           f"published entries")
+    if seq is None or not 0 <= seq < checkpoint.size:
+        raise BundleError("not_found", f"record {seq} is not in the published checkpoint (size {checkpoint.size})")
+    leaf = tiles.entry(seq)
+    record = decode_leaf(leaf)
+    if record["ledger"] != ledger_id:
+        raise BundleError("invalid_request", f"the tiles at {location} are ledger {record['ledger']!r}'s, "
+                                             f"not {ledger_id!r}'s")
+    path = tiles.inclusion_proof(seq)
+    leaf_hash = tiles.leaf_hash(leaf)
+    verify_inclusion(tiles.alg, seq, checkpoint.size, leaf_hash, path, checkpoint.root)
+    return {
+        "format": BUNDLE_FORMAT, "ledger": ledger_id, "origin": checkpoint.origin, "hash_alg": tiles.alg,
+        "leaf": {"index": seq, "bytes_b64": base64.b64encode(leaf).decode(), "hash": leaf_hash.hex()},
+        "inclusion": {"tree_size": checkpoint.size, "path": [p.hex() for p in path]},
+        "checkpoint": {"size": checkpoint.size, "root": checkpoint.root.hex(), "note": _signed_by(note, signer),
+                       "verifier_key": signer},
+        "cosignatures": [],
+        "anchor": None,
+        "record": record,
+        "issued_at": utc_now_text(),
+    }
+
+
+def _find_in_tiles(tiles, evidence_id: str, scanned=None) -> int | None:
+    import orjson
+
+    from evledger_verify.tiles import TILE_WIDTH
+
+    needle = b'"evidence_id":' + orjson.dumps(evidence_id)
+    for bundle in range(-(-tiles.size // TILE_WIDTH)):
+        for at, entry in enumerate(tiles.entries(bundle)):
+            if needle in entry and decode_leaf(entry)["record"].get("evidence_id") == evidence_id:
+                return bundle * TILE_WIDTH + at
+        tiles._tiles.pop(("entries", bundle), None)  # read once: hold no more than one bundle
+        if scanned is not None:
+            scanned(1)
+    return None
+
+
+def _signed_by(note: str, vkey: str) -> str:
+    """The note with the signature line of `vkey` alone. A bundle lists the witnesses of the
+    lines its note carries by their keys, which a published note does not give: their lines
+    are left out (a verifier requiring a witness then asks for a bundle from the API)."""
+    from evledger_verify.note import parse_verifier_key
+
+    name, kid, _ = parse_verifier_key(vkey)
+    body, _, signatures = note.partition("\n\n")
+    mine = [line for line in signatures.splitlines()
+            if line.startswith(f"\u2014 {name} ") and base64.b64decode(line.rsplit(" ", 1)[1])[:4] == kid]
+    return body + "\n\n" + mine[0] + "\n"

@@ -38,6 +38,10 @@ class Metrics:
         # the anchor worker's counters, registered here too, at each scrape: see `follow`.
         self.anchor_failures = Gauge("evledger_anchor_failures", "AnchorFailed events since start", registry=self.registry)
         self.chain_errors = Gauge("evledger_chain_errors", "Chain endpoint errors since start", registry=self.registry)
+        self.tiles_published = Gauge("evledger_tiles_published_size", "Tree size of the checkpoint in the ledger's "
+                                     "static tiles publication", ["ledger"], registry=self.registry)
+        self.tiles_failing = Gauge("evledger_tiles_failing", "1 while publishing the ledger's tiles fails (it "
+                                   "retries)", ["ledger"], registry=self.registry)
 
     def follow(self, worker: AnchorWorker) -> None:
         """Expose `worker`'s counts under the documented gauge names (0 while there is no worker)."""
@@ -48,7 +52,8 @@ class Metrics:
 class Runtime:
     def __init__(self, data_dir: str | os.PathLike, log_backend=None, settings: SequencerSettings = SequencerSettings(),
                  chain=None, anchor_settings: AnchorSettings = AnchorSettings(), max_file_bytes: int = 1 << 30,
-                 file_store: str | os.PathLike | None = None, witness_config=None):
+                 file_store: str | os.PathLike | None = None, witness_config=None,
+                 tiles_dir: str | os.PathLike | None = None):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files = FileStore(file_store) if file_store is not None else None  # None: uploads keep only the SM3
@@ -68,6 +73,11 @@ class Runtime:
 
             self.witnesses = WitnessCollector(self.service, witness_config, registry=self.metrics.registry)
             self.witnesses.start()
+        self.tiles = None  # the static tiles publication, when it is on
+        if tiles_dir is not None:
+            from ingest.publication import TilePublication
+
+            self.tiles = TilePublication(self.service, tiles_dir)
         # The SM3 kernels, before the first records need them: not ready until then.
         self.warmed = threading.Event()
         self._warm_failure: str | None = None
@@ -111,6 +121,10 @@ class Runtime:
             m.checkpoints.labels(ledger_id).set(len(ledger.checkpoints()))
             anchored = ledger.latest_anchor(status="confirmed")
             m.anchor_lag.labels(ledger_id).set(sealed - (anchored["size"] if anchored else 0))
+        if self.tiles is not None:
+            for ledger_id, publisher in list(self.tiles.publishers.items()):
+                m.tiles_published.labels(ledger_id).set(publisher.published)
+                m.tiles_failing.labels(ledger_id).set(0 if publisher.failure is None else 1)
 
     def problems(self) -> list[str]:
         """Why the service is not ready, if it is not."""
@@ -129,6 +143,8 @@ class Runtime:
         return out
 
     def close(self) -> None:
+        if self.tiles is not None:
+            self.tiles.stop()
         if self.witnesses is not None:
             self.witnesses.stop()
         if self.worker is not None:

@@ -19,6 +19,7 @@ from .ledger import ledger_group
 from .monitor import monitor
 from .serve import serve
 from .stream import stream_group, stream_settings
+from .tiles import proof, tiles_group
 from .verify import certificate, verify
 from .witness import witness_group
 
@@ -49,7 +50,7 @@ def cli(**_global_options) -> None:
 
 
 for _command in (demo, ledger_group, ingest, anchor_group, serve, verify, certificate, rebuild, stream_group,
-                 monitor, witness_group, bench, capacity):
+                 monitor, witness_group, tiles_group, proof, bench, capacity):
     cli.add_command(_command)
 
 

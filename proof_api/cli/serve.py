@@ -43,6 +43,12 @@ def _holds_one_batch(ctx: click.Context, param: click.Parameter, mib: int) -> in
 @option("--witness-config", envvar="EVLEDGER_WITNESS_CONFIG", metavar="FILE",
         help="a TOML file naming the ledgers' witnesses (URL and cosigning key) and how many must cosign "
              "(docs/witness.md): each checkpoint is sent to them and their cosignatures logged")
+@option("--publish-tiles", is_flag=True, envvar="EVLEDGER_PUBLISH_TILES",
+        help="after each checkpoint, write every ledger as static C2SP tlog-tiles (hash tiles, entry bundles, the "
+             "signed checkpoint) to --tiles-dir and serve them read-only under /tiles/LEDGER/ (docs/tiles.md)")
+@option("--tiles-dir", envvar="EVLEDGER_TILES_DIR", metavar="DIR",
+        help="where the tiles are published, a folder per ledger (default: DATA_DIR/tiles); any static server "
+             "can serve it unchanged")
 def serve(args: argparse.Namespace) -> int:
     from evledger_common.stopping import hold_while_closing, ignore_for_exit
     from proof_api.runtime import Runtime
@@ -64,7 +70,8 @@ def serve(args: argparse.Namespace) -> int:
     raise_open_files_limit()
     chain = open_chain(args)
     runtime = Runtime(args.data_dir, open_log(args), sequencer_settings(args), chain, anchor_settings(args),
-                      file_store=args.file_store or None, witness_config=witness_config)
+                      file_store=args.file_store or None, witness_config=witness_config,
+                      tiles_dir=tiles_dir(args) if args.publish_tiles else None)
     try:
         admin_key = runtime.bootstrap_admin_key()
         if admin_key:
@@ -76,6 +83,12 @@ def serve(args: argparse.Namespace) -> int:
         runtime.close()  # sequencers flushed, databases closed: a clean stop
         ignore_for_exit()
     return 0
+
+
+def tiles_dir(args: argparse.Namespace) -> str:
+    import os
+
+    return args.tiles_dir or os.path.join(args.data_dir, "tiles")
 
 
 def _serve_http(args: argparse.Namespace, runtime) -> None:

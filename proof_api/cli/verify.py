@@ -45,6 +45,9 @@ class WholeNumber(click.ParamType):
              "its valid cosignature (repeat for several witnesses)")
 @option("--witness-threshold", type=WholeNumber(), metavar="K",
         help="how many of the --witness keys must have cosigned (default: all of them)")
+@option("--tiles", metavar="URL|DIR",
+        help="the ledger's published static tiles (a URL prefix, or a copy of the directory): the published "
+             "checkpoint must extend the bundle's, hold its leaf and give its inclusion path (docs/tiles.md)")
 def verify(args) -> int:
     """Offline: needs the bundle and, optionally, the file, the hash or a chain endpoint.
     Exit 0 for verdict 1, 1 for verdict 2, 2 when a file cannot be read."""
@@ -53,7 +56,8 @@ def verify(args) -> int:
     if args.file is not None and args.hash is not None:
         raise click.UsageError("--file and --hash both name the evidence: give one")
     return run(args.bundle, args.file, args.hash, args.rpc, keys=list(args.key), key_files=list(args.key_file),
-               contract=args.contract, witnesses=list(args.witness), witness_threshold=args.witness_threshold)
+               contract=args.contract, witnesses=list(args.witness), witness_threshold=args.witness_threshold,
+               tiles=args.tiles)
 
 
 @click.command("certificate", cls=Command,

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "must carry its valid cosignature (repeat for several witnesses)")
     parser.add_argument("--witness-threshold", type=_positive_argument, metavar="K",
                         help="how many of the --witness keys must have cosigned (default: all of them)")
+    parser.add_argument("--tiles", metavar="URL|DIR",
+                        help="the ledger's published static tiles (a URL prefix, or a copy of the directory): the "
+                             "published checkpoint must extend the bundle's, hold its leaf and give its inclusion path")
     return parser
 
 
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run(args.bundle, args.file, args.hash, args.rpc, keys=args.key, key_files=args.key_file,
                contract=args.contract, program="evledger-verify", witnesses=args.witness,
-               witness_threshold=args.witness_threshold)
+               witness_threshold=args.witness_threshold, tiles=args.tiles)
 
 
 if __name__ == "__main__":

@@ -148,3 +148,52 @@ def verify_consistency(alg: str, size1: int, size2: int, proof, root1: bytes, ro
         raise ProofError(f"root1 mismatch: computed {fr.hex()}, expected {bytes(root1).hex()}")
     if sr != root2:
         raise ProofError(f"root2 mismatch: computed {sr.hex()}, expected {bytes(root2).hex()}")
+
+
+# -- making proofs ------------------------------------------------------------------------
+# PATH and PROOF of RFC 9162 §2.1.3.1 and §2.1.4.1 over any source of subtree hashes: the
+# ledger's node store, or static tiles fetched by a client (evledger_verify/tiles.py).
+
+def split_point(n: int) -> int:
+    """k with k < n <= 2k (RFC 9162 §2.1.1's split point), for n > 1."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def inclusion_path(index: int, size: int, subtree_hash) -> list[bytes]:
+    """PATH(index, D[0:size]), leaf to root; `subtree_hash(lo, hi)` is MTH(D[lo:hi])."""
+    if not 0 <= index < size:
+        raise ValueError(f"index {index} is not below size {size}")
+    path: list[bytes] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = split_point(hi - lo)
+        if index < lo + k:
+            path.append(subtree_hash(lo + k, hi))
+            hi = lo + k
+        else:
+            path.append(subtree_hash(lo, lo + k))
+            lo = lo + k
+    path.reverse()
+    return path
+
+
+def consistency_path(size1: int, size2: int, subtree_hash) -> list[bytes]:
+    """PROOF(size1, D[0:size2]); `subtree_hash(lo, hi)` is MTH(D[lo:hi])."""
+    if not 0 <= size1 <= size2:
+        raise ValueError(f"size1 {size1} is not between 0 and size2 {size2}")
+    if size1 == 0 or size1 == size2:
+        return []
+    path: list[bytes] = []
+    lo, hi, m, complete = 0, size2, size1, True  # SUBPROOF(m, D[lo:hi], complete)
+    while m != hi - lo:
+        k = split_point(hi - lo)
+        if m <= k:
+            path.append(subtree_hash(lo + k, hi))
+            hi = lo + k
+        else:
+            path.append(subtree_hash(lo, lo + k))
+            lo, m, complete = lo + k, m - k, False
+    if not complete:
+        path.append(subtree_hash(lo, hi))
+    path.reverse()
+    return path

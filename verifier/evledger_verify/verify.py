@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 
 from .cosignature import cosignatures_by, parse_cosigner_key, verify_cosignature
 from .note import CheckpointError, parse_note, parse_verifier_key, verifier_key, verify_checkpoint
-from .proof import ProofError, hash_function, verify_inclusion
+from .proof import ProofError, hash_function, verify_consistency, verify_inclusion
 
 from .certificate import MAX_CERTIFICATE_BYTES, CertificateError, bundle_text_of_file, is_blank, is_certificate
 from .chain import JsonRpc, RpcError, anchored_events, get_anchor, ledger_key
 from .leaf import LEDGER_ID_RE, LeafError, canonical_json, decode_leaf
 from .strict_json import StrictJSONError, loads_strict
+from .tiles import CHECKPOINT_MAX_BYTES, TileError, TileReader, fetcher
 
 BUNDLE_FORMAT_V1 = "evledger-proof/1"
 BUNDLE_FORMAT = "evledger-proof/2"  # v1 and the list of the note's cosignatures
@@ -496,6 +497,52 @@ def check_anchor_on_chain(b: dict, rpc_url: str | None) -> str:
            f"(its Anchored event, from anchorer {matching[0][3]})"
 
 
+def check_tiles(b: dict, location: str | None, trusted_keys: list[str] | None = None) -> str:
+    """Against the ledger's static tiles at `location` (a URL or a copy of the directory):
+    the published checkpoint, signed by the bundle's key or a key given, extends the bundle's
+    checkpoint; the leaf is the published entry; the inclusion path recomputed from the tiles
+    is the bundle's."""
+    if location is None:
+        raise NotChecked("not checked against published tiles (pass --tiles)")
+    alg, index, size = b["hash_alg"], b["leaf"]["index"], b["checkpoint"]["size"]
+    try:
+        fetch = fetcher(location)
+        note = fetch("checkpoint", CHECKPOINT_MAX_BYTES)
+        if note is None:
+            raise Failed(f"{location} publishes no checkpoint")
+        try:
+            note = note.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Failed(f"the checkpoint at {location} is not UTF-8") from None
+        published, signer = None, None
+        for vkey in [b["checkpoint"]["verifier_key"], *(trusted_keys or [])]:
+            try:
+                published, signer = verify_checkpoint(note, vkey), vkey
+                break
+            except CheckpointError as exc:
+                problem = str(exc)
+        if published is None:
+            raise Failed(f"the checkpoint at {location} is not signed by the bundle's key or a key given: {problem}")
+        if published.origin != b["origin"]:
+            raise Failed(f"the tiles at {location} are of origin {published.origin!r}, not {b['origin']!r}")
+        if published.size < size:
+            raise Failed(f"the published checkpoint (size {published.size}) is older than the bundle's (size {size})")
+        tiles = TileReader(fetch, alg, published.size)
+        tiles.check_root(published.root)
+        verify_consistency(alg, size, published.size, tiles.consistency_proof(size), bytes.fromhex(b["checkpoint"]["root"]),
+                           published.root)
+        if tiles.entry(index) != leaf_bytes(b):
+            raise Failed(f"the published entry {index} is not the bundle's leaf")
+        path = [p.hex() for p in tiles.inclusion_proof(index, size)]
+        if path != b["inclusion"]["path"]:
+            raise Failed("the inclusion path computed from the tiles differs from the bundle's")
+    except (TileError, ProofError) as exc:
+        raise Failed(f"tiles at {location}: {exc}") from None
+    return (f"the tiles at {location} (checkpoint of size {published.size}, signed by {signer.split('+')[0]}) "
+            f"extend the bundle's checkpoint (consistency {size} -> {published.size} verified), publish this leaf "
+            f"as entry {index}, and give the bundle's inclusion path")
+
+
 # --- the verdict -------------------------------------------------------------------------------
 
 
@@ -540,7 +587,8 @@ def malformed_report(problem: str) -> Report:
 
 def verify_bundle(bundle: dict, file_bytes: bytes | None = None, content_hash: str | None = None,
                   rpc_url: str | None = None, trusted_keys: list[str] | None = None,
-                  contract: str | None = None, witnesses: WitnessPolicy | None = None) -> Report:
+                  contract: str | None = None, witnesses: WitnessPolicy | None = None,
+                  tiles: str | None = None) -> Report:
     """Every check of one bundle (and optionally the file, or its SM3 hash, the chain, the
     ledger's published verifier keys, the registry's published address, and the witnesses
     whose cosignatures are required)."""
@@ -559,6 +607,9 @@ def verify_bundle(bundle: dict, file_bytes: bytes | None = None, content_hash: s
         _run("content_hash", lambda: check_content_hash(b, content_hash)),
         _run("anchor", lambda: check_anchor(b, contract)),
         _run("anchor_on_chain", lambda: check_anchor_on_chain(b, rpc_url)),
+        # Only asked for: the other verifiers (Node, the page) read no tiles, and their reports
+        # list the same checks as this one otherwise.
+        *([_run("tiles", lambda: check_tiles(b, tiles, trusted_keys))] if tiles is not None else []),
     ], key_pinned=trusted_keys is not None, contract_pinned=contract is not None, witnesses_pinned=witnesses is not None)
 
 
@@ -671,7 +722,8 @@ def load_witness_policy(keys: list[str], threshold: int | None, named: str = "--
 
 def run(bundle_path: str, file: str | None = None, content_hash: str | None = None, rpc_url: str | None = None,
         out=None, keys: list[str] = (), key_files: list[str] = (), contract: str | None = None,
-        program: str = "evledger verify", witnesses: list[str] = (), witness_threshold: int | None = None) -> int:
+        program: str = "evledger verify", witnesses: list[str] = (), witness_threshold: int | None = None,
+        tiles: str | None = None) -> int:
     """Verify the bundle at `bundle_path`, or the one a certificate there embeds; print the
     report; 0 for verdict ①, 1 for ②, 2 when a file cannot be read or a key or contract given
     is not one."""
@@ -695,6 +747,6 @@ def run(bundle_path: str, file: str | None = None, content_hash: str | None = No
     except StrictJSONError as exc:
         report = unreadable_report(exc)
     else:
-        report = verify_bundle(bundle, file_bytes, content_hash, rpc_url, trusted_keys, contract, policy)
+        report = verify_bundle(bundle, file_bytes, content_hash, rpc_url, trusted_keys, contract, policy, tiles)
     print(format_report(report), file=out)
     return 0 if report.verdict == VERDICT_IN_TREE else 1

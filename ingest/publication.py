@@ -1,0 +1,182 @@
+"""Publishing a ledger as static C2SP tlog-tiles (docs/tiles.md) after each checkpoint.
+
+A thread per ledger follows its sealed checkpoints and writes, for each, the hash tiles and
+entry bundles the new size adds and then the checkpoint note; the write path never waits for
+it. What it has published is what the publication directory's own `checkpoint` says: on start
+that size is checked against the ledger's checkpoint of the same size (a directory of another
+log, or of a forked history, is republished from nothing) and publication resumes from it,
+which repairs a crash at any point (the files of a size are written before its checkpoint).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from evledger_verify.note import Checkpoint, CheckpointError, parse_note
+from evledger_verify.tiles import TILE_WIDTH
+from merkle.tiles import TileDirectory
+
+log = logging.getLogger("evledger.tiles")
+
+# Leaves read and published per step when far behind (a backfill, a long outage): bounds the
+# memory a step holds; the partial tiles are written only at the checkpoint's size.
+STEP_LEAVES = 256 * TILE_WIDTH
+
+
+def publication_paths(root: str | os.PathLike, ledger_id: str) -> tuple[Path, Path]:
+    """(publication directory, staging directory) of a ledger under a tiles root; staging is
+    a dot directory beside the ledgers' directories, on the same file system for the renames."""
+    root = Path(root)
+    return root / ledger_id, root / ".staging" / ledger_id
+
+
+class TilePublisher:
+    def __init__(self, ledger, root: str | os.PathLike):
+        self.ledger = ledger
+        directory, staging = publication_paths(root, ledger.id)
+        self.files = TileDirectory(directory, staging)
+        self.published = 0  # the size of the checkpoint in the directory
+        self._written = 0  # the size whose tiles and bundles are written (its checkpoint may not be yet)
+        self._bundle_leaves: list[bytes] = []  # leaves of the partial entry bundle at `_written`
+        self.failure: str | None = None  # the last publication error, while it retries
+        self.errors = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- where publication stands ---------------------------------------------------------
+
+    def resume(self) -> None:
+        """Take up from what the directory's checkpoint says was published, if it is this
+        ledger's checkpoint of that size; else start over."""
+        self.files.clear_staging()
+        note = self.files.read_checkpoint()
+        self.published = self._written = 0
+        self._bundle_leaves = []
+        if note is None:
+            # Files without a checkpoint: a first publication or a rebuild that stopped
+            # midway, or another history's; written again, none trusted.
+            self._rewrite = (self.files.directory / "tile").exists()
+            return
+        try:
+            published = Checkpoint.parse_body(parse_note(note)[0])
+        except CheckpointError as exc:
+            log.warning("ledger %r: the published checkpoint is unreadable (%s): republishing every tile",
+                        self.ledger.id, exc)
+            self.files.remove_checkpoint()
+            return
+        ours = self.ledger.checkpoint(published.size)
+        if ours is None or bytes.fromhex(ours["root"]) != published.root:
+            log.warning("ledger %r: the published checkpoint (size %d) is not this ledger's: republishing every "
+                        "tile", self.ledger.id, published.size)
+            self.files.remove_checkpoint()
+            self._rewrite = True
+            return
+        self.published = self._written = published.size
+
+    _rewrite = False  # every file written again (a directory of another history, a rebuild)
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def publish_latest(self) -> int:
+        """Publish up to the ledger's latest checkpoint; the size published."""
+        latest = self.ledger.latest_checkpoint()
+        if latest is not None and latest["size"] > self.published:
+            self.publish(latest)
+        return self.published
+
+    def publish(self, checkpoint: dict) -> None:
+        size = checkpoint["size"]
+        while self._written < size:
+            step_end = min(size, (self._written // STEP_LEAVES + 1) * STEP_LEAVES)
+            self._publish_step(step_end, final=step_end == size)
+        note, _ = self.ledger.cosigned_note(checkpoint)
+        self.files.write_checkpoint(note)
+        self.published = size
+        self._rewrite = False
+
+    def _publish_step(self, size: int, final: bool) -> None:
+        old = self._written
+        first_bundle = old // TILE_WIDTH
+        start = first_bundle * TILE_WIDTH
+        if len(self._bundle_leaves) != old - start:  # after a restart: read them again
+            self._bundle_leaves = self.ledger.leaves(start, old - start)
+        leaves = self._bundle_leaves + self.ledger.leaves(old, size - old)
+        store = self.ledger.projections.tree.store
+        self.files.write_entry_bundles(first_bundle, leaves, size, partials=final, rewrite=self._rewrite)
+        self.files.write_hash_tiles(store, old, size, partials=final, rewrite=self._rewrite)
+        self._written = size
+        self._bundle_leaves = leaves[(size // TILE_WIDTH - first_bundle) * TILE_WIDTH:]
+
+    def rebuild(self) -> int:
+        """Write the whole publication again from the tree and the log; the size published."""
+        self.files.clear_staging()
+        self.files.remove_checkpoint()  # readers see no checkpoint until every file is back
+        self.published, self._written, self._bundle_leaves, self._rewrite = 0, 0, [], True
+        return self.publish_latest()
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.ledger.on_sealed(lambda payload: self._wake.set())
+        self._wake.set()  # whatever was sealed before the start (the crash repair)
+        self._thread = threading.Thread(target=self._run, name=f"tiles-{self.ledger.id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        delay, resumed = 0.1, False
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                if self.failure is not None or not resumed:
+                    self.resume()
+                    resumed = True
+                self.publish_latest()
+            except Exception as exc:  # a full disk, a permission: retry, the ledger goes on
+                self.errors += 1
+                self.failure = f"{type(exc).__name__}: {exc}"
+                log.error("ledger %r: publishing tiles failed, retrying in %.1f s: %s", self.ledger.id, delay,
+                          self.failure)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+                self._wake.set()
+                continue
+            if self.failure is not None:
+                log.warning("ledger %r: publishing tiles again (size %d)", self.ledger.id, self.published)
+            self.failure, delay = None, 0.1
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+class TilePublication:
+    """A publisher for every ledger of a service, those created later included."""
+
+    def __init__(self, service, root: str | os.PathLike):
+        self.root = Path(root)
+        self.publishers: dict[str, TilePublisher] = {}
+        self._lock = threading.Lock()
+        service.each_ledger(self._add)
+
+    def _add(self, ledger) -> None:
+        publisher = TilePublisher(ledger, self.root)
+        with self._lock:
+            self.publishers[ledger.id] = publisher
+        publisher.start()
+
+    def directory(self, ledger_id: str) -> Path:
+        return publication_paths(self.root, ledger_id)[0]
+
+    def stop(self) -> None:
+        with self._lock:
+            publishers = list(self.publishers.values())
+        for publisher in publishers:
+            publisher.stop()

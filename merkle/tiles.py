@@ -1,0 +1,115 @@
+"""Writing a tree as C2SP tlog-tiles (the layout: evledger_verify/tiles.py, docs/tiles.md).
+
+A tile at level L holds the hashes the node store keeps at height 8*L, so a tile is a slice
+of one stored level, read and written as is. Every file goes through a staging directory and
+is renamed into place, so a reader (a static server, a CDN pulling from it) sees a whole file
+or none: full tiles and full entry bundles are written once and never change; a partial one
+is a new path per width; the checkpoint, which names the size a reader may ask for, is
+replaced last, after every file it needs is in place.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from evledger_verify.tiles import (FULL_TILE_BYTES, TILE_HEIGHT, TILE_WIDTH, encode_entry_bundle, entries_path,
+                                   tile_path)
+
+from .hashing import DIGEST_SIZE
+from .store import NodeStore
+
+
+class TileDirectory:
+    """One ledger's publication directory, and where its files are staged before the rename."""
+
+    def __init__(self, directory: str | os.PathLike, staging: str | os.PathLike):
+        self.directory = Path(directory)
+        self.staging = Path(staging)
+        self.written = 0  # files written (for metrics and tests)
+        self.bytes_written = 0
+
+    def clear_staging(self) -> None:
+        """Remove what a crash left half-written; none of it was ever visible."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _write(self, path: str, data: bytes) -> None:
+        target = self.directory / path
+        self.staging.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.staging / secrets.token_hex(8)
+        with open(temp, "wb") as f:
+            f.write(data)
+        os.chmod(temp, 0o644)  # served by a static server running as another user
+        os.replace(temp, target)
+        self.written += 1
+        self.bytes_written += len(data)
+
+    def _present(self, path: str, length: int | None) -> bool:
+        try:
+            found = (self.directory / path).stat().st_size
+        except FileNotFoundError:
+            return False
+        return found > 0 if length is None else found == length  # not a file a power loss emptied
+
+    def _drop_partials(self, full_path: str) -> None:
+        # The full tile answers for every partial one of its index from now on (a client that
+        # asks for a partial one and finds it gone falls back to it, as tlog-tiles says).
+        shutil.rmtree(self.directory / (full_path + ".p"), ignore_errors=True)
+
+    def read_checkpoint(self) -> str | None:
+        try:
+            return (self.directory / "checkpoint").read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+
+    def write_checkpoint(self, note: str) -> None:
+        self._write("checkpoint", note.encode())
+
+    def remove_checkpoint(self) -> None:
+        (self.directory / "checkpoint").unlink(missing_ok=True)
+
+    def write_hash_tiles(self, store: NodeStore, old_size: int, new_size: int, partials: bool = True,
+                         rewrite: bool = False) -> None:
+        """The hash tiles that tree size `new_size` has and `old_size` had not: the full ones
+        completed in between, and (with `partials`) the partial one of each level."""
+        level = 0
+        while new_size >> (TILE_HEIGHT * level):
+            height = TILE_HEIGHT * level
+            count, before = new_size >> height, old_size >> height
+            for index in range(before // TILE_WIDTH, -(-count // TILE_WIDTH)):
+                width = min(TILE_WIDTH, count - index * TILE_WIDTH)
+                if width < TILE_WIDTH and not partials:
+                    continue
+                path = tile_path(level, index, width)
+                if rewrite or not self._present(path, width * DIGEST_SIZE):
+                    start = index * TILE_WIDTH
+                    data = store.read_nodes(height, start, start + width)
+                    if len(data) != width * DIGEST_SIZE:
+                        raise RuntimeError(f"node store has {len(data) // DIGEST_SIZE} hashes at height {height} "
+                                           f"from {start}, want {width}")
+                    self._write(path, data)
+                if width == TILE_WIDTH:
+                    self._drop_partials(path)
+            level += 1
+
+    def write_entry_bundles(self, first_index: int, leaves: list[bytes], new_size: int, partials: bool = True,
+                            rewrite: bool = False) -> None:
+        """The entry bundles from bundle `first_index` up to tree size `new_size`; `leaves` are
+        the leaves from the first of those bundles on (first_index * 256 to new_size)."""
+        if len(leaves) != new_size - first_index * TILE_WIDTH:
+            raise ValueError(f"{len(leaves)} leaves given for entries {first_index * TILE_WIDTH} to {new_size}")
+        for index in range(first_index, -(-new_size // TILE_WIDTH)):
+            width = min(TILE_WIDTH, new_size - index * TILE_WIDTH)
+            if width < TILE_WIDTH and not partials:
+                continue
+            path = entries_path(index, width)
+            if rewrite or not self._present(path, None):
+                offset = (index - first_index) * TILE_WIDTH
+                self._write(path, encode_entry_bundle(leaves[offset:offset + width]))
+            if width == TILE_WIDTH:
+                self._drop_partials(path)
+
+
+__all__ = ["FULL_TILE_BYTES", "TileDirectory"]

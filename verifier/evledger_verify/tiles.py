@@ -1,0 +1,273 @@
+"""C2SP tlog-tiles: the layout of a published ledger, and a client that computes proofs from it.
+
+A ledger's publication directory (docs/tiles.md) is served unchanged by any static server:
+
+    <prefix>/checkpoint                      the signed checkpoint note (mutable)
+    <prefix>/tile/<L>/<N>[.p/<W>]            hash tiles: 256 hashes at tree height 8*L
+    <prefix>/tile/entries/<N>[.p/<W>]        entry bundles: the leaves, each after a
+                                             big-endian uint16 length
+
+exactly as tlog-tiles says for a SHA-256 ledger, and with SM3 hashes for an SM3 ledger. The
+client here fetches only what a proof needs, and trusts nothing it fetched until the result
+checks out against the signed checkpoint: a proof computed from tiles is verified against the
+checkpoint's root before it is used, so a wrong tile can only make it fail.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import struct
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from .proof import DIGEST_SIZE, consistency_path, hash_function, inclusion_path, split_point
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT  # hashes in a full tile, entries in a full bundle
+FULL_TILE_BYTES = TILE_WIDTH * DIGEST_SIZE
+MAX_LEVEL = 63
+MAX_ENTRY_BYTES = 0xFFFF  # an entry's length is a uint16
+CHECKPOINT_MAX_BYTES = 1 << 20
+ENTRY_BUNDLE_MAX_BYTES = TILE_WIDTH * (2 + MAX_ENTRY_BYTES)
+
+_INDEX = r"(?:x[0-9]{3}/)*[0-9]{3}"
+_WIDTH = r"[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]"
+_LEVEL = r"[0-9]|[1-5][0-9]|6[0-3]"
+# Every path a publication directory holds, and nothing else (a server checks paths with it).
+PATH_RE = re.compile(rf"checkpoint|tile/(?P<level>{_LEVEL}|entries)/(?P<index>{_INDEX})(?:\.p/(?P<width>{_WIDTH}))?")
+
+
+class TileError(ValueError):
+    """Tiles that cannot be fetched, are malformed, or do not match the signed checkpoint."""
+
+
+def index_path(index: int) -> str:
+    """`index` in zero-padded 3-digit elements, all but the last with an `x`: 1234067 is
+    `x001/x234/067`."""
+    if index < 0:
+        raise ValueError(f"tile index {index} is negative")
+    digits = f"{index:d}"
+    digits = digits.zfill(-(-len(digits) // 3) * 3)
+    parts = [digits[i:i + 3] for i in range(0, len(digits), 3)]
+    return "/".join(["x" + p for p in parts[:-1]] + parts[-1:])
+
+
+def _suffix(width: int) -> str:
+    if not 1 <= width <= TILE_WIDTH:
+        raise ValueError(f"tile width {width} is not between 1 and {TILE_WIDTH}")
+    return "" if width == TILE_WIDTH else f".p/{width}"
+
+
+def tile_path(level: int, index: int, width: int = TILE_WIDTH) -> str:
+    if not 0 <= level <= MAX_LEVEL:
+        raise ValueError(f"tile level {level} is not between 0 and {MAX_LEVEL}")
+    return f"tile/{level}/{index_path(index)}{_suffix(width)}"
+
+
+def entries_path(index: int, width: int = TILE_WIDTH) -> str:
+    return f"tile/entries/{index_path(index)}{_suffix(width)}"
+
+
+def parse_path(path: str) -> tuple[int | str, int, int] | None:
+    """(level or "entries", index, width) of a tile path, ("checkpoint", 0, 0) for the
+    checkpoint, None for anything that is not a publication path."""
+    m = PATH_RE.fullmatch(path)
+    if m is None:
+        return None
+    if path == "checkpoint":
+        return "checkpoint", 0, 0
+    level = m.group("level")
+    index = int(m.group("index").replace("x", "").replace("/", ""))
+    if index_path(index) != m.group("index"):  # "x000/001" spells 1 with a redundant element
+        return None
+    return (level if level == "entries" else int(level)), index, int(m.group("width") or TILE_WIDTH)
+
+
+def tile_widths(size: int) -> list[tuple[int, int, int]]:
+    """The tiles of a tree of `size` leaves, (level, index, width), bottom level first: full
+    tiles, then the partial one of each level where it is not empty."""
+    out = []
+    level = 0
+    while size >> (TILE_HEIGHT * level):
+        count = size >> (TILE_HEIGHT * level)  # hashes at this tile level
+        out += [(level, n, TILE_WIDTH) for n in range(count // TILE_WIDTH)]
+        if count % TILE_WIDTH:
+            out.append((level, count // TILE_WIDTH, count % TILE_WIDTH))
+        level += 1
+    return out
+
+
+def encode_entry_bundle(entries) -> bytes:
+    out = bytearray()
+    for entry in entries:
+        if len(entry) > MAX_ENTRY_BYTES:
+            raise ValueError(f"an entry of {len(entry)} bytes does not fit a bundle's uint16 length")
+        out += struct.pack(">H", len(entry)) + entry
+    return bytes(out)
+
+
+def decode_entry_bundle(data: bytes, count: int, where: str = "entry bundle") -> list[bytes]:
+    entries, at = [], 0
+    while at < len(data):
+        if at + 2 > len(data):
+            raise TileError(f"{where}: truncated length at byte {at}")
+        (n,) = struct.unpack_from(">H", data, at)
+        if at + 2 + n > len(data):
+            raise TileError(f"{where}: entry {len(entries)} runs past the end")
+        entries.append(data[at + 2:at + 2 + n])
+        at += 2 + n
+    if len(entries) != count:
+        raise TileError(f"{where} has {len(entries)} entries, want {count}")
+    return entries
+
+
+# -- fetching -------------------------------------------------------------------------------
+
+def fetcher(location: str, timeout: float = 10.0):
+    """`fetch(path) -> bytes | None` (None: not found) under a URL (http/https) or a local
+    publication directory, such as a copy a court was given."""
+    if urllib.parse.urlsplit(location).scheme in ("http", "https"):
+        base = location.rstrip("/") + "/"
+
+        def fetch_url(path: str, limit: int) -> bytes | None:
+            request = urllib.request.Request(base + path, headers={"Accept-Encoding": "gzip, identity",
+                                                                   "User-Agent": "evledger-verify"})
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    data = response.read(limit + 1)
+                    encoding = response.headers.get("Content-Encoding", "identity").lower()
+            except urllib.error.HTTPError as exc:
+                if exc.code in (404, 410):
+                    return None
+                raise TileError(f"GET {base + path}: HTTP {exc.code}") from None
+            except (urllib.error.URLError, OSError) as exc:
+                raise TileError(f"GET {base + path}: {getattr(exc, 'reason', exc)}") from None
+            if encoding == "gzip":
+                try:
+                    data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(limit + 1)
+                except (OSError, EOFError) as exc:
+                    raise TileError(f"GET {base + path}: bad gzip body: {exc}") from None
+            elif encoding != "identity":
+                raise TileError(f"GET {base + path}: unexpected Content-Encoding {encoding!r}")
+            if len(data) > limit:
+                raise TileError(f"GET {base + path}: more than {limit} bytes")
+            return data
+        return fetch_url
+    if "://" in location:
+        raise TileError(f"tiles location {location!r}: only http(s) URLs and local directories are read")
+    root = Path(location)
+    if not root.is_dir():
+        raise TileError(f"tiles location {location!r} is not a URL or a directory")
+
+    def fetch_file(path: str, limit: int) -> bytes | None:
+        try:
+            with open(root / path, "rb") as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TileError(f"{root / path}: {exc.strerror or exc}") from None
+        if len(data) > limit:
+            raise TileError(f"{root / path}: more than {limit} bytes")
+        return data
+    return fetch_file
+
+
+class TileReader:
+    """The tree of one published checkpoint (`size` leaves), read from its tiles on demand.
+    Nothing it returns is trusted by itself: `check_root` ties the tiles to the signed root,
+    and proofs made from them are verified against it."""
+
+    def __init__(self, fetch, alg: str, size: int):
+        self._fetch = fetch
+        self.alg = alg
+        self.size = size
+        self._h = hash_function(alg)
+        self._tiles: dict[tuple[int | str, int], bytes] = {}
+
+    def _get(self, level: int | str, index: int, width: int, unit: int, limit: int) -> bytes:
+        key = (level, index)
+        data = self._tiles.get(key)
+        if data is not None:
+            return data
+        make = entries_path if level == "entries" else (lambda i, w: tile_path(level, i, w))
+        path = make(index, width)
+        data = self._fetch(path, limit)
+        if data is None and width < TILE_WIDTH:
+            # A partial tile may be gone once its full tile exists (tlog-tiles allows it): the
+            # full one starts with the same hashes.
+            path = make(index, TILE_WIDTH)
+            data = self._fetch(path, limit)
+        if data is None:
+            raise TileError(f"{make(index, width)} is not published")
+        if unit and len(data) not in (width * unit, FULL_TILE_BYTES):
+            raise TileError(f"{path} is {len(data)} bytes, want {width * unit}")
+        self._tiles[key] = data
+        return data
+
+    def _width(self, level: int, index: int) -> int:
+        count = self.size >> (TILE_HEIGHT * level)
+        return min(TILE_WIDTH, count - index * TILE_WIDTH)
+
+    def node(self, height: int, index: int) -> bytes:
+        """The hash of the complete subtree of 2**height leaves starting at leaf index << height."""
+        level, below = divmod(height, TILE_HEIGHT)
+        first = index << below  # its first hash at tile height level*8
+        tile, at = divmod(first, TILE_WIDTH)
+        if (index + 1) << height > self.size:
+            raise TileError(f"node {height}/{index} is not complete in a tree of {self.size}")
+        data = self._get(level, tile, self._width(level, tile), DIGEST_SIZE, FULL_TILE_BYTES)
+        hashes = [data[i * DIGEST_SIZE:(i + 1) * DIGEST_SIZE] for i in range(at, at + (1 << below))]
+        while len(hashes) > 1:
+            hashes = [self._h(b"\x01" + hashes[i] + hashes[i + 1]) for i in range(0, len(hashes), 2)]
+        return hashes[0]
+
+    def subtree_hash(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]) of RFC 9162 §2.1.1 from complete subtrees."""
+        n = hi - lo
+        if n & (n - 1) == 0 and lo % n == 0:
+            return self.node(n.bit_length() - 1, lo >> (n.bit_length() - 1))
+        k = split_point(n)
+        return self._h(b"\x01" + self.subtree_hash(lo, lo + k) + self.subtree_hash(lo + k, hi))
+
+    def root(self) -> bytes:
+        return self._h(b"") if self.size == 0 else self.subtree_hash(0, self.size)
+
+    def check_root(self, root: bytes) -> None:
+        """TileError unless the tiles hash to the signed checkpoint's `root`."""
+        computed = self.root()
+        if computed != root:
+            raise TileError(f"the published tiles hash to {computed.hex()}, not to the signed checkpoint's "
+                            f"root {root.hex()} (size {self.size}, {self.alg})")
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        return inclusion_path(index, self.size if size is None else size, self.subtree_hash)
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        return consistency_path(size1, self.size if size2 is None else size2, self.subtree_hash)
+
+    def entry(self, index: int) -> bytes:
+        """The leaf bytes of entry `index`, from its entry bundle."""
+        if not 0 <= index < self.size:
+            raise TileError(f"entry {index} is not in a tree of {self.size}")
+        bundle, at = divmod(index, TILE_WIDTH)
+        width = self._width(0, bundle)
+        data = self._get("entries", bundle, width, 0, ENTRY_BUNDLE_MAX_BYTES)
+        entries = self._entries(bundle, data, width)
+        return entries[at]
+
+    def _entries(self, bundle: int, data: bytes, width: int) -> list[bytes]:
+        try:
+            return decode_entry_bundle(data, width, entries_path(bundle, width))
+        except TileError:  # the full bundle served in place of a gone partial one
+            return decode_entry_bundle(data, TILE_WIDTH, entries_path(bundle))[:width]
+
+    def entries(self, bundle: int) -> list[bytes]:
+        width = self._width(0, bundle)
+        return self._entries(bundle, self._get("entries", bundle, width, 0, ENTRY_BUNDLE_MAX_BYTES), width)
+
+    def leaf_hash(self, entry: bytes) -> bytes:
+        return self._h(b"\x00" + entry)

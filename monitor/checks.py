@@ -169,6 +169,18 @@ class Monitor:
             return False
         if served.get("root") == root_hex:
             return True
+        derived = served.get("derived_from")
+        if derived is not None:  # static tiles: the root comes from the tree of a later signed checkpoint
+            latest = self._signed({"note": derived["note"], "size": derived["size"]})
+            if isinstance(latest, str):
+                self.raise_alarm(result, "bad_checkpoint", f"the published checkpoint does not verify: {latest}",
+                                 size=derived["size"])
+            else:
+                self.raise_alarm(result, "inconsistent", f"the published tree of size {latest.size}, signed by a pinned "
+                                 f"key, gives root {served.get('root')} for size {size}, not the verified one: the "
+                                 "ledger shows two histories", first=size, first_root=root_hex, size=latest.size,
+                                 root=latest.root.hex())
+            return False
         checkpoint = self._signed(served)
         if isinstance(checkpoint, str):
             self.raise_alarm(result, "bad_checkpoint", f"the server now shows a checkpoint of size {size} that "
@@ -196,7 +208,7 @@ class Monitor:
             return why
         if checkpoint.origin != self.settings.origin:
             return f"its origin is {checkpoint.origin!r}, not {self.settings.origin!r}"
-        if checkpoint.size != item.get("size") or checkpoint.root.hex() != item.get("root"):
+        if checkpoint.size != item.get("size") or ("root" in item and checkpoint.root.hex() != item["root"]):
             return (f"its note says size {checkpoint.size} root {checkpoint.root.hex()}, the listing size "
                     f"{item.get('size')} root {item.get('root')}")
         return checkpoint

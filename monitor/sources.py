@@ -4,6 +4,8 @@ chain's Anchored events over plain JSON-RPC, decoded by the offline verifier's r
 (evledger_verify.chain), the one copy of the contract's encoding."""
 from __future__ import annotations
 
+import time
+
 import httpx
 import orjson
 
@@ -130,3 +132,85 @@ class ChainAnchors:
                         raise SourceError(f"chain {self.rpc.url}: a log without a block number") from None
                     found.append((size, root, number, self.block_time(number), str(log.get("transactionHash"))))
         return found
+
+
+class LedgerTiles:
+    """The same questions as LedgerApi, answered from the ledger's static tiles (a URL prefix
+    or a directory; docs/tiles.md): the latest checkpoint is the published one, a consistency
+    proof is computed from tiles that hash to its signed root, and an older size's root is
+    derived from them. A publication that does not match its own signed root is a read error
+    (a broken mirror, not a second history); a signed tree that contradicts what was verified
+    is an alarm, as from the API."""
+
+    def __init__(self, location: str, ledger: str):
+        from evledger_verify.tiles import fetcher
+
+        self.base_url, self.ledger = location, ledger
+        try:
+            self._fetch = fetcher(location)
+        except ValueError as exc:  # TileError: neither a URL nor a directory
+            raise SourceError(str(exc)) from None
+        self.alg: str | None = None
+        self._reader = None
+
+    def close(self) -> None:
+        pass
+
+    def _latest(self):
+        """(TileReader of the published tree, checked against its root; its note)."""
+        from evledger_verify.note import Checkpoint, CheckpointError, parse_note
+        from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, TileReader
+
+        try:
+            raw = self._fetch("checkpoint", CHECKPOINT_MAX_BYTES)
+            if raw is None:
+                raise SourceError(f"{self.base_url} publishes no checkpoint")
+            note = raw.decode("utf-8")
+            published = Checkpoint.parse_body(parse_note(note)[0])
+            problem = None
+            for alg in ([self.alg] if self.alg else ["sm3", "sha256"]):
+                reader = TileReader(self._fetch, alg, published.size)
+                try:
+                    reader.check_root(published.root)
+                except TileError as exc:
+                    problem = exc
+                    continue
+                self.alg, self._reader = alg, reader
+                return reader, published, note
+            raise SourceError(f"{self.base_url}: {problem}")
+        except (TileError, UnicodeDecodeError, CheckpointError) as exc:
+            raise SourceError(f"{self.base_url}: {exc}") from None
+
+    def checkpoints(self, after: int, limit: int) -> dict:
+        from evledger_verify.tiles import TileError
+
+        reader, published, note = self._latest()
+        page = {"hash_alg": self.alg, "checkpoints": []}
+        if published.size > after:
+            try:
+                proof = reader.consistency_proof(after) if after else []
+            except TileError as exc:
+                raise SourceError(f"{self.base_url}: {exc}") from None
+            # Tiles carry no sealing time: the time it was first seen stands in (no anchor delay is
+            # judged from it: the command refuses --max-anchor-delay with --tiles).
+            seen = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+            page["checkpoints"].append({"size": published.size, "root": published.root.hex(), "note": note,
+                                        "sealed_at": seen, "consistency": {"first": after,
+                                                                           "proof": [p.hex() for p in proof]}})
+        return page
+
+    def checkpoint(self, size: int) -> dict | None:
+        """The root the published (signed, checked) tree gives for `size`; None past it."""
+        from evledger_verify.tiles import TileError
+
+        reader, published, note = self._latest()
+        if size > published.size:
+            return None
+        try:
+            root = reader.subtree_hash(0, size) if size else reader.root()
+        except TileError as exc:
+            raise SourceError(f"{self.base_url}: {exc}") from None
+        return {"size": size, "root": root.hex(), "derived_from": {"size": published.size, "note": note}}
+
+    def consistency(self, first: int, second: int) -> list[bytes]:
+        raise SourceError("a tiles publication gives proofs with its checkpoint")  # never asked: see checkpoints

@@ -22,8 +22,11 @@ EXIT_UNCHECKED = 4
                     "the last, no size shown with two roots, and (with --rpc/--contract) every anchor equal to its "
                     "checkpoint and in time; prints ALERT lines, exit 0 all checked, 1 alarm, 4 could not check")
 @click.argument("ledger")
-@option("--url", required=True, envvar="EVLEDGER_MONITOR_URL", metavar="URL",
+@option("--url", envvar="EVLEDGER_MONITOR_URL", metavar="URL",
         help="the ledger service's base URL (http://host:port)")
+@option("--tiles", envvar="EVLEDGER_MONITOR_TILES", metavar="URL|DIR",
+        help="instead of --url: the ledger's published static tiles (a URL prefix …/tiles/LEDGER, or a copy of "
+             "the directory); each published checkpoint is checked, with its consistency proof computed from them")
 @option("--api-key", envvar="EVLEDGER_API_KEY", metavar="KEY", help="an auditor API key of the ledger")
 @option("--api-key-file", envvar="EVLEDGER_API_KEY_FILE", metavar="FILE", help="a file holding that key")
 @option("--key", multiple=True, metavar="VKEY",
@@ -54,21 +57,10 @@ EXIT_UNCHECKED = 4
 @option("--clear-alarms", is_flag=True, help="forget the alarms the state holds (once a fork was dealt with), then check")
 def monitor(args: argparse.Namespace) -> int:
     from evledger_verify.verify import load_trusted_keys
-    from monitor import ChainAnchors, LedgerApi, Monitor, MonitorSettings, MonitorState, SourceError
+    from monitor import ChainAnchors, LedgerApi, LedgerTiles, Monitor, MonitorSettings, MonitorState, SourceError
     from monitor.state import StateMismatch
 
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", args.ledger):
-        raise click.UsageError(f"LEDGER {args.ledger!r} is not a ledger id ([a-z0-9][a-z0-9-]{{0,62}})")
-    if bool(args.rpc) != bool(args.contract):
-        raise click.UsageError("--rpc and --contract go together: give both to check anchors, or neither")
-    if args.contract and not re.fullmatch(r"0x[0-9a-fA-F]{40}", args.contract):
-        raise click.UsageError(f"--contract {args.contract!r} is not an address (0x and 40 hex digits)")
-    if args.max_anchor_delay is not None and not args.rpc:
-        raise click.UsageError("--max-anchor-delay needs --rpc and --contract: anchors are read from the chain")
-    if args.metrics_port is not None and not args.follow:
-        raise click.UsageError("--metrics-port serves metrics while following: give --follow too")
-    if args.api_key and args.api_key_file:
-        raise click.UsageError("--api-key and --api-key-file both give the key: give one")
+    _check_usage(args)
     try:
         keys = load_trusted_keys(list(args.key), list(args.key_file))
     except (OSError, ValueError) as exc:
@@ -92,7 +84,11 @@ def monitor(args: argparse.Namespace) -> int:
         state = MonitorState(state_path)
     except Exception as exc:  # sqlite3.Error: not a database, cannot be opened
         raise OSError(f"cannot open the state file {state_path}: {exc}") from None
-    api = LedgerApi(args.url, args.ledger, api_key)
+    try:
+        api = LedgerApi(args.url, args.ledger, api_key) if args.url else LedgerTiles(args.tiles, args.ledger)
+    except SourceError as exc:
+        state.close()
+        raise click.UsageError(f"--tiles: {exc}") from None
     chain = ChainAnchors(args.rpc, args.contract, settings.origin) if args.rpc else None
     metrics = None
     if args.follow and args.metrics_port is not None:
@@ -127,6 +123,27 @@ def monitor(args: argparse.Namespace) -> int:
     finally:
         api.close()
         state.close()
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    """click.UsageError for options that do not go together."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", args.ledger):
+        raise click.UsageError(f"LEDGER {args.ledger!r} is not a ledger id ([a-z0-9][a-z0-9-]{{0,62}})")
+    if bool(args.url) == bool(args.tiles):
+        raise click.UsageError("give the ledger's API with --url, or its published tiles with --tiles (one of them)")
+    if bool(args.rpc) != bool(args.contract):
+        raise click.UsageError("--rpc and --contract go together: give both to check anchors, or neither")
+    if args.contract and not re.fullmatch(r"0x[0-9a-fA-F]{40}", args.contract):
+        raise click.UsageError(f"--contract {args.contract!r} is not an address (0x and 40 hex digits)")
+    if args.max_anchor_delay is not None and args.tiles:
+        raise click.UsageError("--max-anchor-delay needs each checkpoint's sealing time, which the API gives and "
+                               "static tiles do not: use --url")
+    if args.max_anchor_delay is not None and not args.rpc:
+        raise click.UsageError("--max-anchor-delay needs --rpc and --contract: anchors are read from the chain")
+    if args.metrics_port is not None and not args.follow:
+        raise click.UsageError("--metrics-port serves metrics while following: give --follow too")
+    if args.api_key and args.api_key_file:
+        raise click.UsageError("--api-key and --api-key-file both give the key: give one")
 
 
 def _follow(watcher, interval: float) -> int:

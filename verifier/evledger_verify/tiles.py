@@ -9,8 +9,9 @@ A ledger's publication directory (docs/tiles.md) is served unchanged by any stat
 
 exactly as tlog-tiles says for a SHA-256 ledger, and with SM3 hashes for an SM3 ledger. The
 client here fetches only what a proof needs, and trusts nothing it fetched until the result
-checks out against the signed checkpoint: a proof computed from tiles is verified against the
-checkpoint's root before it is used, so a wrong tile can only make it fail.
+checks out against the signed checkpoint: the partial tiles at the top are tied to the signed
+root (`check_root`), each full tile to its hash in the tile above, each entry to its leaf
+hash, so a wrong tile or entry can only make a read fail.
 """
 from __future__ import annotations
 
@@ -187,6 +188,7 @@ class TileReader:
         self.size = size
         self._h = hash_function(alg)
         self._tiles: dict[tuple[int | str, int], bytes] = {}
+        self._checked: set[tuple[int, int]] = set()  # full tiles that hash to their parent entry
 
     def _get(self, level: int | str, index: int, width: int, unit: int, limit: int) -> bytes:
         key = (level, index)
@@ -219,8 +221,19 @@ class TileReader:
         tile, at = divmod(first, TILE_WIDTH)
         if (index + 1) << height > self.size:
             raise TileError(f"node {height}/{index} is not complete in a tree of {self.size}")
-        data = self._get(level, tile, self._width(level, tile), DIGEST_SIZE, FULL_TILE_BYTES)
-        hashes = [data[i * DIGEST_SIZE:(i + 1) * DIGEST_SIZE] for i in range(at, at + (1 << below))]
+        width = self._width(level, tile)
+        data = self._get(level, tile, width, DIGEST_SIZE, FULL_TILE_BYTES)
+        if width == TILE_WIDTH and (level, tile) not in self._checked:
+            # A full tile hashes to its entry in the tile above, itself checked the same way up
+            # to the partial tiles at the top, which check_root ties to the signed root.
+            if self._fold(data) != self.node(height - below + TILE_HEIGHT, tile):
+                raise TileError(f"{tile_path(level, tile)} does not hash to its entry in level {level + 1}'s tile")
+            self._checked.add((level, tile))
+        return self._fold(data[at * DIGEST_SIZE:(at + (1 << below)) * DIGEST_SIZE])
+
+    def _fold(self, data: bytes) -> bytes:
+        """The root of the perfect subtree over the hashes in `data` (a power of two of them)."""
+        hashes = [data[i:i + DIGEST_SIZE] for i in range(0, len(data), DIGEST_SIZE)]
         while len(hashes) > 1:
             hashes = [self._h(b"\x01" + hashes[i] + hashes[i + 1]) for i in range(0, len(hashes), 2)]
         return hashes[0]
@@ -256,8 +269,10 @@ class TileReader:
         bundle, at = divmod(index, TILE_WIDTH)
         width = self._width(0, bundle)
         data = self._get("entries", bundle, width, 0, ENTRY_BUNDLE_MAX_BYTES)
-        entries = self._entries(bundle, data, width)
-        return entries[at]
+        entry = self._entries(bundle, data, width)[at]
+        if self.leaf_hash(entry) != self.node(0, index):
+            raise TileError(f"entry {index} in {entries_path(bundle, width)} does not hash to its level-0 tile hash")
+        return entry
 
     def _entries(self, bundle: int, data: bytes, width: int) -> list[bytes]:
         try:

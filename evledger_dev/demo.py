@@ -4,16 +4,16 @@ Starts a local anvil chain whose state is kept on disk (demo-output/chain/), dep
 anchor registry on it with `evledger anchor deploy`, and starts `evledger serve` (RocksDB data
 directory, anchoring to that chain) as a separate process, with one witness (`evledger witness
 serve`, a court's, with its own key and state in demo-output/witness/) that cosigns each
-checkpoint. Creates two ledgers, streams in generated brokerage records (account openings and
-contract signings, business flows of several records each) with a progress bar, uploads one
-contract file, waits for checkpoints, anchors and the witness's cosignature, fetches that
+checkpoint, and publishes the ledgers as static tiles (demo-output/tiles/). Creates two
+ledgers, streams in generated brokerage records (account openings and contract signings,
+business flows of several records each) with a progress bar, uploads one contract file, waits for checkpoints, anchors and the witness's cosignature, fetches that
 record's proof bundle and stops the service, the witness and the chain.
 
 Then the court's side, with none running: the chain is started again from its state on disk,
 and `evledger-verify` (the verifier's own distribution) checks the bundle with the file, the
-ledger's published key, the witness's key and the anchor read on chain over JSON-RPC (verdict
-1, "anchor on chain" and "cosigned by the witnesses given" passed), and a tampered copy of the
-file (verdict 2). Writes a certificate and prints the figures and the command to re-run.
+ledger's published key, the witness's key, the published tiles and the anchor read on chain
+over JSON-RPC (verdict 1, "anchor on chain" and "cosigned by the witnesses given" passed), and
+a tampered copy of the file (verdict 2). Writes a certificate and prints the figures and the command to re-run.
 """
 from __future__ import annotations
 
@@ -94,12 +94,13 @@ def _ts(text: str) -> float:
 class Service:
     """`evledger serve` in its own process, stopped with SIGTERM."""
 
-    def __init__(self, data_dir: Path, rpc: str, contract: str, witness_config: Path):
+    def __init__(self, data_dir: Path, rpc: str, contract: str, witness_config: Path, tiles_dir: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "proof_api.cli", "--data-dir", str(data_dir), "serve",
                                       "--port", str(self.port), "--rpc", rpc, "--contract", contract,
-                                      "--witness-config", str(witness_config)],
+                                      "--witness-config", str(witness_config), "--publish-tiles",
+                                      "--tiles-dir", str(tiles_dir)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_chain_env())
         import httpx
 
@@ -204,7 +205,8 @@ def _serve_and_record(out: Path, ledgers, records: int, rpc: str, contract: str)
         config = Path(tmp) / "witnesses.toml"
         config.write_text(f'threshold = 1\n[[witness]]\nurl = "{witness.url}"\nkey = "{witness.key}"\n')
         data_dir = Path(tmp) / "data"
-        service = Service(data_dir, rpc, contract, config)
+        shutil.rmtree(out / "tiles", ignore_errors=True)  # a new ledger each run: its publication anew
+        service = Service(data_dir, rpc, contract, config, out / "tiles")
         try:
             admin = (data_dir / "admin.key").read_text().strip()
             http = httpx.Client(base_url=service.url, timeout=60)
@@ -252,12 +254,29 @@ def _serve_and_record(out: Path, ledgers, records: int, rpc: str, contract: str)
                               headers=_auth(keys[ledgers[0]]["auditor"]))
             bundle.raise_for_status()
             (out / "bundle.json").write_bytes(orjson.dumps(bundle.json(), option=orjson.OPT_INDENT_2))
+            _wait_published(out / "tiles" / ledgers[0], bundle.json()["checkpoint"]["size"])
+            print(f"the ledgers' static tiles (C2SP tlog-tiles) are published in {out / 'tiles'}/, as any web "
+                  f"server would serve them")
             figures = _figures(http, ledgers, keys, receipts)
             http.close()
         finally:
             code = service.stop()
             witness.stop()
     return figures, code
+
+
+def _wait_published(directory: Path, size: int, timeout: float = 60) -> None:
+    """Until the ledger's published checkpoint covers `size` records."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if int((directory / "checkpoint").read_text().split("\n")[1]) >= size:
+                return
+        except (FileNotFoundError, IndexError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the tiles in {directory} did not reach size {size} within {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def _wait_cosigned(http, ledger: str, seq: int, key: str, timeout: float = 120) -> dict:
@@ -284,7 +303,7 @@ def _court(out: Path, ledger: str, state: Path, contract: str, figures: list[str
     with Anvil(port=port, state=state) as chain:
         print(f"\nthe chain started again from {state}, at {chain.url}")
         common = ["--key-file", str(out / f"{ledger}.keys"), "--witness", (out / "witness.vkey").read_text().strip(),
-                  "--rpc", chain.url, "--contract", contract]
+                  "--rpc", chain.url, "--contract", contract, "--tiles", str(out / "tiles" / ledger)]
         verdicts = []
         for name in ("contract.txt", "contract-tampered.txt"):
             args = [str(out / "bundle.json"), "--file", str(out / name), *common]
@@ -297,7 +316,8 @@ def _court(out: Path, ledger: str, state: Path, contract: str, figures: list[str
     print(f"\nto check again as a court would: start the chain from its state "
           f"(`{ANVIL_COMMAND} --state {state} --port {COURT_RPC_PORT}`), then\n"
           f"  evledger-verify {out}/bundle.json --file {out}/contract.txt --key-file {out}/{ledger}.keys "
-          f"--witness \"$(cat {out}/witness.vkey)\" --rpc http://127.0.0.1:{COURT_RPC_PORT} --contract {contract}")
+          f"--witness \"$(cat {out}/witness.vkey)\" --rpc http://127.0.0.1:{COURT_RPC_PORT} --contract {contract} "
+          f"--tiles {out}/tiles/{ledger}")
     if verdicts != [0, 1]:
         print("ERROR: the verdicts are not 1 for the original and 2 for the tampered file")
         return 1

@@ -480,6 +480,10 @@ class Ledger:
         """Call `callback` after each checkpoint is sealed (the anchor worker's wake-up)."""
         self.sequencer.on_sealed.append(callback)
 
+    def on_cosigned(self, callback) -> None:
+        """Call `callback` with each witness cosignature logged (after the checkpoint's seal)."""
+        self.sequencer.on_cosigned.append(callback)
+
     def problem(self) -> str | None:
         """Why the ledger is not sealing checkpoints now, if it is not."""
         if self.sequencer.failure is not None:

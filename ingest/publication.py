@@ -119,8 +119,18 @@ class TilePublisher:
 
     # -- the thread -----------------------------------------------------------------------
 
+    def _cosigned(self, payload: dict) -> None:
+        # A witness cosigned after the checkpoint was published: write its note again with the
+        # witness's line, as tlog-witness clients read a cosigned checkpoint.
+        if payload.get("size") == self.published:
+            self._recosign = True
+            self._wake.set()
+
+    _recosign = False
+
     def start(self) -> None:
         self.ledger.on_sealed(lambda payload: self._wake.set())
+        self.ledger.on_cosigned(self._cosigned)
         self._wake.set()  # whatever was sealed before the start (the crash repair)
         self._thread = threading.Thread(target=self._run, name=f"tiles-{self.ledger.id}", daemon=True)
         self._thread.start()
@@ -136,7 +146,10 @@ class TilePublisher:
                 if self.failure is not None or not resumed:
                     self.resume()
                     resumed = True
-                self.publish_latest()
+                recosign, self._recosign = self._recosign, False
+                size = self.published
+                if self.publish_latest() == size and recosign and size:
+                    self.files.write_checkpoint(self.ledger.cosigned_note(self.ledger.checkpoint(size))[0])
             except Exception as exc:  # a full disk, a permission: retry, the ledger goes on
                 self.errors += 1
                 self.failure = f"{type(exc).__name__}: {exc}"

@@ -96,6 +96,7 @@ class Sequencer:
         self.errors = 0  # transient failures retried
         self.stalled: str | None = None  # why the last step failed, while it retries; None when working
         self.on_sealed: list[Callable[[dict], None]] = []  # observers of each logged checkpoint
+        self.on_cosigned: list[Callable[[dict], None]] = []  # observers of each logged cosignature
         self.on_projected: list[Callable[[int], None]] = []  # called with the new record count
         self._changed = threading.Condition()
         self._offered: deque[tuple[int, list]] = deque()  # (first log position, items)
@@ -134,7 +135,10 @@ class Sequencer:
             elif event.type in (ev.ANCHOR_SUBMITTED, ev.ANCHOR_CONFIRMED, ev.ANCHOR_FAILED):
                 self.projections.apply_anchor(event.type, orjson.loads(event.data), next_position)
             elif event.type == ev.CHECKPOINT_COSIGNED:
-                self.projections.apply_cosignature(orjson.loads(event.data), next_position)
+                payload = orjson.loads(event.data)
+                self.projections.apply_cosignature(payload, next_position)
+                for observer in self.on_cosigned:
+                    observer(payload)
             elif event.type not in ev.EVENT_TYPES:
                 raise LogCorruption(f"ledger {self.ledger_id!r}: unknown event type {event.type!r} "
                                     f"at position {event.position}")

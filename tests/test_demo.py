@@ -105,7 +105,7 @@ def test_the_standalone_verifier_gives_the_demos_verdicts_on_chain(demo, standal
     contract = (out / "chain" / "contract.txt").read_text().strip()
     with Anvil(state=out / "chain" / "state.json") as chain:
         pinned = ["--key-file", str(out / "brokerage-sh.keys"), "--rpc", chain.url, "--contract", contract,
-                  "--witness", (out / "witness.vkey").read_text().strip()]
+                  "--witness", (out / "witness.vkey").read_text().strip(), "--tiles", str(out / "tiles" / "brokerage-sh")]
         good = subprocess.run([str(command), str(out / "bundle.json"), "--file", str(out / "contract.txt"), *pinned],
                               capture_output=True, text=True, timeout=120, cwd=standalone_verifier)
         bad = subprocess.run([str(command), str(out / "bundle.json"), "--file", str(out / "contract-tampered.txt"),
@@ -113,6 +113,7 @@ def test_the_standalone_verifier_gives_the_demos_verdicts_on_chain(demo, standal
     assert good.returncode == 0, good.stdout + good.stderr
     assert good.stdout.splitlines()[-1] == "verdict ①: the record is in the anchored tree, unaltered (anchor on chain ✔; cosigned by the witnesses given ✔)"
     assert re.search(r"^✔ anchor on chain: chain 31337 at ", good.stdout, re.M)
+    assert re.search(r"^✔ tiles: the tiles at .*tiles/brokerage-sh \(checkpoint of size ", good.stdout, re.M)
     assert bad.returncode == 1 and "(failed: file)" in bad.stdout.splitlines()[-1]
     # The same report, line for line, as `evledger verify` in the service's environment.
     for name, mine in (("contract.txt", good), ("contract-tampered.txt", bad)):

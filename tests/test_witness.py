@@ -304,7 +304,8 @@ def test_the_whole_path_with_real_processes(tmp_path):
     config.write_text(f'threshold = 1\ntimeout = 2\n[[witness]]\nurl = "{witness.url}"\nkey = "{wkey}"\n')
     witness.start()
     try:
-        with evledger_serve(data, "--anchor-min-interval", "0", "--witness-config", str(config)) as (proc, base, _):
+        with evledger_serve(data, "--anchor-min-interval", "0", "--witness-config", str(config),
+                            "--publish-tiles") as (proc, base, _):
             with httpx.Client(base_url=base, timeout=10) as http:
                 producer = auth(http.post("/v1/ledgers/acme/api-keys", json={"role": "producer"}, headers=admin).json()["key"])
 
@@ -322,6 +323,10 @@ def test_the_whole_path_with_real_processes(tmp_path):
                 served = latest()
                 assert served["cosigned_note"] == served["note"] + served["cosignatures"][0]["line"]
                 assert served["witnessed"] is True
+                # the static tiles' checkpoint is written again with the witness's line once it comes
+                published = data / "tiles" / "acme" / "checkpoint"
+                wait_until(lambda: published.exists() and published.read_text() == served["cosigned_note"],
+                           what="the published checkpoint with the witness's cosignature")
                 checkpoints = http.get("/v1/ledgers/acme/checkpoints", headers=admin).json()["checkpoints"]
                 for cp in checkpoints:  # every checkpoint cosigned, in order
                     got = http.get(f"/v1/ledgers/acme/checkpoints/{cp['size']}", headers=admin).json()

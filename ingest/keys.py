@@ -89,6 +89,32 @@ class LedgerKeys:
             self._signing[kid_hex] = key
         return key
 
+    # -- the Ed25519 key of the published checkpoint ---------------------------------------
+
+    @property
+    def _ed25519_path(self) -> Path:
+        return self.directory / "ed25519-tiles.key"
+
+    def tiles_key(self):
+        """The Ed25519 key that also signs a SHA-256 ledger's published checkpoint, so that
+        transparency-log tooling (which verifies Ed25519 notes, as tlog-tiles asks) reads it;
+        made on first use. A cryptography Ed25519PrivateKey."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        if getattr(self, "_tiles_key", None) is None:
+            try:
+                write_secret(self._ed25519_path, secrets.token_bytes(32).hex() + "\n")
+            except FileExistsError:
+                pass
+            try:
+                seed = bytes.fromhex(read_secret(self._ed25519_path))
+                self._tiles_key = Ed25519PrivateKey.from_private_bytes(seed)
+            except ValueError as exc:
+                if isinstance(exc, KeyFileError):
+                    raise
+                raise KeyFileError(f"key file {self._ed25519_path} does not hold a 32-byte Ed25519 seed in hex") from None
+        return self._tiles_key
+
     # -- the data key -------------------------------------------------------------------
 
     @property

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from evledger_verify.note import Checkpoint, CheckpointError, parse_note
 from evledger_verify.tiles import TILE_WIDTH
+from merkle.checkpoint import ed25519_signature_line
 from merkle.tiles import TileDirectory
 
 log = logging.getLogger("evledger.tiles")
@@ -92,10 +93,21 @@ class TilePublisher:
         while self._written < size:
             step_end = min(size, (self._written // STEP_LEAVES + 1) * STEP_LEAVES)
             self._publish_step(step_end, final=step_end == size)
-        note, _ = self.ledger.cosigned_note(checkpoint)
-        self.files.write_checkpoint(note)
+        self.files.write_checkpoint(self.published_note(checkpoint))
         self.published = size
         self._rewrite = False
+
+    def published_note(self, checkpoint: dict) -> str:
+        """The checkpoint as published: the ledger's note with the witnesses' lines; for a
+        SHA-256 ledger an Ed25519 signature too, after the ledger's SM2 line, so that tlog-tiles
+        tooling, which verifies Ed25519 notes, reads it (docs/tiles.md)."""
+        note, _ = self.ledger.cosigned_note(checkpoint)
+        if self.ledger.alg != "sha256":
+            return note
+        body, _, lines = note.partition("\n\n")
+        first, _, witnesses = lines.partition("\n")
+        ed25519 = ed25519_signature_line(body + "\n", self.ledger.origin, self.ledger.keys.tiles_key())
+        return f"{body}\n\n{first}\n{ed25519}{witnesses}"
 
     def _publish_step(self, size: int, final: bool) -> None:
         old = self._written
@@ -149,7 +161,7 @@ class TilePublisher:
                 recosign, self._recosign = self._recosign, False
                 size = self.published
                 if self.publish_latest() == size and recosign and size:
-                    self.files.write_checkpoint(self.ledger.cosigned_note(self.ledger.checkpoint(size))[0])
+                    self.files.write_checkpoint(self.published_note(self.ledger.checkpoint(size)))
             except Exception as exc:  # a full disk, a permission: retry, the ledger goes on
                 self.errors += 1
                 self.failure = f"{type(exc).__name__}: {exc}"

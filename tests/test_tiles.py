@@ -321,3 +321,32 @@ def test_a_tampered_tile_or_entry_is_refused_by_every_client(service, tmp_path):
     other = evledger("proof", "acme", "--tiles", str(directory), "--seq", "1", "--key",
                      "evledger/acme+00000000+" + "A" * 88)
     assert other.returncode != 0 and "Traceback" not in other.stderr
+
+
+def test_a_sha256_ledgers_published_checkpoint_is_also_signed_with_ed25519(tmp_path):
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    data = tmp_path / "data"
+    with LedgerService(data, settings=SequencerSettings(batch_max_delay=0.02)) as svc:
+        for name, alg in (("acme", "sha256"), ("sm", "sm3")):
+            ledger = svc.create_ledger(name, alg=alg)
+            ledger.submit([rec(i) for i in range(300)])
+            assert ledger.wait_for_checkpoint(300, 30)
+            TilePublisher(ledger, data / "tiles").rebuild()
+    printed = evledger("--data-dir", str(data), "tiles", "key", "acme")
+    assert printed.returncode == 0, printed.stderr
+    name, kid, key = printed.stdout.strip().split("+", 2)
+    raw = base64.b64decode(key)
+    assert name == "evledger/acme" and raw[0] == 1 and len(raw) == 33
+    note = (data / "tiles" / "acme" / "checkpoint").read_text()
+    body, _, lines = note.partition("\n\n")
+    sm2_line, ed_line = lines.splitlines()
+    blob = base64.b64decode(ed_line.rsplit(" ", 1)[1])
+    assert ed_line.startswith("\u2014 evledger/acme ") and blob[:4].hex() == kid
+    Ed25519PublicKey.from_public_bytes(raw[1:]).verify(blob[4:], (body + "\n").encode())  # raises if not
+    assert len((data / "tiles" / "sm" / "checkpoint").read_text().partition("\n\n")[2].splitlines()) == 1
+    refused = evledger("--data-dir", str(data), "tiles", "key", "sm")
+    assert refused.returncode == 2 and "hashes with sm3" in refused.stderr and "Traceback" not in refused.stderr
+    assert evledger("--data-dir", str(data), "tiles", "key", "acme").stdout == printed.stdout  # the same key kept

@@ -20,6 +20,7 @@ from evledger_verify.tiles import TILE_WIDTH, TileReader, entries_path, fetcher,
     tile_widths
 from ingest.ledger import LedgerService, SequencerSettings
 from ingest.publication import TilePublisher
+from merkle.checkpoint import ed25519_verifier_key
 from tests.ci import in_ci
 from tests.sample_records import rec
 
@@ -55,8 +56,10 @@ def run_go(binary: Path, *args: str, stdin: str = "") -> subprocess.CompletedPro
     return subprocess.run([str(binary), *args], input=stdin, capture_output=True, text=True, timeout=120)
 
 
-def go_check(binary: Path, directory: Path, records=(), olds=()) -> dict[str, dict]:
+def go_check(binary: Path, directory: Path, records=(), olds=(), vkey: str | None = None) -> dict[str, dict]:
     args = ["check"]
+    if vkey:
+        args += ["-vkey", vkey]
     if records:
         args += ["-records", ",".join(map(str, records))]
     if olds:
@@ -86,6 +89,7 @@ def make_publication(where: Path, sizes: list[int], incremental: bool) -> Path:
                 assert publisher.publish_latest() == size
         if not incremental:
             assert publisher.rebuild() == sizes[-1]
+        (where / "ed25519.vkey").write_text(ed25519_verifier_key(ledger.origin, ledger.keys.tiles_key()))
     finally:
         svc.close()
     return where / "tiles" / "acme"
@@ -193,6 +197,27 @@ def test_paths_parse_as_tlog_parses_them(tlogcheck):
 
 
 # -- (c) the check can fail -------------------------------------------------------------------------
+
+def test_tlogs_note_package_verifies_the_published_checkpoint(tlogcheck, publication, tmp_path):
+    """A SHA-256 ledger's published checkpoint carries an Ed25519 signature that
+    golang.org/x/mod/sumdb/note verifies with the key `evledger tiles key` prints; another
+    key, or a changed body, does not verify."""
+    directory = publication(700)
+    vkey = (directory.parent.parent / "ed25519.vkey").read_text()
+    out = go_check(tlogcheck, directory, vkey=vkey)
+    assert out["signature"]["verified"] == 1 and out["signature"]["unverified"] == 1  # the SM2 line
+    assert out["signature"]["name"] == "evledger/acme"
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    other = ed25519_verifier_key("evledger/acme", Ed25519PrivateKey.generate())
+    done = run_go(tlogcheck, "check", "-vkey", other, str(directory))
+    assert done.returncode == 1 and "does not verify it" in done.stderr, done.stderr
+    copy = tmp_path / "acme"
+    shutil.copytree(directory, copy)
+    text = (copy / "checkpoint").read_text()
+    (copy / "checkpoint").write_text(text.replace("evledger/acme\n", "evledger/acmf\n", 1))
+    done = run_go(tlogcheck, "check", "-vkey", vkey, str(copy))
+    assert done.returncode == 1 and "does not verify it" in done.stderr, done.stderr
+
 
 def flip(path: Path, at: int) -> None:
     data = bytearray(path.read_bytes())

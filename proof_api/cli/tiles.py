@@ -36,6 +36,21 @@ def rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+@tiles_group.command("key", help="print the Ed25519 verifier key that also signs a SHA-256 ledger's published "
+                                 "checkpoint (for transparency-log tooling; made on first use)")
+@click.argument("ledger")
+def key(args: argparse.Namespace) -> int:
+    from merkle.checkpoint import ed25519_verifier_key
+
+    with open_service(args, start=False) as service:
+        ledger = service.ledger(args.ledger)
+        if ledger.alg != "sha256":
+            raise click.UsageError(f"ledger {ledger.id} hashes with {ledger.alg}: its published checkpoint carries "
+                                   f"the SM2 signature alone (tlog-tiles tooling cannot read an SM3 tree anyway)")
+        print(ed25519_verifier_key(ledger.origin, ledger.keys.tiles_key()))
+    return 0
+
+
 @click.command("proof", cls=Command,
                help="build a record's proof bundle (evledger-proof/2) from the ledger's published static tiles "
                     "alone, against the published checkpoint; it carries no anchor (tiles have none)")

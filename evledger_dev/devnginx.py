@@ -26,6 +26,12 @@ LOCATIONS = r"""
             default_type "text/plain; charset=utf-8";
             add_header Cache-Control "public, max-age=5";
         }
+        location ~ "/tile/entries/.*\.p/[0-9]+$" {
+            default_type application/octet-stream;
+            add_header Cache-Control "public, max-age=60";
+            gzip on;
+            gzip_types application/octet-stream;
+        }
         location ~ "\.p/[0-9]+$" {
             default_type application/octet-stream;
             add_header Cache-Control "public, max-age=60";

@@ -51,33 +51,31 @@ class TilePublisher:
 
     def resume(self) -> None:
         """Take up from what the directory's checkpoint says was published, if it is this
-        ledger's checkpoint of that size; else start over."""
+        ledger's checkpoint of that size; else take every file down and start over (files of
+        another history, or with no checkpoint to say whose they are, are trusted for nothing)."""
         self.files.clear_staging()
         note = self.files.read_checkpoint()
         self.published = self._written = 0
         self._bundle_leaves = []
+        why = None
         if note is None:
-            # Files without a checkpoint: a first publication or a rebuild that stopped
-            # midway, or another history's; written again, none trusted.
-            self._rewrite = (self.files.directory / "tile").exists()
-            return
-        try:
-            published = Checkpoint.parse_body(parse_note(note)[0])
-        except CheckpointError as exc:
-            log.warning("ledger %r: the published checkpoint is unreadable (%s): republishing every tile",
-                        self.ledger.id, exc)
-            self.files.remove_checkpoint()
-            return
-        ours = self.ledger.checkpoint(published.size)
-        if ours is None or bytes.fromhex(ours["root"]) != published.root:
-            log.warning("ledger %r: the published checkpoint (size %d) is not this ledger's: republishing every "
-                        "tile", self.ledger.id, published.size)
-            self.files.remove_checkpoint()
-            self._rewrite = True
-            return
-        self.published = self._written = published.size
-
-    _rewrite = False  # every file written again (a directory of another history, a rebuild)
+            if (self.files.directory / "tile").exists():
+                why = "tiles without a checkpoint (a first publication or a rebuild stopped midway)"
+        else:
+            try:
+                published = Checkpoint.parse_body(parse_note(note)[0])
+            except CheckpointError as exc:
+                why = f"an unreadable checkpoint ({exc})"
+            else:
+                ours = self.ledger.checkpoint(published.size)
+                if ours is None or bytes.fromhex(ours["root"]) != published.root:
+                    why = f"the checkpoint of size {published.size} of another history"
+                else:
+                    self.published = self._written = published.size
+        if why is not None:
+            log.warning("ledger %r: the publication directory %s holds %s: publishing it again from the start",
+                        self.ledger.id, self.files.directory, why)
+            self.files.clear()
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -91,11 +89,12 @@ class TilePublisher:
     def publish(self, checkpoint: dict) -> None:
         size = checkpoint["size"]
         while self._written < size:
+            if self._stop.is_set():  # a long backfill: stop between steps (resumed on the next start)
+                return
             step_end = min(size, (self._written // STEP_LEAVES + 1) * STEP_LEAVES)
             self._publish_step(step_end, final=step_end == size)
         self.files.write_checkpoint(self.published_note(checkpoint))
         self.published = size
-        self._rewrite = False
 
     def published_note(self, checkpoint: dict) -> str:
         """The checkpoint as published: the ledger's note with the witnesses' lines; for a
@@ -117,26 +116,28 @@ class TilePublisher:
             self._bundle_leaves = self.ledger.leaves(start, old - start)
         leaves = self._bundle_leaves + self.ledger.leaves(old, size - old)
         store = self.ledger.projections.tree.store
-        self.files.write_entry_bundles(first_bundle, leaves, size, partials=final, rewrite=self._rewrite)
-        self.files.write_hash_tiles(store, old, size, partials=final, rewrite=self._rewrite)
+        self.files.write_entry_bundles(first_bundle, leaves, size, partials=final)
+        self.files.write_hash_tiles(store, old, size, partials=final)
         self._written = size
         self._bundle_leaves = leaves[(size // TILE_WIDTH - first_bundle) * TILE_WIDTH:]
 
     def rebuild(self) -> int:
-        """Write the whole publication again from the tree and the log; the size published."""
+        """Write the whole publication again from the tree and the log; the size published.
+        Readers find nothing until it is done."""
         self.files.clear_staging()
-        self.files.remove_checkpoint()  # readers see no checkpoint until every file is back
-        self.published, self._written, self._bundle_leaves, self._rewrite = 0, 0, [], True
+        self.files.clear()
+        self.published, self._written, self._bundle_leaves = 0, 0, []
         return self.publish_latest()
 
     # -- the thread -----------------------------------------------------------------------
 
     def _cosigned(self, payload: dict) -> None:
-        # A witness cosigned after the checkpoint was published: write its note again with the
-        # witness's line, as tlog-witness clients read a cosigned checkpoint.
-        if payload.get("size") == self.published:
-            self._recosign = True
-            self._wake.set()
+        # A witness cosigned: the published checkpoint, if of that size, is written again with
+        # the witness's line (as tlog-witness clients read a cosigned checkpoint). The flag is
+        # looked at after each publication, so a cosignature that comes while its checkpoint
+        # is being published is not missed.
+        self._recosign = True
+        self._wake.set()
 
     _recosign = False
 
@@ -158,10 +159,12 @@ class TilePublisher:
                 if self.failure is not None or not resumed:
                     self.resume()
                     resumed = True
-                recosign, self._recosign = self._recosign, False
-                size = self.published
-                if self.publish_latest() == size and recosign and size:
-                    self.files.write_checkpoint(self.published_note(self.ledger.checkpoint(size)))
+                self.publish_latest()
+                if self._recosign and self.published:
+                    self._recosign = False  # before the note is read: a later one sets it again
+                    note = self.published_note(self.ledger.checkpoint(self.published))
+                    if note != self.files.read_checkpoint():
+                        self.files.write_checkpoint(note)
             except Exception as exc:  # a full disk, a permission: retry, the ledger goes on
                 self.errors += 1
                 self.failure = f"{type(exc).__name__}: {exc}"

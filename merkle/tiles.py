@@ -5,10 +5,11 @@ of one stored level, read and written as is. Every file goes through a staging d
 is renamed into place, so a reader (a static server, a CDN pulling from it) sees a whole file
 or none: full tiles and full entry bundles are written once and never change; a partial one
 is a new path per width; the checkpoint, which names the size a reader may ask for, is
-replaced last, after every file it needs is in place.
+replaced last, after every file it needs is in place and on disk (fsynced, names too).
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -17,8 +18,12 @@ from pathlib import Path
 from evledger_verify.tiles import (FULL_TILE_BYTES, TILE_HEIGHT, TILE_WIDTH, encode_entry_bundle, entries_path,
                                    tile_path)
 
+from evledger_common.durable import fsync_dir
+
 from .hashing import DIGEST_SIZE
 from .store import NodeStore
+
+log = logging.getLogger("evledger.tiles")
 
 
 class TileDirectory:
@@ -29,6 +34,7 @@ class TileDirectory:
         self.staging = Path(staging)
         self.written = 0  # files written (for metrics and tests)
         self.bytes_written = 0
+        self._renamed_in: set[Path] = set()  # directories with renames not yet fsynced
 
     def clear_staging(self) -> None:
         """Remove what a crash left half-written; none of it was ever visible."""
@@ -41,17 +47,46 @@ class TileDirectory:
         temp = self.staging / secrets.token_hex(8)
         with open(temp, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # its bytes on disk before its name: a power loss leaves no empty tile
         os.chmod(temp, 0o644)  # served by a static server running as another user
         os.replace(temp, target)
+        self._renamed_in.add(target.parent)
         self.written += 1
         self.bytes_written += len(data)
 
-    def _present(self, path: str, length: int | None) -> bool:
+    def _sync_names(self) -> None:
+        """Make the renames so far durable (their directories fsynced), before a checkpoint
+        names the size they belong to: after a power loss, a published checkpoint's files are
+        all there."""
+        for directory in sorted(self._renamed_in):
+            fsync_dir(directory)
+        self._renamed_in.clear()
+
+    def clear(self) -> None:
+        """Take every file down (another history's, or to be written again): the checkpoint
+        first, then the tiles moved aside at once and deleted."""
+        self.remove_checkpoint()
+        tiles = self.directory / "tile"
+        if tiles.exists():
+            self.staging.mkdir(parents=True, exist_ok=True)
+            aside = self.staging / f"old-{secrets.token_hex(8)}"
+            os.replace(tiles, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+
+    def _write_once(self, path: str, data: bytes) -> None:
+        """Write `path` unless it already holds exactly `data` (what an interrupted publication
+        wrote before a restart); a file that holds something else is replaced, and said."""
         try:
-            found = (self.directory / path).stat().st_size
+            with open(self.directory / path, "rb") as f:
+                held = f.read(len(data) + 1)
         except FileNotFoundError:
-            return False
-        return found > 0 if length is None else found == length  # not a file a power loss emptied
+            held = None
+        if held == data:
+            return
+        if held is not None:
+            log.warning("%s: %s held other bytes than the tree's; written again", self.directory, path)
+        self._write(path, data)
 
     def _drop_partials(self, full_path: str) -> None:
         # The full tile answers for every partial one of its index from now on (a client that
@@ -65,13 +100,16 @@ class TileDirectory:
             return None
 
     def write_checkpoint(self, note: str) -> None:
+        self._sync_names()
         self._write("checkpoint", note.encode())
+        self._sync_names()
 
     def remove_checkpoint(self) -> None:
         (self.directory / "checkpoint").unlink(missing_ok=True)
+        if self.directory.exists():
+            fsync_dir(self.directory)
 
-    def write_hash_tiles(self, store: NodeStore, old_size: int, new_size: int, partials: bool = True,
-                         rewrite: bool = False) -> None:
+    def write_hash_tiles(self, store: NodeStore, old_size: int, new_size: int, partials: bool = True) -> None:
         """The hash tiles that tree size `new_size` has and `old_size` had not: the full ones
         completed in between, and (with `partials`) the partial one of each level."""
         level = 0
@@ -83,19 +121,17 @@ class TileDirectory:
                 if width < TILE_WIDTH and not partials:
                     continue
                 path = tile_path(level, index, width)
-                if rewrite or not self._present(path, width * DIGEST_SIZE):
-                    start = index * TILE_WIDTH
-                    data = store.read_nodes(height, start, start + width)
-                    if len(data) != width * DIGEST_SIZE:
-                        raise RuntimeError(f"node store has {len(data) // DIGEST_SIZE} hashes at height {height} "
-                                           f"from {start}, want {width}")
-                    self._write(path, data)
+                start = index * TILE_WIDTH
+                data = store.read_nodes(height, start, start + width)
+                if len(data) != width * DIGEST_SIZE:
+                    raise RuntimeError(f"node store has {len(data) // DIGEST_SIZE} hashes at height {height} "
+                                       f"from {start}, want {width}")
+                self._write_once(path, data)
                 if width == TILE_WIDTH:
                     self._drop_partials(path)
             level += 1
 
-    def write_entry_bundles(self, first_index: int, leaves: list[bytes], new_size: int, partials: bool = True,
-                            rewrite: bool = False) -> None:
+    def write_entry_bundles(self, first_index: int, leaves: list[bytes], new_size: int, partials: bool = True) -> None:
         """The entry bundles from bundle `first_index` up to tree size `new_size`; `leaves` are
         the leaves from the first of those bundles on (first_index * 256 to new_size)."""
         if len(leaves) != new_size - first_index * TILE_WIDTH:
@@ -105,9 +141,8 @@ class TileDirectory:
             if width < TILE_WIDTH and not partials:
                 continue
             path = entries_path(index, width)
-            if rewrite or not self._present(path, None):
-                offset = (index - first_index) * TILE_WIDTH
-                self._write(path, encode_entry_bundle(leaves[offset:offset + width]))
+            offset = (index - first_index) * TILE_WIDTH
+            self._write_once(path, encode_entry_bundle(leaves[offset:offset + width]))
             if width == TILE_WIDTH:
                 self._drop_partials(path)
 

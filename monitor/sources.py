@@ -150,8 +150,7 @@ class LedgerTiles:
             self._fetch = fetcher(location)
         except ValueError as exc:  # TileError: neither a URL nor a directory
             raise SourceError(str(exc)) from None
-        self.alg: str | None = None
-        self._reader = None
+        self.alg: str | None = None  # found on the first read (open_published)
 
     def close(self) -> None:
         pass
@@ -159,7 +158,7 @@ class LedgerTiles:
     def _latest(self):
         """(TileReader of the published tree, checked against its root; its note)."""
         from evledger_verify.note import Checkpoint, CheckpointError, parse_note
-        from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, TileReader
+        from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, open_published
 
         try:
             raw = self._fetch("checkpoint", CHECKPOINT_MAX_BYTES)
@@ -167,19 +166,11 @@ class LedgerTiles:
                 raise SourceError(f"{self.base_url} publishes no checkpoint")
             note = raw.decode("utf-8")
             published = Checkpoint.parse_body(parse_note(note)[0])
-            problem = None
-            for alg in ([self.alg] if self.alg else ["sm3", "sha256"]):
-                reader = TileReader(self._fetch, alg, published.size)
-                try:
-                    reader.check_root(published.root)
-                except TileError as exc:
-                    problem = exc
-                    continue
-                self.alg, self._reader = alg, reader
-                return reader, published, note
-            raise SourceError(f"{self.base_url}: {problem}")
+            reader = open_published(self._fetch, published.size, published.root, self.alg)
         except (TileError, UnicodeDecodeError, CheckpointError) as exc:
             raise SourceError(f"{self.base_url}: {exc}") from None
+        self.alg = reader.alg
+        return reader, published, note
 
     def checkpoints(self, after: int, limit: int) -> dict:
         from evledger_verify.tiles import TileError
@@ -205,7 +196,10 @@ class LedgerTiles:
 
         reader, published, note = self._latest()
         if size > published.size:
-            return None
+            # Not a vanished checkpoint: a mirror or a cache may lag (the checkpoint may be
+            # cached for seconds); checked again on the next pass.
+            raise SourceError(f"{self.base_url}: the published checkpoint (size {published.size}) is older than "
+                              f"the one verified (size {size}): a lagging mirror, or a publication rolled back")
         try:
             root = reader.subtree_hash(0, size) if size else reader.root()
         except TileError as exc:

@@ -92,7 +92,7 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
     while looking for an evidence id (the tiles have no index: every entry up to it is read)."""
     from evledger_verify.note import CheckpointError, verify_checkpoint
     from evledger_verify.proof import verify_inclusion
-    from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TILE_WIDTH, TileError, TileReader, fetcher
+    from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, fetcher, open_published
 
     fetch = fetcher(location)
     raw = fetch("checkpoint", CHECKPOINT_MAX_BYTES)
@@ -109,18 +109,10 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
     if checkpoint is None:
         raise BundleError("bad_signature", f"the checkpoint at {location} is not signed by a key given: "
                                            f"{'; '.join(problems) or 'no key given'}")
-    tiles = None
-    for alg in ("sm3", "sha256"):  # the tiles say which: only the ledger's hash gives the signed root
-        candidate = TileReader(fetch, alg, checkpoint.size)
-        try:
-            candidate.check_root(checkpoint.root)
-        except TileError as exc:
-            problem = str(exc)
-            continue
-        tiles = candidate
-        break
-    if tiles is None:
-        raise BundleError("bad_tiles", f"the tiles at {location} do not match their signed checkpoint: {problem}")
+    try:
+        tiles = open_published(fetch, checkpoint.size, checkpoint.root)
+    except TileError as exc:
+        raise BundleError("bad_tiles", f"the tiles at {location} do not match their signed checkpoint: {exc}") from None
     if evidence_id is not None:
         seq = _find_in_tiles(tiles, evidence_id, scanned)
         if seq is None:

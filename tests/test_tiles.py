@@ -53,7 +53,7 @@ def expected_files(ledger, size: int, note: str | None = None) -> dict[str, byte
         width = min(TILE_WIDTH, size - index * TILE_WIDTH)
         chunk = leaves[index * TILE_WIDTH:index * TILE_WIDTH + width]
         out[entries_path(index, width)] = b"".join(len(x).to_bytes(2, "big") + x for x in chunk)
-    out["checkpoint"] = (note or ledger.cosigned_note(ledger.checkpoint(size))[0]).encode()
+    out["checkpoint"] = (note or TilePublisher(ledger, "/nonexistent").published_note(ledger.checkpoint(size))).encode()
     return out
 
 
@@ -164,20 +164,31 @@ def test_a_publication_stopped_anywhere_is_repaired_on_start(service, tmp_path):
 
 
 def test_a_directory_of_another_history_is_published_again(tmp_path):
-    """The directory holds another ledger's publication of the same id (a restored backup, a
-    fork): its checkpoint is not this ledger's, so every file is written again."""
+    """The directory holds another ledger's publication of the same id, longer than this one
+    (a restored backup, a fork): its checkpoint is not this ledger's, so every file is taken
+    down and written again, and none of the other's is left to be taken for this one's later."""
     tiles = tmp_path / "tiles"
-    for n, name in enumerate(("first", "second")):
+    for n, (name, size) in enumerate((("first", 2000), ("second", 600))):
         with LedgerService(tmp_path / name, settings=SequencerSettings(batch_max_delay=0.02)) as svc:
             ledger = svc.create_ledger("acme")
-            for s in range(0, 600, 300):
-                ledger.submit([rec(i + 10_000 * n) for i in range(s, s + 300)])
-            assert ledger.wait_for_checkpoint(600, 30)
+            for s in range(0, size, 300):
+                ledger.submit([rec(i + 10_000 * n) for i in range(s, min(size, s + 300))])
+            assert ledger.wait_for_checkpoint(size, 30)
             publisher = TilePublisher(ledger, tiles)
             publisher.resume()
             assert publisher.published == 0
             publisher.publish_latest()
-            assert files_of(tiles / "acme") == expected_files(ledger, 600)
+            assert files_of(tiles / "acme") == expected_files(ledger, size)
+            if name == "second":  # it grows past where the first one's files were
+                ledger.submit([rec(i + 10_000) for i in range(600, 1300)])
+                assert ledger.wait_for_checkpoint(1300, 30)
+                publisher.publish_latest()
+                assert published_without_old_partials(tiles / "acme", 1300) == expected_files(ledger, 1300)
+    (tiles / "acme" / "checkpoint").write_text("not a note")
+    with LedgerService(tmp_path / "second", settings=SequencerSettings(batch_max_delay=0.02)) as svc:
+        publisher = TilePublisher(svc.ledger("acme"), tiles)
+        publisher.resume()
+        assert publisher.published == 0 and not (tiles / "acme" / "tile").exists()
 
 
 # -- serving: evledger serve and nginx --------------------------------------------------------------
@@ -208,7 +219,7 @@ def check_headers(get, prefix: str, size: int) -> None:
         assert answer.headers["content-type"] == "application/octet-stream"
         assert answer.headers["cache-control"] == cache
     for bad in ("tile/64/000", "tile/0/1", "tile/0/000.p/0", "tile/0/x000/001", "../data/admin.key",
-                ".staging/acme", "tile/0/999"):
+                ".staging/acme", "tile/0/999", "tile/0/" + "x001/" * 900 + "000", "tile/0/" + "1" * 5000):
         assert get(f"{prefix}/{bad}").status_code in (400, 404), bad
 
 
@@ -350,3 +361,111 @@ def test_a_sha256_ledgers_published_checkpoint_is_also_signed_with_ed25519(tmp_p
     refused = evledger("--data-dir", str(data), "tiles", "key", "sm")
     assert refused.returncode == 2 and "hashes with sm3" in refused.stderr and "Traceback" not in refused.stderr
     assert evledger("--data-dir", str(data), "tiles", "key", "acme").stdout == printed.stdout  # the same key kept
+
+
+def test_sha256_ledgers_at_sizes_whose_root_is_a_stored_hash(tmp_path):
+    """At sizes 1 and 256 the root is read from a tile with no hashing: the clients still find
+    the ledger's hash (SHA-256 here) and the monitor raises no alarm as the ledger grows."""
+    data = tmp_path / "data"
+    monitor_state = tmp_path / "monitor.sqlite"
+    with LedgerService(data, settings=SequencerSettings(batch_max_delay=0.02)) as svc:
+        ledger = svc.create_ledger("acme", alg="sha256")
+        vkey = ledger.created["verifier_key"]
+        publisher = TilePublisher(ledger, data / "tiles")
+        directory = str(publisher.files.directory)
+        for size in (1, 256, 300):
+            fill(ledger, ledger.record_count, size - ledger.record_count)
+            assert publisher.publish_latest() == size
+            made = evledger("proof", "acme", "--tiles", directory, "--seq", str(size - 1), "--key", vkey)
+            assert made.returncode == 0, made.stderr
+            assert orjson.loads(made.stdout)["hash_alg"] == "sha256"
+            watched = evledger("monitor", "acme", "--tiles", directory, "--key", vkey, "--state", str(monitor_state))
+            assert watched.returncode == 0 and f"up to size {size}" in watched.stdout, watched.stdout + watched.stderr
+
+
+def test_a_lagging_publication_is_not_a_failure(service, tmp_path):
+    ledger = service.create_ledger("acme")
+    fill(ledger, 0, 300)
+    vkey = ledger.created["verifier_key"]
+    publisher = TilePublisher(ledger, tmp_path / "tiles")
+    publisher.publish_latest()
+    stale = tmp_path / "stale"
+    shutil.copytree(publisher.files.directory, stale)
+    fill(ledger, 300, 200)
+    publisher.publish_latest()
+    bundle = tmp_path / "bundle.json"
+    assert evledger("proof", "acme", "--tiles", str(publisher.files.directory), "--seq", "450", "--key", vkey,
+                    "--out", str(bundle)).returncode == 0
+    verdict = evledger("verify", str(bundle), "--tiles", str(stale), "--key", vkey)
+    assert "\u2013 tiles: not checked: the checkpoint published at" in verdict.stdout, verdict.stdout
+    state = str(tmp_path / "monitor.sqlite")
+    assert evledger("monitor", "acme", "--tiles", str(publisher.files.directory), "--key", vkey, "--state",
+                    state).returncode == 0
+    behind = evledger("monitor", "acme", "--tiles", str(stale), "--key", vkey, "--state", state)
+    assert behind.returncode == 4 and "older than the one verified" in behind.stderr, behind.stderr
+    assert "ALERT" not in behind.stdout
+
+
+def test_an_evidence_id_is_looked_for_in_checked_entries_only(service, tmp_path):
+    ledger = service.create_ledger("acme")
+    fill(ledger, 0, 300)
+    publisher = TilePublisher(ledger, tmp_path / "tiles")
+    publisher.publish_latest()
+    path = publisher.files.directory / entries_path(0)
+    path.write_bytes(path.read_bytes().replace(b'"evidence_id":"ev-7"', b'"evidence_id":"ev-X"'))
+    made = evledger("proof", "acme", "--tiles", str(publisher.files.directory), "--evidence-id", "ev-7", "--key",
+                    ledger.created["verifier_key"])
+    assert made.returncode == 1 and "does not hash to its level-0 tile hash" in made.stderr, made.stderr
+
+
+class HostileTiles:
+    """An HTTP server answering every request the same wrong way."""
+
+    def __init__(self, answer: bytes, trickle: float = 0.0):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.answer, self.trickle = answer, trickle
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn.recv(65536)
+                for i in range(0, len(self.answer), 1 if self.trickle else len(self.answer)):
+                    conn.sendall(self.answer[i:i + (1 if self.trickle else len(self.answer))])
+                    time.sleep(self.trickle)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("answer,trickle,said", [
+    (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!", 0.0, "bad gzip body"),
+    (b"NONSENSE\r\n\r\n", 0.0, "BadStatusLine"),
+    (b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", 0.0, "HTTP 500"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + b"e" * 2000, 0.01, "not received within"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 9000\r\n\r\n" + b"e" * 9000, 0.0, "more than 8192 bytes"),
+], ids=["bad-gzip", "bad-status-line", "server-error", "trickled", "oversized"])
+def test_a_hostile_server_gets_a_clear_error(monkeypatch, answer, trickle, said):
+    import evledger_verify.tiles as tiles
+
+    monkeypatch.setattr(tiles, "FETCH_DEADLINE", 1.0)
+    server = HostileTiles(answer, trickle)
+    try:
+        with pytest.raises(TileError, match=said):
+            fetcher(server.url)("tile/0/000", 8192)
+    finally:
+        server.close()

@@ -4,6 +4,8 @@ the publication directory's, served as any static server would: no key (a tile i
 nature once published; the ledger's IP rules still apply), the caching headers of tlog-tiles."""
 from __future__ import annotations
 
+import gzip
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -35,7 +37,7 @@ def _read(path) -> bytes | None:
     try:
         with open(path, "rb") as f:
             return f.read()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except OSError:  # not there (or taken down just now): as a static server, not found
         return None
 
 
@@ -52,5 +54,11 @@ async def get_tile(request: Request, ledger_id: str, path: str):
         raise ApiError(404, "not_found", f"no published file {path[:200]!r} for ledger {ledger_id[:80]!r}"
                        + ("" if publication is not None else " (this service publishes no tiles)"))
     media_type, cache = cache_control(path)
-    return Response(found if request.method == "GET" else b"", media_type=media_type,
-                    headers={"Cache-Control": cache, "Content-Length": str(len(found))})
+    headers = {"Cache-Control": cache}
+    if path.startswith("tile/entries/"):  # leaves compress well (tlog-tiles asks for it); hashes do not
+        headers["Vary"] = "Accept-Encoding"
+        if "gzip" in request.headers.get("accept-encoding", "").lower():
+            found = await run_in_threadpool(gzip.compress, found, 6)
+            headers["Content-Encoding"] = "gzip"
+    headers["Content-Length"] = str(len(found))
+    return Response(found if request.method == "GET" else b"", media_type=media_type, headers=headers)

@@ -15,13 +15,14 @@ hash, so a wrong tile or entry can only make a read fail.
 """
 from __future__ import annotations
 
-import gzip
-import io
+import http.client
 import re
 import struct
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from pathlib import Path
 
 from .proof import DIGEST_SIZE, consistency_path, hash_function, inclusion_path, split_point
@@ -34,7 +35,7 @@ MAX_ENTRY_BYTES = 0xFFFF  # an entry's length is a uint16
 CHECKPOINT_MAX_BYTES = 1 << 20
 ENTRY_BUNDLE_MAX_BYTES = TILE_WIDTH * (2 + MAX_ENTRY_BYTES)
 
-_INDEX = r"(?:x[0-9]{3}/)*[0-9]{3}"
+_INDEX = r"(?:x[0-9]{3}/){0,6}[0-9]{3}"  # up to 21 digits: any index below 2**64
 _WIDTH = r"[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]"
 _LEVEL = r"[0-9]|[1-5][0-9]|6[0-3]"
 # Every path a publication directory holds, and nothing else (a server checks paths with it).
@@ -127,34 +128,62 @@ def decode_entry_bundle(data: bytes, count: int, where: str = "entry bundle") ->
 
 # -- fetching -------------------------------------------------------------------------------
 
+FETCH_DEADLINE = 60.0  # seconds for one file, however slowly a server trickles it
+
+
+def _read_bounded(response, limit: int, deadline: float, what: str) -> bytes:
+    """At most limit + 1 bytes, read in pieces so that the whole read has a deadline (the
+    socket timeout bounds each piece only)."""
+    parts, total = [], 0
+    while total <= limit:
+        piece = response.read(min(65536, limit + 1 - total))
+        if not piece:
+            break
+        parts.append(piece)
+        total += len(piece)
+        if time.monotonic() > deadline:
+            raise TileError(f"{what}: not received within {FETCH_DEADLINE:g} s")
+    return b"".join(parts)
+
+
+def _gunzip(data: bytes, limit: int, what: str) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)  # bounded: a small bomb cannot fill memory
+    except zlib.error as exc:
+        raise TileError(f"{what}: bad gzip body: {exc}") from None
+    if not inflater.eof and len(out) <= limit:
+        raise TileError(f"{what}: truncated gzip body")
+    return out
+
+
 def fetcher(location: str, timeout: float = 10.0):
-    """`fetch(path) -> bytes | None` (None: not found) under a URL (http/https) or a local
-    publication directory, such as a copy a court was given."""
+    """`fetch(path, limit) -> bytes | None` (None: not found) under a URL (http/https) or a
+    local publication directory, such as a copy a court was given. Anything that goes wrong
+    reading it is a TileError."""
     if urllib.parse.urlsplit(location).scheme in ("http", "https"):
         base = location.rstrip("/") + "/"
 
         def fetch_url(path: str, limit: int) -> bytes | None:
-            request = urllib.request.Request(base + path, headers={"Accept-Encoding": "gzip, identity",
-                                                                   "User-Agent": "evledger-verify"})
+            url = base + path
+            request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip, identity",
+                                                           "User-Agent": "evledger-verify"})
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as response:
-                    data = response.read(limit + 1)
-                    encoding = response.headers.get("Content-Encoding", "identity").lower()
+                    data = _read_bounded(response, limit, time.monotonic() + FETCH_DEADLINE, f"GET {url}")
+                    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
             except urllib.error.HTTPError as exc:
                 if exc.code in (404, 410):
                     return None
-                raise TileError(f"GET {base + path}: HTTP {exc.code}") from None
-            except (urllib.error.URLError, OSError) as exc:
-                raise TileError(f"GET {base + path}: {getattr(exc, 'reason', exc)}") from None
+                raise TileError(f"GET {url}: HTTP {exc.code}") from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+                raise TileError(f"GET {url}: {getattr(exc, 'reason', None) or type(exc).__name__}: {exc}") from None
             if encoding == "gzip":
-                try:
-                    data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(limit + 1)
-                except (OSError, EOFError) as exc:
-                    raise TileError(f"GET {base + path}: bad gzip body: {exc}") from None
+                data = _gunzip(data, limit, f"GET {url}")
             elif encoding != "identity":
-                raise TileError(f"GET {base + path}: unexpected Content-Encoding {encoding!r}")
+                raise TileError(f"GET {url}: unexpected Content-Encoding {encoding[:40]!r}")
             if len(data) > limit:
-                raise TileError(f"GET {base + path}: more than {limit} bytes")
+                raise TileError(f"GET {url}: more than {limit} bytes")
             return data
         return fetch_url
     if "://" in location:
@@ -167,7 +196,7 @@ def fetcher(location: str, timeout: float = 10.0):
         try:
             with open(root / path, "rb") as f:
                 data = f.read(limit + 1)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             raise TileError(f"{root / path}: {exc.strerror or exc}") from None
@@ -175,6 +204,25 @@ def fetcher(location: str, timeout: float = 10.0):
             raise TileError(f"{root / path}: more than {limit} bytes")
         return data
     return fetch_file
+
+
+def open_published(fetch, size: int, root: bytes, alg: str | None = None) -> "TileReader":
+    """A reader of the published tree of `size` leaves whose tiles hash to the signed `root`.
+    Without `alg`, the ledger's hash is found: the one under which the tiles hash to the root
+    and entry 0 to its leaf hash (at sizes 1, 256, 65536… the root is a stored hash, reached
+    with no hashing at all, so the root alone cannot tell)."""
+    problems = []
+    for candidate in [alg] if alg else ["sm3", "sha256"]:
+        reader = TileReader(fetch, candidate, size)
+        try:
+            reader.check_root(root)
+            if alg is None and size:
+                reader.entry(0)
+        except TileError as exc:
+            problems.append(str(exc))
+            continue
+        return reader
+    raise TileError("; ".join(problems))
 
 
 class TileReader:
@@ -281,8 +329,15 @@ class TileReader:
             return decode_entry_bundle(data, TILE_WIDTH, entries_path(bundle))[:width]
 
     def entries(self, bundle: int) -> list[bytes]:
+        """The leaves of an entry bundle, each checked against its level-0 hash."""
         width = self._width(0, bundle)
-        return self._entries(bundle, self._get("entries", bundle, width, 0, ENTRY_BUNDLE_MAX_BYTES), width)
+        entries = self._entries(bundle, self._get("entries", bundle, width, 0, ENTRY_BUNDLE_MAX_BYTES), width)
+        first = bundle * TILE_WIDTH
+        for at, entry in enumerate(entries):
+            if self.leaf_hash(entry) != self.node(0, first + at):
+                raise TileError(f"entry {first + at} in {entries_path(bundle, width)} does not hash to its level-0 "
+                                f"tile hash")
+        return entries
 
     def leaf_hash(self, entry: bytes) -> bytes:
         return self._h(b"\x00" + entry)

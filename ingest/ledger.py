@@ -480,6 +480,10 @@ class Ledger:
         """Call `callback` after each checkpoint is sealed (the anchor worker's wake-up)."""
         self.sequencer.on_sealed.append(callback)
 
+    def on_leaves(self, callback) -> None:
+        """Call `callback(first_seq, leaves)` with each run of leaves as it enters the tree."""
+        self.sequencer.on_leaves.append(callback)
+
     def on_cosigned(self, callback) -> None:
         """Call `callback` with each witness cosignature logged (after the checkpoint's seal)."""
         self.sequencer.on_cosigned.append(callback)

@@ -24,6 +24,7 @@ log = logging.getLogger("evledger.tiles")
 # Leaves read and published per step when far behind (a backfill, a long outage): bounds the
 # memory a step holds; the partial tiles are written only at the checkpoint's size.
 STEP_LEAVES = 256 * TILE_WIDTH
+HANDED_MAX = 4 * STEP_LEAVES  # leaves held from the sequencer at most (a few tens of MB)
 
 
 def publication_paths(root: str | os.PathLike, ledger_id: str) -> tuple[Path, Path]:
@@ -43,6 +44,11 @@ class TilePublisher:
         self._bundle_leaves: list[bytes] = []  # leaves of the partial entry bundle at `_written`
         self.failure: str | None = None  # the last publication error, while it retries
         self.errors = 0
+        # Leaves handed over by the sequencer (from seq _handed_first on, contiguous), so that a
+        # publication reads none back from the log while it keeps up; bounded (HANDED_MAX).
+        self._handed: list[bytes] = []
+        self._handed_first = 0
+        self._handed_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,13 +114,31 @@ class TilePublisher:
         ed25519 = ed25519_signature_line(body + "\n", self.ledger.origin, self.ledger.keys.tiles_key())
         return f"{body}\n\n{first}\n{ed25519}{witnesses}"
 
+    def _hand_over(self, first: int, leaves: list[bytes]) -> None:
+        with self._handed_lock:
+            if first != self._handed_first + len(self._handed) or len(self._handed) + len(leaves) > HANDED_MAX:
+                self._handed, self._handed_first = [], first  # a gap, or far behind: read the log
+            self._handed += leaves
+
+    def _leaves(self, first: int, stop: int) -> list[bytes]:
+        """Leaves first..stop-1: handed over if they were, else read from the log."""
+        with self._handed_lock:
+            handed_first, handed = self._handed_first, self._handed
+            taken = None
+            if handed_first <= first and stop <= handed_first + len(handed):
+                taken = handed[first - handed_first:stop - handed_first]
+            if handed_first < stop:  # what is published is not needed again
+                del handed[:stop - handed_first]
+                self._handed_first = max(handed_first, stop) if handed else stop
+        return taken if taken is not None else self.ledger.leaves(first, stop - first)
+
     def _publish_step(self, size: int, final: bool) -> None:
         old = self._written
         first_bundle = old // TILE_WIDTH
         start = first_bundle * TILE_WIDTH
         if len(self._bundle_leaves) != old - start:  # after a restart: read them again
             self._bundle_leaves = self.ledger.leaves(start, old - start)
-        leaves = self._bundle_leaves + self.ledger.leaves(old, size - old)
+        leaves = self._bundle_leaves + self._leaves(old, size)
         store = self.ledger.projections.tree.store
         self.files.write_entry_bundles(first_bundle, leaves, size, partials=final)
         self.files.write_hash_tiles(store, old, size, partials=final)
@@ -142,6 +166,7 @@ class TilePublisher:
     _recosign = False
 
     def start(self) -> None:
+        self.ledger.on_leaves(self._hand_over)
         self.ledger.on_sealed(lambda payload: self._wake.set())
         self.ledger.on_cosigned(self._cosigned)
         self._wake.set()  # whatever was sealed before the start (the crash repair)

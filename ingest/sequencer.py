@@ -98,6 +98,9 @@ class Sequencer:
         self.on_sealed: list[Callable[[dict], None]] = []  # observers of each logged checkpoint
         self.on_cosigned: list[Callable[[dict], None]] = []  # observers of each logged cosignature
         self.on_projected: list[Callable[[int], None]] = []  # called with the new record count
+        # Called with (seq of the first, leaves) as they go into the tree: the tiles publisher
+        # takes them from here rather than reading them back from the log.
+        self.on_leaves: list[Callable[[int, list[bytes]], None]] = []
         self._changed = threading.Condition()
         self._offered: deque[tuple[int, list]] = deque()  # (first log position, items)
         self._offered_count = 0
@@ -190,6 +193,8 @@ class Sequencer:
         hashes = self._leaf_hashes
         known = None if None in hashes else b"".join(hashes)  # hashed by the write path already
         self.projections.apply_records(self._leaves, self._records, self._records[-1][0] + 1, leaf_hashes=known)
+        for observer in self.on_leaves:
+            observer(self._records[0][1], self._leaves)  # a list no one changes after this
         self._leaves, self._leaf_hashes, self._records = [], [], []
         for observer in self.on_projected:
             observer(projected)

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,6 +85,14 @@ def fill(ledger, start: int, count: int) -> int:
 @pytest.mark.parametrize("alg", ["sm3", "sha256"])
 def test_each_checkpoint_is_published_as_the_tree_and_log_say(service, tmp_path, alg):
     ledger = service.create_ledger("acme", alg=alg)
+    read_back = []  # leaves the publisher read from the log: none while it keeps up
+    log_leaves = ledger.leaves
+
+    def counting(first, count):
+        if threading.current_thread().name.startswith("tiles-"):
+            read_back.append(count)
+        return log_leaves(first, count)
+    ledger.leaves = counting
     publication = TilePublication(service, tmp_path / "tiles")
     publisher = publication.publishers["acme"]
     directory = publication.directory("acme")
@@ -101,6 +110,7 @@ def test_each_checkpoint_is_published_as_the_tree_and_log_say(service, tmp_path,
     finally:
         publication.stop()
     assert not any(p.name.startswith(".") for p in directory.rglob("*"))  # staging stays outside
+    assert sum(read_back) == 0, read_back
 
 
 def test_the_spec_examples_hold():

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: verifier-page demo test bench bench-tools bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api bench-monitor bench-witness soak venv clean contract contract-check npm-tools
+.PHONY: verifier-page demo test bench bench-tools wrk bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api bench-monitor bench-witness bench-tiles soak venv clean contract contract-check npm-tools
 
 venv: $(STAMP)
 
@@ -57,7 +57,14 @@ test: $(STAMP) $(NPM_STAMP) $(VERIFIER_JS_STAMP)
 # The HTTP benchmark's load generator that is not Python: autocannon, pinned by bench/load/package-lock.json.
 LOAD_STAMP := bench/load/node_modules/.installed
 
-bench-tools: $(LOAD_STAMP)
+bench-tools: $(LOAD_STAMP) wrk
+
+# wrk (Debian's): the lightest HTTP load generator, preferred by the tiles bench; as root where apt-get is
+# (as .ci/run installs packages), else autocannon stands in.
+wrk:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)) \
+		|| echo "bench-tools: wrk not installed (apt-get install wrk); autocannon stands in"; }
 
 # Best effort: without it (no registry at hand) the API bench measures with its Python drivers only.
 $(LOAD_STAMP): bench/load/package.json bench/load/package-lock.json
@@ -65,10 +72,10 @@ $(LOAD_STAMP): bench/load/package.json bench/load/package-lock.json
 		|| echo "bench-tools: autocannon not installed; the API bench uses its Python drivers only"
 
 # Every scenario into one report: bench/results/<UTC stamp>/ (report.md, report.json, plots, raw JSON).
-bench: $(STAMP) $(NPM_STAMP) $(LOAD_STAMP)
+bench: $(STAMP) $(NPM_STAMP) $(LOAD_STAMP) wrk
 	$(PY) -m bench.suite $(BENCH_ARGS)
 
-bench-quick: $(STAMP) $(NPM_STAMP) $(LOAD_STAMP)
+bench-quick: $(STAMP) $(NPM_STAMP) $(LOAD_STAMP) wrk
 	$(PY) -m bench.suite --quick $(BENCH_ARGS)
 
 # e.g. make capacity CAPACITY_ARGS="--sustained 20000 --peak 60000 --record-bytes 400 --retention-years 10 --proof-rps 50"
@@ -93,6 +100,12 @@ bench-monitor: $(STAMP) $(NPM_STAMP)
 # One local witness: what cosigning adds to record -> checkpoint, next to the same load without witnesses.
 bench-witness: $(STAMP)
 	$(PY) -m bench.witness_bench
+
+# Static tiles: ingest with publication next to the same load without; proof bundles from nginx (Debian's,
+# installed by .ci/run) serving the tiles next to the API's proof route, both driven by wrk (else autocannon); bytes
+# per record.
+bench-tiles: $(STAMP) $(LOAD_STAMP) wrk
+	$(PY) -m bench.tiles_bench
 
 bench-api: $(STAMP) $(LOAD_STAMP)
 	$(PY) -m bench.api_bench

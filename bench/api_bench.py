@@ -483,6 +483,73 @@ def run_autocannon(server: Server, load: Load, concurrency: int, seconds: float)
             "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "n": requests, "autocannon": r["autocannon"], **m}
 
 
+_WRK_SCRIPT = """
+local paths = {%s}
+local headers = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("%s", paths[(i %% #paths) + 1], headers)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%%d,"socket_errors":%%d,"status_errors":%%d,"bytes":%%d,' ..
+    '"p50_us":%%d,"p99_us":%%d,"max_us":%%d,"duration_us":%%d}\\n', summary.requests,
+    e.connect + e.read + e.write + e.timeout, e.status, summary.bytes, latency:percentile(50),
+    latency:percentile(99), latency.max, summary.duration))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def wrk_ready() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def run_wrk(server: Server, load: Load, concurrency: int, seconds: float) -> dict:
+    """wrk (C, Debian's) in a child process with one thread: the lightest load generator at hand,
+    so a static server's rate is less the generator's. Requests cycle through the load's paths;
+    a status other than 2xx/3xx counts as an error. Its CPU is the child's own (wait4's rusage)."""
+    spec = load.spec
+    paths = spec.get("paths") or [spec["path"]]
+    headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (spec.get("headers") or {}).items())
+    script = _WRK_SCRIPT % (", ".join(map(_lua_string, paths)), headers, spec.get("method", "GET"))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        with tempfile.TemporaryFile("w+") as out:
+            window = Window(server)
+            child = subprocess.Popen(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout",
+                                      "10s", "-s", f.name, server.base], stdout=out, stderr=subprocess.STDOUT, text=True)
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            m = window.stop()
+            out.seek(0)
+            text = out.read()
+    finally:
+        os.unlink(f.name)
+    line = next((x for x in text.splitlines() if x.startswith('{"requests"')), None)
+    if child.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk gave no result (exit {child.returncode}): {text[-2000:]}")
+    r = orjson.loads(line)
+    spent = usage.ru_utime + usage.ru_stime
+    m["generator_cores"] = spent / m["seconds"]
+    m["other_cores"] = max(0.0, m["machine_busy_cores"] - m["server_cores"] - m["generator_cores"])
+    requests, errors = r["requests"], r["socket_errors"] + r["status_errors"]
+    if requests:
+        load.sizes.append(r["bytes"] // requests)
+    return {"requests": requests, "items": requests - r["status_errors"], "errors": errors,
+            "first_error": f"{r['status_errors']} non-2xx/3xx, {r['socket_errors']} socket errors" if errors else None,
+            "requests_per_s": requests / m["seconds"], "items_per_s": (requests - r["status_errors"]) / m["seconds"],
+            "server_us_per_request": m["server_cores"] * m["seconds"] / max(requests, 1) * 1e6,
+            "generator_us_per_request": spent / max(requests, 1) * 1e6,
+            "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "max_ms": r["max_us"] / 1000, "n": requests,
+            "wrk": True, **m}
+
+
 # name -> (how it drives, what it calls); each measured on the trivial endpoint, the fastest used
 DRIVERS = {
     "threads+transport": lambda *a: run_threads("transport", *a),

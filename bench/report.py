@@ -46,12 +46,19 @@ SCENARIOS = (
      "alone; a soak counting false alarms"),
     ("witness_cosigning", "Witness cosigning", "witness", "record -> cosigned checkpoint with one local witness, "
      "next to the same load without witnesses"),
+    ("static_tiles", "Static tiles", "tiles", "ingest with tiles published next to the same load without; proof bundles "
+     "from nginx serving the tiles next to the API's proof route; the publication's bytes per record"),
 )
 
 # Modules the suite runs: name -> python module. Each runs once; its result feeds the scenarios above.
 MODULES = {"merkle": "bench.merkle_bench", "ingest": "bench.ingest_bench", "api": "bench.api_bench",
            "stream": "bench.stream_bench", "anchor": "bench.anchor_bench", "monitor": "bench.monitor_bench",
-           "witness": "bench.witness_bench"}
+           "witness": "bench.witness_bench", "tiles": "bench.tiles_bench"}
+
+# Modules added after reports were first written in this format: a report.json that has no entry for
+# one in "modules" (written before it existed) is drawn as it was, without it. A suite run lists
+# every module, run or not, so its report always has the section.
+LATER_MODULES = ("tiles",)
 
 GOAL_FIELDS = ("goal", "measured", "met", "direction")  # the goals' shape (module docstring); "best" reads as "measured"
 
@@ -106,6 +113,10 @@ def table(head: list[str], rows: list[list], align: str | None = None) -> list[s
     sep = ["---:" if a == "r" else "---" for a in align]
     return (["| " + " | ".join(head) + " |", "| " + " | ".join(sep) + " |"]
             + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
+
+
+def _listed(report: dict, name: str) -> bool:
+    return name not in LATER_MODULES or name in report.get("modules", {})
 
 
 def _ok(report: dict, name: str) -> bool:
@@ -164,6 +175,8 @@ def section_header(report: dict) -> list[str]:
 def section_runs(report: dict) -> list[str]:
     rows = []
     for name, module in MODULES.items():
+        if not _listed(report, name):
+            continue
         m = report.get("modules", {}).get(name) or {}
         scen = ", ".join(t for key, t, mod, _ in SCENARIOS if name in mod.split("+"))
         rows.append([f"`{module}`", scen, m.get("status", "not run"),
@@ -491,6 +504,96 @@ def section_witness(report: dict) -> list[str]:
     return lines
 
 
+def _tiles_overhead(o: dict, st: dict) -> list[str]:
+    lag, pub = o.get("sealed_to_published_ms") or {}, o.get("published_after_s") or {}
+    lines = ["### Ingest with and without publication (goal <= 10% fewer records/s)", "",
+             f"{n0(st.get('records'))} records per run, POST /records/batch of {n0(st.get('batch'))} over "
+             f"{st.get('ingest_connections', '?')} connections, a fresh `evledger serve` per run (--batch-max-delay "
+             f"{st.get('batch_max_delay', '?')}: a checkpoint, and a publication step, every "
+             f"{st.get('batch_max_delay', '?')} s), with and without --publish-tiles, alternating, "
+             f"{st.get('repeats', '?')} of each. Reference from the same run: the same load without publication.", ""]
+    lines += table(["configuration", "records/s acknowledged (mean)", "server µs per record",
+                    "records/s to the last published (sealed)", "server µs per record to then"], [
+        ["reference: without --publish-tiles", n0(o.get("reference_records_per_s")),
+         n1(o.get("reference_server_us_per_record")), n0(o.get("reference_records_per_s_to_sealed")),
+         n1(o.get("reference_server_us_per_record_to_done"))],
+        ["with --publish-tiles", n0(o.get("publishing_records_per_s")), n1(o.get("publishing_server_us_per_record")),
+         n0(o.get("publishing_records_per_s_to_published")), n1(o.get("publishing_server_us_per_record_to_done"))]])
+    lines += ["", f"Overhead: **{n1(o.get('overhead_pct'))}%** of acknowledged records/s (server CPU per record "
+              f"{o.get('server_cpu_overhead_pct', 0):+.1f}%); {n1(o.get('to_done_overhead_pct'))}% counted to the last "
+              f"record published (a publisher behind ingest works after the last answer). Caught up in every run: "
+              f"{'yes' if o.get('all_caught_up') else 'NO'}, {n2(pub.get('mean'))} s after the last answer on average; "
+              f"checkpoint sealed -> published p50 {ms(lag.get('p50'))} ms, p99 {ms(lag.get('p99'))} ms "
+              f"({n0(lag.get('n'))} checkpoints seen).", ""]
+    return lines
+
+
+TILES_ROWS = (("api_proof", "API: GET /proof (mean of before and after)", None),
+              ("nginx_tiles", "nginx: every file of each bundle, no cache (mean of before and after)", "files_per_bundle"),
+              ("nginx_tiles_cached", "nginx: the files a caching client fetches", "files_per_bundle_cached"),
+              ("nginx_tiles_gzip", "nginx: every file, Accept-Encoding: gzip", "files_per_bundle"),
+              ("serve_tiles", "`evledger serve` /tiles: every file of each bundle", "files_per_bundle"),
+              ("nginx_trivial", "reference: nginx, a 3-byte static file", None),
+              ("api_healthz", "reference: `evledger serve` GET /healthz", None))
+
+
+def _tiles_proofs(p: dict, st: dict) -> list[str]:
+    led, rc = p.get("ledger") or {}, p.get("ratio_by_server_cpu") or {}
+    api = (p.get("api_proof") or {}).get("bundles_per_s")
+    lines = ["### Proof bundles: nginx serving the tiles vs the API's proof route (goal >= 10x the API's bundles/s)", "",
+             f"A published ledger of {n0(led.get('records'))} records; {n0(p.get('sample'))} random records, for each the "
+             f"files a tile client fetches with no cache ({n2(p.get('files_per_bundle'))} files, "
+             f"{n0(p.get('bytes_per_bundle'))} bytes; the API's bundle: {n0(p.get('api_bundle_bytes'))} bytes) or "
+             f"holding the checkpoint and upper tiles ({n2(p.get('files_per_bundle_cached'))} files). {p.get('driver', '?')}, "
+             f"C={st.get('concurrency', '?')}, {n0(st.get('seconds'))} s windows, nginx with one worker.", ""]
+    rows = []
+    for key, what, per_key in TILES_ROWS:
+        r, per = p.get(key), p.get(per_key) if per_key else None
+        if not r:
+            continue
+        ratio = "1.00" if key == "api_proof" else n2(r["bundles_per_s"] / api) if api and per else "-"
+        rows.append([what, n0(r.get("requests_per_s")), n2(per) if per else "-", n0(r.get("bundles_per_s")), ratio,
+                     "1.00" if key == "api_proof" else n2(rc.get(key)) if key in rc else "-",
+                     r.get("before", r).get("bound", "-")])
+    lines += table(["what", "requests/s", "files per bundle", "bundles/s", "of the API's", "of the API's by server CPU",
+                    "bound"], rows, "lrrrrrl")
+    lines += ["", f"Tile bundles/s over the API's: **{n2(p.get('ratio'))}x** with no client cache (a lower bound: a "
+              f"real client keeps the checkpoint and upper tiles), {n2(p.get('ratio_cached'))}x with that cache; by "
+              f"server CPU per bundle {n2(rc.get('nginx_tiles'))}x and {n2(rc.get('nginx_tiles_cached'))}x.", ""]
+    return lines
+
+
+def _tiles_storage(s: dict) -> list[str]:
+    per, parts = s.get("per_record") or {}, s.get("parts") or {}
+    rows = [[name, n0(part.get("files")), n1(per.get(f"{name}_apparent")), n1(per.get(f"{name}_disk"))]
+            for name, part in parts.items()]
+    rows += [["**publication directory**", n0(s.get("files")), f"**{n1(per.get('tiles_apparent'))}**",
+              f"**{n1(per.get('tiles_disk'))}**"],
+             ["reference: the leaves themselves", "-", n1(per.get("leaf")), "-"],
+             ["reference: the data directory (log, node store, projections)", "-", n1(per.get("data_dir_apparent")),
+              n1(per.get("data_dir_disk"))]]
+    lines = ["### Storage per record", "", f"The proof ledger's publication ({n0(s.get('records'))} records), `du -sb` "
+             "(apparent) and `du -sB1` (on disk), after the server stopped. No numeric goal.", ""]
+    return lines + table(["what", "files", "bytes/record apparent", "bytes/record on disk"], rows) + [""]
+
+
+def section_tiles(report: dict) -> list[str]:
+    if not _listed(report, "tiles"):
+        return []
+    lines = ["## 11. Static tiles: publication overhead, proofs from a static server, storage", ""]
+    if not _ok(report, "tiles"):
+        return lines + _not_run(report, "tiles")
+    r = report["results"]["tiles"]
+    st = r.get("settings") or {}
+    if r.get("overhead"):
+        lines += _tiles_overhead(r["overhead"], st)
+    if r.get("proofs"):
+        lines += _tiles_proofs(r["proofs"], st)
+    if r.get("storage"):
+        lines += _tiles_storage(r["storage"])
+    return lines
+
+
 def latency_rows(report: dict) -> list[dict]:
     """Every latency percentile the suite measured: {what, p50_ms, p99_ms, source, bound}."""
     res = report.get("results", {})
@@ -520,6 +623,7 @@ def latency_rows(report: dict) -> list[dict]:
                             "p50_ms": x["latency"]["p50_ms"], "p99_ms": x["latency"]["p99_ms"],
                             "source": f"anchor, {x['latency']['n']} anchors", "bound": x.get("bound", "-")})
     out += witness_latency_rows(report)
+    out += tiles_latency_rows(report)
     if _ok(report, "api"):
         p = F.lowest_concurrency_row(res["api"].get("proof"))
         if p:
@@ -532,6 +636,21 @@ def latency_rows(report: dict) -> list[dict]:
             out.append({"what": f"inclusion proof, tree of {n0(x['tree_size'])}", "p50_ms": x["p50_us"] / 1000,
                         "p99_ms": x["p99_us"] / 1000, "source": "merkle", "bound": MERKLE_BOUNDS["proofs"]})
     return out
+
+
+def tiles_latency_rows(report: dict) -> list[dict]:
+    """checkpoint sealed -> published as static tiles (tiles bench), for latency_rows."""
+    if not _ok(report, "tiles"):
+        return []
+    r = report["results"]["tiles"]
+    lag = (r.get("overhead") or {}).get("sealed_to_published_ms") or {}
+    if not lag.get("n"):
+        return []
+    st = r.get("settings") or {}
+    return [{"what": "checkpoint sealed -> published as static tiles", "p50_ms": lag["p50"], "p99_ms": lag["p99"],
+             "source": f"tiles, HTTP batch ingest of {n0(st.get('batch'))}-record batches",
+             "bound": "the publisher thread: the checkpoint's leaves read back from the log, files staged and renamed; "
+                      "it shares the GIL with ingest"}]
 
 
 def witness_latency_rows(report: dict) -> list[dict]:
@@ -609,6 +728,19 @@ def monitor_witness_bounds(report: dict) -> list[str]:
     return out
 
 
+def tiles_bounds(report: dict) -> list[str]:
+    """The tiles bench's lines of "What bounded each figure", from its rows' own bounds."""
+    if not _ok(report, "tiles"):
+        return []
+    p = report["results"]["tiles"].get("proofs") or {}
+    out = []
+    for key, what in (("api_proof", "the API's proof route"), ("nginx_tiles", "nginx serving the tiles")):
+        bound = ((p.get(key) or {}).get("before") or {}).get("bound")
+        if bound:
+            out.append(f"- Static tiles, {what}: {bound}.")
+    return out
+
+
 def section_bounds(report: dict) -> list[str]:
     res = report.get("results", {})
     out = []
@@ -637,6 +769,7 @@ def section_bounds(report: dict) -> list[str]:
         out.append("- Anchor latency: block time, confirmations and the worker's poll interval (per row above); "
                    "chain transactions: anchor_min_interval (the policy).")
     out += monitor_witness_bounds(report)
+    out += tiles_bounds(report)
     return (["## What bounded each figure", ""] + out + [""]) if out else []
 
 
@@ -644,7 +777,7 @@ def render_markdown(report: dict) -> str:
     lines = []
     for part in (section_header, section_runs, section_hasher, section_tree, section_durable, section_http,
                  section_stream, section_proofs, section_rebuild, section_anchor, section_monitor, section_witness,
-                 section_latency, section_goals, section_bounds):
+                 section_tiles, section_latency, section_goals, section_bounds):
         lines += part(report)
     return "\n".join(lines).rstrip() + "\n"
 

@@ -3,7 +3,7 @@
     python -m bench.suite [--quick] [--out DIR] [--only merkle,ingest,...] [--workdir DIR] [--verbose]
 
 Scenarios (hasher, tree, durable ingest, HTTP ingest, stream ingest, proof serving, rebuild,
-anchoring, monitoring, witness cosigning) are measured by the benchmark modules
+anchoring, monitoring, witness cosigning, static tiles) are measured by the benchmark modules
 (bench.report.SCENARIOS says which), each run once as a child process with `--out` pointing
 into this run's folder:
 
@@ -15,10 +15,10 @@ into this run's folder:
 A module that is not there (bench/stream_bench.py until it lands) is reported as "not run
 (module missing)" and picked up automatically once it exists. A module that fails or times
 out is reported with its last output; the others still run, and the exit status is then 1.
-A module that exits non-zero only because a goal of its own was not met (monitor, witness: its
+A module that exits non-zero only because a goal of its own was not met (monitor, witness, tiles: its
 JSON written, a goal with "met": false) is reported as run, with a note saying so.
 
---quick (a smoke check; about 130 s on 2 cores without the stream module) runs each module
+--quick (a smoke check; about 170 s on 2 cores without the stream module) runs each module
 with the smallest settings its argparse allows, and where that is still too slow, a reduced set
 (said in the report):
   merkle   --quick (65,536 hashes, 131,072 appended leaves, proofs at 1e3 and 1e5 leaves)
@@ -30,8 +30,10 @@ with the smallest settings its argparse allows, and where that is still too slow
            default-settings checking run.
   monitor  --quick (1,000 checkpoints instead of 3,000; a 300-checkpoint soak instead of 1,000)
   witness  --quick (8 s per configuration and one of each instead of 24 s and two alternating)
+  tiles    --quick (20,000 records per ingest run, one of each; a 20,000-record proof ledger, 200
+           sampled bundles, 2 s windows; about 40 s)
 The full run (no --quick) runs every module at its defaults, merkle with proofs at 1e3..1e8
-leaves: about 17-20 minutes on 2 cores, plus the stream module's own time.
+leaves: about 20-23 minutes on 2 cores, plus the stream module's own time.
 """
 from __future__ import annotations
 
@@ -81,6 +83,10 @@ RUNS = {
     "witness": (["--quick"], [],
                 "--quick: 8 s of load per configuration and one run of each (the full run: 24 s, two of each, "
                 "alternating), so the p99s rest on ~3,200 records each"),
+    "tiles": (["--quick"], [],
+              "--quick: 20,000 records per ingest run and one run with and one without publication (the full run: "
+              "200,000, three of each, alternating), so the overhead rests on runs under a second; a 20,000-record proof "
+              "ledger, 200 sampled bundles and 2 s autocannon windows (the full run: 200,000, 1,000 and 8 s)"),
 }
 TIMEOUT_S = {True: 300, False: 1800}  # per module, quick / full
 
@@ -296,6 +302,8 @@ def summary(name: str, result: dict) -> str:
             return f"{rows}; gas per anchor {g['anchor_later_median']:,.0f} (first {g['anchor_first_median']:,.0f})"
         if name in ("monitor", "witness"):
             return summary_monitor(result) if name == "monitor" else summary_witness(result)
+        if name == "tiles":
+            return summary_tiles(result)
         rates = F.find_rates(result)
         if rates:
             path, best = max(rates, key=lambda pv: pv[1])
@@ -321,6 +329,15 @@ def summary_witness(result: dict) -> str:
             f"{p['witnessed']['record_to_cosigned_ms']['p99']:.1f} ms, same-run reference without witnesses "
             f"{p['reference']['record_to_sealed_ms']['p99']:.1f} ms); sealed -> cosigned p99 "
             f"{p['witnessed']['sealed_to_cosigned_ms']['p99']:.1f} ms")
+
+
+def summary_tiles(result: dict) -> str:
+    o, p, s = result["overhead"], result["proofs"], result["storage"]["per_record"]
+    return (f"publishing tiles costs {o['overhead_pct']:.1f}% of ingest records/s ({o['publishing_records_per_s']:,.0f} "
+            f"against {o['reference_records_per_s']:,.0f} without); nginx serves {p['nginx_tiles']['bundles_per_s']:,.0f} "
+            f"bundles/s from tiles ({p['files_per_bundle']:.1f} files each, no client cache) = {p['ratio']:.2f}x the "
+            f"API's {p['api_proof']['bundles_per_s']:,.0f} ({p['ratio_cached']:.2f}x with a client cache); "
+            f"{s['tiles_disk']:.0f} bytes/record on disk")
 
 
 # -- the reduced anchor set (quick) ------------------------------------------------------------------------

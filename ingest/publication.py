@@ -60,6 +60,7 @@ class TilePublisher:
         ledger's checkpoint of that size; else take every file down and start over (files of
         another history, or with no checkpoint to say whose they are, are trusted for nothing)."""
         self.files.clear_staging()
+        self.files.may_hold_files = True
         note = self.files.read_checkpoint()
         self.published = self._written = 0
         self._bundle_leaves = []
@@ -101,6 +102,7 @@ class TilePublisher:
             self._publish_step(step_end, final=step_end == size)
         self.files.write_checkpoint(self.published_note(checkpoint))
         self.published = size
+        self.files.may_hold_files = False  # from here on, only this process writes full tiles
 
     def published_note(self, checkpoint: dict) -> str:
         """The checkpoint as published: the ledger's note with the witnesses' lines; for a

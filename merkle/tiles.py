@@ -35,21 +35,34 @@ class TileDirectory:
         self.written = 0  # files written (for metrics and tests)
         self.bytes_written = 0
         self._renamed_in: set[Path] = set()  # directories with renames not yet fsynced
+        self._made: set[Path] = set()  # directories known to exist
+        self.may_hold_files = True  # files of an interrupted publication may be there: compare first
+        umask = os.umask(0)
+        os.umask(umask)
+        self._umask_narrows = bool(umask & 0o044)
 
     def clear_staging(self) -> None:
         """Remove what a crash left half-written; none of it was ever visible."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        self._made.discard(self.staging)
 
     def _write(self, path: str, data: bytes) -> None:
+        # Few system calls: each lets go of the interpreter, which a busy ingest then holds for
+        # up to a switch interval (5 ms) before this thread gets it back.
         target = self.directory / path
-        self.staging.mkdir(parents=True, exist_ok=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.staging / secrets.token_hex(8)
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # its bytes on disk before its name: a power loss leaves no empty tile
-        os.chmod(temp, 0o644)  # served by a static server running as another user
+        for directory in (self.staging, target.parent):
+            if directory not in self._made:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._made.add(directory)
+        temp = str(self.staging / secrets.token_hex(8))
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # a static server reads it as another user
+        try:
+            if self._umask_narrows:
+                os.fchmod(fd, 0o644)
+            os.write(fd, data)
+            os.fsync(fd)  # its bytes on disk before its name: a power loss leaves no empty tile
+        finally:
+            os.close(fd)
         os.replace(temp, target)
         self._renamed_in.add(target.parent)
         self.written += 1
@@ -73,15 +86,20 @@ class TileDirectory:
             aside = self.staging / f"old-{secrets.token_hex(8)}"
             os.replace(tiles, aside)
             shutil.rmtree(aside, ignore_errors=True)
+            self._made.clear()
 
     def _write_once(self, path: str, data: bytes) -> None:
         """Write `path` unless it already holds exactly `data` (what an interrupted publication
         wrote before a restart); a file that holds something else is replaced, and said."""
-        try:
-            with open(self.directory / path, "rb") as f:
-                held = f.read(len(data) + 1)
-        except FileNotFoundError:
-            held = None
+        held = None
+        # A partial tile of an upper level often has the same width at the next checkpoint: read
+        # it rather than write it again. A full one is new unless a publication was interrupted.
+        if self.may_hold_files or ".p/" in path:
+            try:
+                with open(self.directory / path, "rb") as f:
+                    held = f.read(len(data) + 1)
+            except FileNotFoundError:
+                pass
         if held == data:
             return
         if held is not None:

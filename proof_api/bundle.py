@@ -84,11 +84,12 @@ def build_bundle(ledger, seq: int, size: int | None = None, require_anchor: bool
 
 
 def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], seq: int | None = None,
-                      evidence_id: str | None = None, scanned=None) -> dict:
+                      evidence_id: str | None = None, scanned=None, alg: str | None = None) -> dict:
     """The `evledger-proof/2` bundle of a record built from the ledger's static tiles alone
     (docs/tiles.md), against the published checkpoint: its signature is checked with
     `verifier_keys` and the tiles against its root before anything is taken from them. Tiles
-    carry no anchor, so the bundle has none. `scanned(n)` hears of each entry bundle read
+    carry no anchor, so the bundle has none. `alg`: the ledger's hash, found from the tiles
+    when not given (at the cost of entry bundle 0 and its tiles). `scanned(n)` hears of each entry bundle read
     while looking for an evidence id (the tiles have no index: every entry up to it is read)."""
     from evledger_verify.note import CheckpointError, verify_checkpoint
     from evledger_verify.proof import verify_inclusion
@@ -110,7 +111,7 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
         raise BundleError("bad_signature", f"the checkpoint at {location} is not signed by a key given: "
                                            f"{'; '.join(problems) or 'no key given'}")
     try:
-        tiles = open_published(fetch, checkpoint.size, checkpoint.root)
+        tiles = open_published(fetch, checkpoint.size, checkpoint.root, alg)
     except TileError as exc:
         raise BundleError("bad_tiles", f"the tiles at {location} do not match their signed checkpoint: {exc}") from None
     if evidence_id is not None:

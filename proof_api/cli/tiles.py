@@ -62,6 +62,8 @@ def key(args: argparse.Namespace) -> int:
         help="the record's evidence id (tiles have no index: the entries are read up to it)")
 @option("--key", multiple=True, metavar="VKEY", help="the ledger's verifier key (repeat for rotated keys)")
 @option("--key-file", multiple=True, metavar="FILE", help="a file of verifier keys, one per line (# comments)")
+@option("--hash-alg", type=click.Choice(("sm3", "sha256")),
+        help="the ledger's tree hash (default: found from the tiles, reading entry bundle 0 too)")
 @option("--out", metavar="FILE", help="write the bundle here (default: standard output)")
 def proof(args: argparse.Namespace) -> int:
     from evledger_verify.tiles import TileError
@@ -78,7 +80,8 @@ def proof(args: argparse.Namespace) -> int:
         raise click.UsageError("give the ledger's verifier key with --key or --key-file: the published checkpoint "
                                "is checked with it before anything is read from the tiles")
     try:
-        bundle = bundle_from_tiles(args.tiles, args.ledger, keys, seq=args.seq, evidence_id=args.evidence_id)
+        bundle = bundle_from_tiles(args.tiles, args.ledger, keys, seq=args.seq, evidence_id=args.evidence_id,
+                                   alg=args.hash_alg)
     except (BundleError, TileError) as exc:
         print(f"evledger proof: {exc}", file=sys.stderr)
         return 1

@@ -77,6 +77,7 @@ from bench.api_bench import (_RECORDED, DRIVERS, PLACEHOLDER, Load, Window, auto
                              record_template, run_autocannon, run_wrk, sync_sender, wrk_ready)
 from bench.ingest_bench import filesystem_of, met
 from bench.machine import machine_info, machine_line, write_and_print_result
+from bench.report import n0, n1, n2
 from bench.witness_bench import BATCH_MAX_DELAY, LEDGER, all_checkpoints, create_ledger, latest, served, wait_for
 from ingest.leaf import parse_received_at
 
@@ -574,18 +575,6 @@ def storage(tiles: Path, data: Path, records: int) -> dict:
 
 
 # -- the report --------------------------------------------------------------------------------------
-
-def n0(x) -> str:
-    return "-" if x is None else f"{x:,.0f}"
-
-
-def n1(x) -> str:
-    return "-" if x is None else f"{x:,.1f}"
-
-
-def n2(x) -> str:
-    return "-" if x is None else f"{x:,.2f}"
-
 
 def report_overhead(o: dict, args) -> list[str]:
     lines = ["## 1. Publication overhead on HTTP batch ingest (goal <= 10%)", "",

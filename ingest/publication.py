@@ -168,6 +168,11 @@ class TilePublisher:
     _recosign = False
 
     def start(self) -> None:
+        if self.ledger.alg == "sha256":
+            from merkle.checkpoint import ed25519_verifier_key
+
+            log.info("ledger %r: its published checkpoints are also signed with the Ed25519 key %s", self.ledger.id,
+                     ed25519_verifier_key(self.ledger.origin, self.ledger.keys.tiles_key()))
         self.ledger.on_leaves(self._hand_over)
         self.ledger.on_sealed(lambda payload: self._wake.set())
         self.ledger.on_cosigned(self._cosigned)
@@ -183,7 +188,9 @@ class TilePublisher:
             if self._stop.is_set():
                 return
             try:
-                if self.failure is not None or not resumed:
+                # On a failure, or when the published checkpoint is gone (the folder deleted by
+                # hand), start from what the directory holds again: it is republished if need be.
+                if self.failure is not None or not resumed or (self.published and not self.files.has_checkpoint()):
                     self.resume()
                     resumed = True
                 self.publish_latest()

@@ -44,7 +44,7 @@ class TileDirectory:
     def clear_staging(self) -> None:
         """Remove what a crash left half-written; none of it was ever visible."""
         shutil.rmtree(self.staging, ignore_errors=True)
-        self._made.discard(self.staging)
+        self._made.clear()  # (re)starting: folders are looked at again (one may have been deleted)
 
     def _write(self, path: str, data: bytes) -> None:
         # Few system calls: each lets go of the interpreter, which a busy ingest then holds for
@@ -59,10 +59,15 @@ class TileDirectory:
         try:
             if self._umask_narrows:
                 os.fchmod(fd, 0o644)
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # a full disk writes what fits and says so only at the next write
+                view = view[os.write(fd, view):]
             os.fsync(fd)  # its bytes on disk before its name: a power loss leaves no empty tile
-        finally:
+        except BaseException:
             os.close(fd)
+            os.unlink(temp)
+            raise
+        os.close(fd)
         os.replace(temp, target)
         self._renamed_in.add(target.parent)
         self.written += 1
@@ -116,6 +121,9 @@ class TileDirectory:
             return (self.directory / "checkpoint").read_text(encoding="utf-8")
         except (FileNotFoundError, UnicodeDecodeError):
             return None
+
+    def has_checkpoint(self) -> bool:
+        return (self.directory / "checkpoint").exists()
 
     def write_checkpoint(self, note: str) -> None:
         self._sync_names()

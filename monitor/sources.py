@@ -142,10 +142,10 @@ class LedgerTiles:
     (a broken mirror, not a second history); a signed tree that contradicts what was verified
     is an alarm, as from the API."""
 
-    def __init__(self, location: str, ledger: str):
+    def __init__(self, location: str, ledger: str, trusted_keys: list[str]):
         from evledger_verify.tiles import fetcher
 
-        self.base_url, self.ledger = location, ledger
+        self.base_url, self.ledger, self.trusted_keys = location, ledger, list(trusted_keys)
         try:
             self._fetch = fetcher(location)
         except ValueError as exc:  # TileError: neither a URL nor a directory
@@ -157,7 +157,7 @@ class LedgerTiles:
 
     def _latest(self):
         """(TileReader of the published tree, checked against its root; its note)."""
-        from evledger_verify.note import Checkpoint, CheckpointError, parse_note
+        from evledger_verify.note import Checkpoint, CheckpointError, parse_note, verify_checkpoint
         from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, open_published
 
         try:
@@ -166,8 +166,24 @@ class LedgerTiles:
                 raise SourceError(f"{self.base_url} publishes no checkpoint")
             note = raw.decode("utf-8")
             published = Checkpoint.parse_body(parse_note(note)[0])
-            reader = open_published(self._fetch, published.size, published.root, self.alg)
         except (TileError, UnicodeDecodeError, CheckpointError) as exc:
+            raise SourceError(f"{self.base_url}: the published checkpoint is not a signed checkpoint note: {exc}") \
+                from None
+        # Anyone who runs a mirror can publish a note: only one signed by a pinned key says
+        # anything about the ledger (and can raise an alarm); another is a read error.
+        problems = []
+        for vkey in self.trusted_keys:
+            try:
+                verify_checkpoint(note, vkey)
+                break
+            except CheckpointError as exc:
+                problems.append(str(exc))
+        else:
+            raise SourceError(f"{self.base_url}: the published checkpoint is not signed by a pinned key "
+                              f"({'; '.join(problems)}): a wrong or broken mirror, not the ledger's word")
+        try:
+            reader = open_published(self._fetch, published.size, published.root, self.alg)
+        except TileError as exc:
             raise SourceError(f"{self.base_url}: {exc}") from None
         self.alg = reader.alg
         return reader, published, note

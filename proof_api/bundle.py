@@ -91,7 +91,7 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
     carry no anchor, so the bundle has none. `alg`: the ledger's hash, found from the tiles
     when not given (at the cost of entry bundle 0 and its tiles). `scanned(n)` hears of each entry bundle read
     while looking for an evidence id (the tiles have no index: every entry up to it is read)."""
-    from evledger_verify.note import CheckpointError, verify_checkpoint
+    from evledger_verify.note import CheckpointError, parse_note, verify_checkpoint
     from evledger_verify.proof import verify_inclusion
     from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, fetcher, open_published
 
@@ -100,6 +100,10 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
     if raw is None:
         raise BundleError("not_found", f"{location} publishes no checkpoint")
     note = raw.decode("utf-8", errors="replace")
+    try:
+        parse_note(note)
+    except CheckpointError as exc:
+        raise BundleError("bad_tiles", f"the checkpoint at {location} is not a signed note: {exc}") from None
     checkpoint, problems = None, []
     for vkey in verifier_keys:
         try:
@@ -122,7 +126,10 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
     if seq is None or not 0 <= seq < checkpoint.size:
         raise BundleError("not_found", f"record {seq} is not in the published checkpoint (size {checkpoint.size})")
     leaf = tiles.entry(seq)
-    record = decode_leaf(leaf)
+    try:
+        record = decode_leaf(leaf)
+    except ValueError as exc:  # LeafError: signed and consistent, but not a leaf of ours
+        raise BundleError("bad_tiles", f"published entry {seq} is not an evidence-ledger leaf: {exc}") from None
     if record["ledger"] != ledger_id:
         raise BundleError("invalid_request", f"the tiles at {location} are ledger {record['ledger']!r}'s, "
                                              f"not {ledger_id!r}'s")

@@ -250,6 +250,11 @@ def test_served_by_evledger_serve_and_by_nginx_alike(tmp_path):
             wait_until(lambda: http.get(f"{prefix}/checkpoint").text.split("\n")[1:2] == ["700"],
                        what="the published checkpoint of size 700")
             check_headers(http.get, prefix, 700)
+            zipped = http.get(f"{prefix}/{entries_path(0)}", headers={"accept-encoding": "gzip"})
+            assert zipped.headers["content-encoding"] == "gzip" and zipped.headers["vary"] == "Accept-Encoding"
+            plain = http.get(f"{prefix}/{entries_path(0)}", headers={"accept-encoding": "gzip;q=0, identity"})
+            assert "content-encoding" not in plain.headers and plain.content == zipped.content
+            assert http.get(f"{base}/tiles/nosuch/checkpoint").status_code == 404
             head = http.head(f"{prefix}/{tile_path(0, 0)}")
             assert head.status_code == 200 and head.headers["content-length"] == "8192" and head.content == b""
             error = http.get(f"{prefix}/tile/0/1").json()["error"]
@@ -479,3 +484,74 @@ def test_a_hostile_server_gets_a_clear_error(monkeypatch, answer, trickle, said)
             fetcher(server.url)("tile/0/000", 8192)
     finally:
         server.close()
+
+
+def test_a_short_write_on_a_full_disk_never_puts_a_file_in_place(tmp_path, monkeypatch):
+    import errno
+
+    from merkle.tiles import TileDirectory
+
+    files = TileDirectory(tmp_path / "pub", tmp_path / "staging")
+    real_write, calls = os.write, []
+
+    def full_disk(fd, data):  # Linux: what fits is written and counted; the next write fails
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:1000]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        files._write(tile_path(0, 0), b"\1" * 8192)
+    assert not (tmp_path / "pub" / tile_path(0, 0)).exists()
+    assert list((tmp_path / "staging").iterdir()) == []
+
+
+def test_a_publication_deleted_by_hand_is_published_again(service, tmp_path):
+    ledger = service.create_ledger("acme")
+    publication = TilePublication(service, tmp_path / "tiles")
+    publisher, directory = publication.publishers["acme"], publication.directory("acme")
+    try:
+        fill(ledger, 0, 600)
+        wait_until(lambda: publisher.published == 600, what="the publication")
+        shutil.rmtree(directory)
+        fill(ledger, 600, 100)
+        wait_until(lambda: publisher.published == 700 and (directory / "checkpoint").exists(), what="republication")
+        assert published_without_old_partials(directory, 700) == expected_files(ledger, 700)
+    finally:
+        publication.stop()
+
+
+def test_a_mirror_that_gzips_everything_and_redirects_is_read(tmp_path):
+    import gzip as gz
+
+    tile = os.urandom(8192)  # hashes do not compress: gzip makes them longer
+    body = gz.compress(tile)
+    server = HostileTiles(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    redirect = HostileTiles(b"HTTP/1.1 302 Found\r\nLocation: " + server.url.encode() + b"/x\r\nContent-Length: 0\r\n\r\n")
+    elsewhere = HostileTiles(b"HTTP/1.1 302 Found\r\nLocation: ftp://example.com/x\r\nContent-Length: 0\r\n\r\n")
+    try:
+        assert fetcher(server.url)("tile/0/000", 8192) == tile
+        assert fetcher(redirect.url)("tile/0/000", 8192) == tile
+        with pytest.raises(TileError, match="redirected to 'ftp://example.com/x', not http"):
+            fetcher(elsewhere.url)("tile/0/000", 8192)
+        with pytest.raises(TileError, match="must be a prefix"):
+            fetcher(server.url + "/?x=1")
+        with pytest.raises(TileError) as refused:
+            fetcher("http://user:secret@127.0.0.1:1/tiles")("checkpoint", 100)
+        assert "secret" not in str(refused.value)
+    finally:
+        for s in (server, redirect, elsewhere):
+            s.close()
+
+
+def test_the_monitor_takes_a_mirror_signed_by_no_pinned_key_for_a_read_error(service, tmp_path):
+    ledger = service.create_ledger("acme")
+    fill(ledger, 0, 300)
+    publisher = TilePublisher(ledger, tmp_path / "tiles")
+    publisher.publish_latest()
+    other = service.create_ledger("other")
+    state = str(tmp_path / "monitor.sqlite")
+    watched = evledger("monitor", "acme", "--tiles", str(publisher.files.directory), "--key",
+                       other.created["verifier_key"], "--state", state)
+    assert watched.returncode == 4 and "not signed by a pinned key" in watched.stderr, watched.stderr
+    assert "ALERT" not in watched.stdout

@@ -85,7 +85,7 @@ def monitor(args: argparse.Namespace) -> int:
     except Exception as exc:  # sqlite3.Error: not a database, cannot be opened
         raise OSError(f"cannot open the state file {state_path}: {exc}") from None
     try:
-        api = LedgerApi(args.url, args.ledger, api_key) if args.url else LedgerTiles(args.tiles, args.ledger)
+        api = LedgerApi(args.url, args.ledger, api_key) if args.url else LedgerTiles(args.tiles, args.ledger, keys)
     except SourceError as exc:
         state.close()
         raise click.UsageError(f"--tiles: {exc}") from None

@@ -33,6 +33,19 @@ def cache_control(path: str) -> tuple[str, str]:
     return "application/octet-stream", IMMUTABLE if width == TILE_WIDTH else PARTIAL
 
 
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header takes gzip: named (or `*`) with a q-value above 0."""
+    for item in header.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip() in ("gzip", "*"):
+            q = params.strip()
+            try:
+                return not q.startswith("q=") or float(q[2:]) > 0
+            except ValueError:
+                return False
+    return False
+
+
 def _read(path) -> bytes | None:
     try:
         with open(path, "rb") as f:
@@ -47,7 +60,8 @@ async def get_tile(request: Request, ledger_id: str, path: str):
     runtime = services_of(request).runtime
     publication = runtime.tiles
     found = None
-    if (publication is not None and LEDGER_ID_RE.fullmatch(ledger_id) and parse_path(path) is not None
+    if (publication is not None and LEDGER_ID_RE.fullmatch(ledger_id) and ledger_id in publication.publishers
+            and parse_path(path) is not None
             and runtime.access.ip_allowed(ledger_id, request.client.host if request.client else None)):
         found = await run_in_threadpool(_read, publication.directory(ledger_id) / path)
     if found is None:
@@ -57,7 +71,7 @@ async def get_tile(request: Request, ledger_id: str, path: str):
     headers = {"Cache-Control": cache}
     if path.startswith("tile/entries/"):  # leaves compress well (tlog-tiles asks for it); hashes do not
         headers["Vary"] = "Accept-Encoding"
-        if "gzip" in request.headers.get("accept-encoding", "").lower():
+        if request.method == "GET" and accepts_gzip(request.headers.get("accept-encoding", "")):
             found = await run_in_threadpool(gzip.compress, found, 6)
             headers["Content-Encoding"] = "gzip"
     headers["Content-Length"] = str(len(found))

@@ -15,13 +15,13 @@ hash, so a wrong tile or entry can only make a read fail.
 """
 from __future__ import annotations
 
+import base64
 import http.client
 import re
+import socket
 import struct
-import time
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -128,22 +128,8 @@ def decode_entry_bundle(data: bytes, count: int, where: str = "entry bundle") ->
 
 # -- fetching -------------------------------------------------------------------------------
 
-FETCH_DEADLINE = 60.0  # seconds for one file, however slowly a server trickles it
-
-
-def _read_bounded(response, limit: int, deadline: float, what: str) -> bytes:
-    """At most limit + 1 bytes, read in pieces so that the whole read has a deadline (the
-    socket timeout bounds each piece only)."""
-    parts, total = [], 0
-    while total <= limit:
-        piece = response.read(min(65536, limit + 1 - total))
-        if not piece:
-            break
-        parts.append(piece)
-        total += len(piece)
-        if time.monotonic() > deadline:
-            raise TileError(f"{what}: not received within {FETCH_DEADLINE:g} s")
-    return b"".join(parts)
+FETCH_DEADLINE = 60.0  # seconds for one file, connection and headers included, however slowly it trickles
+MAX_REDIRECTS = 3
 
 
 def _gunzip(data: bytes, limit: int, what: str) -> bytes:
@@ -157,37 +143,105 @@ def _gunzip(data: bytes, limit: int, what: str) -> bytes:
     return out
 
 
+def _shown(url: str) -> str:
+    """The URL for messages, without any user:password in it."""
+    parts = urllib.parse.urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl() if "@" in parts.netloc else url
+
+
+class _Get:
+    """One GET with a deadline on the whole exchange: a watchdog shuts the socket when it
+    passes, so no server can hold a client by trickling bytes or headers."""
+
+    def __init__(self, url: str, timeout: float):
+        self.url, self.timeout, self.cut = url, timeout, False
+
+    def _cut(self, conn) -> None:
+        self.cut = True
+        sock = conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __call__(self, limit: int) -> tuple[int, str | None, str, bytes]:
+        """(status, Location, Content-Encoding, body of at most `limit` + 1 bytes)."""
+        parts = urllib.parse.urlsplit(self.url)
+        make = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = make(parts.hostname, parts.port, timeout=self.timeout)
+        headers = {"Accept-Encoding": "gzip, identity", "User-Agent": "evledger-verify"}
+        if parts.username is not None:
+            credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        watchdog = threading.Timer(FETCH_DEADLINE, self._cut, (conn,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
+            response = conn.getresponse()
+            chunks, total = [], 0
+            while total <= limit and response.status == 200:
+                piece = response.read1(min(65536, limit + 1 - total))
+                if not piece:
+                    break
+                chunks.append(piece)
+                total += len(piece)
+            if response.length and total <= limit and not self.cut:
+                raise TileError(f"GET {_shown(self.url)}: the body ends {response.length} bytes short of its "
+                                f"Content-Length")
+            if self.cut:  # the shut socket reads as the end of the body: it is not
+                raise TileError(f"GET {_shown(self.url)}: not received within {FETCH_DEADLINE:g} s")
+            return (response.status, response.getheader("Location"),
+                    (response.getheader("Content-Encoding") or "identity").strip().lower(), b"".join(chunks))
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if self.cut:
+                raise TileError(f"GET {_shown(self.url)}: not received within {FETCH_DEADLINE:g} s") from None
+            raise TileError(f"GET {_shown(self.url)}: {type(exc).__name__}: {exc}") from None
+        finally:
+            watchdog.cancel()
+            conn.close()
+
+
 def fetcher(location: str, timeout: float = 10.0):
-    """`fetch(path, limit) -> bytes | None` (None: not found) under a URL (http/https) or a
-    local publication directory, such as a copy a court was given. Anything that goes wrong
-    reading it is a TileError."""
-    if urllib.parse.urlsplit(location).scheme in ("http", "https"):
+    """`fetch(path, limit) -> bytes | None` (None: not found) under a URL prefix (http/https)
+    or a local publication directory, such as a copy a court was given. Anything that goes
+    wrong reading it is a TileError."""
+    parts = urllib.parse.urlsplit(location)
+    if parts.scheme in ("http", "https"):
+        if parts.query or parts.fragment or not parts.hostname:
+            raise TileError(f"tiles URL {_shown(location)!r} must be a prefix (scheme, host, path): no ?query or "
+                            f"#fragment")
         base = location.rstrip("/") + "/"
 
         def fetch_url(path: str, limit: int) -> bytes | None:
             url = base + path
-            request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip, identity",
-                                                           "User-Agent": "evledger-verify"})
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as response:
-                    data = _read_bounded(response, limit, time.monotonic() + FETCH_DEADLINE, f"GET {url}")
-                    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-            except urllib.error.HTTPError as exc:
-                if exc.code in (404, 410):
-                    return None
-                raise TileError(f"GET {url}: HTTP {exc.code}") from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-                raise TileError(f"GET {url}: {getattr(exc, 'reason', None) or type(exc).__name__}: {exc}") from None
+            # An incompressible tile grows a little in gzip: the body may be that much longer; what
+            # it inflates to is held to the limit.
+            for _ in range(MAX_REDIRECTS + 1):
+                status, location_header, encoding, data = _Get(url, timeout)(limit + limit // 64 + 1024)
+                if status in (301, 302, 303, 307, 308) and location_header:
+                    url = urllib.parse.urljoin(url, location_header)
+                    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+                        raise TileError(f"GET {_shown(base + path)}: redirected to {_shown(url)[:200]!r}, not http(s)")
+                    continue
+                break
+            else:
+                raise TileError(f"GET {_shown(base + path)}: more than {MAX_REDIRECTS} redirects")
+            if status in (404, 410):
+                return None
+            if status != 200:
+                raise TileError(f"GET {_shown(url)}: HTTP {status}")
             if encoding == "gzip":
-                data = _gunzip(data, limit, f"GET {url}")
+                data = _gunzip(data, limit, f"GET {_shown(url)}")
             elif encoding != "identity":
-                raise TileError(f"GET {url}: unexpected Content-Encoding {encoding[:40]!r}")
+                raise TileError(f"GET {_shown(url)}: unexpected Content-Encoding {encoding[:40]!r}")
             if len(data) > limit:
-                raise TileError(f"GET {url}: more than {limit} bytes")
+                raise TileError(f"GET {_shown(url)}: more than {limit} bytes")
             return data
         return fetch_url
     if "://" in location:
-        raise TileError(f"tiles location {location!r}: only http(s) URLs and local directories are read")
+        raise TileError(f"tiles location {_shown(location)!r}: only http(s) URLs and local directories are read")
     root = Path(location)
     if not root.is_dir():
         raise TileError(f"tiles location {location!r} is not a URL or a directory")
@@ -219,10 +273,12 @@ def open_published(fetch, size: int, root: bytes, alg: str | None = None) -> "Ti
             if alg is None and size:
                 reader.entry(0)
         except TileError as exc:
-            problems.append(str(exc))
+            problems.append((candidate, str(exc)))
             continue
         return reader
-    raise TileError("; ".join(problems))
+    if len({p for _, p in problems}) == 1:  # the same for each hash: a file missing, unreadable
+        raise TileError(problems[0][1])
+    raise TileError("; ".join(f"as {a}: {p}" for a, p in problems))
 
 
 class TileReader:

@@ -514,6 +514,10 @@ def check_tiles(b: dict, location: str | None, trusted_keys: list[str] | None = 
             note = note.decode("utf-8")
         except UnicodeDecodeError:
             raise Failed(f"the checkpoint at {location} is not UTF-8") from None
+        try:
+            parse_note(note)
+        except CheckpointError as exc:
+            raise Failed(f"the checkpoint at {location} is not a signed note: {exc}") from None
         published, signer = None, None
         for vkey in [b["checkpoint"]["verifier_key"], *(trusted_keys or [])]:
             try:

@@ -49,6 +49,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import resource
 import re
 import shutil
 import signal
@@ -502,6 +503,8 @@ end
 
 
 def _lua_string(text: str) -> str:
+    if any(c in text for c in "\r\n\0"):
+        raise ValueError(f"a request line cannot hold {text!r}")
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -512,21 +515,30 @@ def wrk_ready() -> bool:
 def run_wrk(server: Server, load: Load, concurrency: int, seconds: float) -> dict:
     """wrk (C, Debian's) in a child process with one thread: the lightest load generator at hand,
     so a static server's rate is less the generator's. Requests cycle through the load's paths;
-    a status other than 2xx/3xx counts as an error. Its CPU is the child's own (wait4's rusage)."""
+    a status other than 2xx/3xx counts as an error. Its CPU is the child's (RUSAGE_CHILDREN around it)."""
     spec = load.spec
     paths = spec.get("paths") or [spec["path"]]
     headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (spec.get("headers") or {}).items())
-    script = _WRK_SCRIPT % (", ".join(map(_lua_string, paths)), headers, spec.get("method", "GET"))
+    method = spec.get("method", "GET")
+    if not method.isalpha():
+        raise ValueError(f"method {method!r}")
+    script = _WRK_SCRIPT % (", ".join(map(_lua_string, paths)), headers, method)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
         with tempfile.TemporaryFile("w+") as out:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             window = Window(server)
             child = subprocess.Popen(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout",
                                       "10s", "-s", f.name, server.base], stdout=out, stderr=subprocess.STDOUT, text=True)
-            _, status, usage = os.wait4(child.pid, 0)
-            child.returncode = os.waitstatus_to_exitcode(status)
+            try:
+                child.wait(timeout=seconds + 60)
+            finally:
+                if child.poll() is None:  # stuck, or interrupted: never left running
+                    child.kill()
+                    child.wait()
             m = window.stop()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
             out.seek(0)
             text = out.read()
     finally:
@@ -535,7 +547,7 @@ def run_wrk(server: Server, load: Load, concurrency: int, seconds: float) -> dic
     if child.returncode != 0 or line is None:
         raise RuntimeError(f"wrk gave no result (exit {child.returncode}): {text[-2000:]}")
     r = orjson.loads(line)
-    spent = usage.ru_utime + usage.ru_stime
+    spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # wrk's, the one child reaped
     m["generator_cores"] = spent / m["seconds"]
     m["other_cores"] = max(0.0, m["machine_busy_cores"] - m["server_cores"] - m["generator_cores"])
     requests, errors = r["requests"], r["socket_errors"] + r["status_errors"]

@@ -24,7 +24,7 @@ log = logging.getLogger("evledger.tiles")
 # Leaves read and published per step when far behind (a backfill, a long outage): bounds the
 # memory a step holds; the partial tiles are written only at the checkpoint's size.
 STEP_LEAVES = 256 * TILE_WIDTH
-HANDED_MAX = 4 * STEP_LEAVES  # leaves held from the sequencer at most (a few tens of MB)
+HANDED_MAX = 2 * STEP_LEAVES  # leaves held from the sequencer at most (~50 MB of 300-byte leaves)
 
 
 def publication_paths(root: str | os.PathLike, ledger_id: str) -> tuple[Path, Path]:
@@ -117,6 +117,8 @@ class TilePublisher:
         return f"{body}\n\n{first}\n{ed25519}{witnesses}"
 
     def _hand_over(self, first: int, leaves: list[bytes]) -> None:
+        if self._stop.is_set():
+            return
         with self._handed_lock:
             if first != self._handed_first + len(self._handed) or len(self._handed) + len(leaves) > HANDED_MAX:
                 self._handed, self._handed_first = [], first  # a gap, or far behind: read the log
@@ -168,11 +170,6 @@ class TilePublisher:
     _recosign = False
 
     def start(self) -> None:
-        if self.ledger.alg == "sha256":
-            from merkle.checkpoint import ed25519_verifier_key
-
-            log.info("ledger %r: its published checkpoints are also signed with the Ed25519 key %s", self.ledger.id,
-                     ed25519_verifier_key(self.ledger.origin, self.ledger.keys.tiles_key()))
         self.ledger.on_leaves(self._hand_over)
         self.ledger.on_sealed(lambda payload: self._wake.set())
         self.ledger.on_cosigned(self._cosigned)
@@ -192,6 +189,8 @@ class TilePublisher:
                 # hand), start from what the directory holds again: it is republished if need be.
                 if self.failure is not None or not resumed or (self.published and not self.files.has_checkpoint()):
                     self.resume()
+                    if not resumed:
+                        self._say_tiles_key()
                     resumed = True
                 self.publish_latest()
                 if self._recosign and self.published:
@@ -211,6 +210,15 @@ class TilePublisher:
             if self.failure is not None:
                 log.warning("ledger %r: publishing tiles again (size %d)", self.ledger.id, self.published)
             self.failure, delay = None, 0.1
+
+    def _say_tiles_key(self) -> None:
+        # In this thread: a key file that cannot be made or read is a publication failure
+        # (retried, on the failing metric), never a service that will not start.
+        if self.ledger.alg == "sha256":
+            from merkle.checkpoint import ed25519_verifier_key
+
+            log.info("ledger %r: its published checkpoints are also signed with the Ed25519 key %s", self.ledger.id,
+                     ed25519_verifier_key(self.ledger.origin, self.ledger.keys.tiles_key()))
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()

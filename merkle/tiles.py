@@ -45,6 +45,7 @@ class TileDirectory:
         """Remove what a crash left half-written; none of it was ever visible."""
         shutil.rmtree(self.staging, ignore_errors=True)
         self._made.clear()  # (re)starting: folders are looked at again (one may have been deleted)
+        self._renamed_in.clear()
 
     def _write(self, path: str, data: bytes) -> None:
         # Few system calls: each lets go of the interpreter, which a busy ingest then holds for
@@ -52,8 +53,7 @@ class TileDirectory:
         target = self.directory / path
         for directory in (self.staging, target.parent):
             if directory not in self._made:
-                directory.mkdir(parents=True, exist_ok=True)
-                self._made.add(directory)
+                self._make(directory)
         temp = str(self.staging / secrets.token_hex(8))
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # a static server reads it as another user
         try:
@@ -73,12 +73,28 @@ class TileDirectory:
         self.written += 1
         self.bytes_written += len(data)
 
+    def _make(self, directory: Path) -> None:
+        """mkdir -p, the new folders' names made durable with the renames (their parents are
+        fsynced before the next checkpoint too)."""
+        missing = []
+        while not directory.exists():
+            missing.append(directory)
+            directory = directory.parent
+        for new in reversed(missing):
+            new.mkdir(exist_ok=True)
+            self._renamed_in.add(new.parent)
+        self._made.update(missing)
+        self._made.add(directory)
+
     def _sync_names(self) -> None:
         """Make the renames so far durable (their directories fsynced), before a checkpoint
         names the size they belong to: after a power loss, a published checkpoint's files are
         all there."""
         for directory in sorted(self._renamed_in):
-            fsync_dir(directory)
+            try:
+                fsync_dir(directory)
+            except FileNotFoundError:  # a partial tile's folder removed since: nothing to keep
+                pass
         self._renamed_in.clear()
 
     def clear(self) -> None:

@@ -145,7 +145,10 @@ class LedgerTiles:
     def __init__(self, location: str, ledger: str, trusted_keys: list[str]):
         from evledger_verify.tiles import fetcher
 
-        self.base_url, self.ledger, self.trusted_keys = location, ledger, list(trusted_keys)
+        from evledger_verify.tiles import shown_url
+
+        # base_url names it in messages: no user:password
+        self.base_url, self.ledger, self.trusted_keys = shown_url(location), ledger, list(trusted_keys)
         try:
             self._fetch = fetcher(location)
         except ValueError as exc:  # TileError: neither a URL nor a directory

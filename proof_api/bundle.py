@@ -93,17 +93,18 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
     while looking for an evidence id (the tiles have no index: every entry up to it is read)."""
     from evledger_verify.note import CheckpointError, parse_note, verify_checkpoint
     from evledger_verify.proof import verify_inclusion
-    from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, fetcher, open_published
+    from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, fetcher, open_published, shown_url
 
     fetch = fetcher(location)
+    where = shown_url(location)  # no user:password in messages
     raw = fetch("checkpoint", CHECKPOINT_MAX_BYTES)
     if raw is None:
-        raise BundleError("not_found", f"{location} publishes no checkpoint")
+        raise BundleError("not_found", f"{where} publishes no checkpoint")
     note = raw.decode("utf-8", errors="replace")
     try:
         parse_note(note)
     except CheckpointError as exc:
-        raise BundleError("bad_tiles", f"the checkpoint at {location} is not a signed note: {exc}") from None
+        raise BundleError("bad_tiles", f"the checkpoint at {where} is not a signed note: {exc}") from None
     checkpoint, problems = None, []
     for vkey in verifier_keys:
         try:
@@ -112,12 +113,12 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
         except CheckpointError as exc:
             problems.append(str(exc))
     if checkpoint is None:
-        raise BundleError("bad_signature", f"the checkpoint at {location} is not signed by a key given: "
+        raise BundleError("bad_signature", f"the checkpoint at {where} is not signed by a key given: "
                                            f"{'; '.join(problems) or 'no key given'}")
     try:
         tiles = open_published(fetch, checkpoint.size, checkpoint.root, alg)
     except TileError as exc:
-        raise BundleError("bad_tiles", f"the tiles at {location} do not match their signed checkpoint: {exc}") from None
+        raise BundleError("bad_tiles", f"the tiles at {where} do not match their signed checkpoint: {exc}") from None
     if evidence_id is not None:
         seq = _find_in_tiles(tiles, evidence_id, scanned)
         if seq is None:
@@ -131,7 +132,7 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
     except ValueError as exc:  # LeafError: signed and consistent, but not a leaf of ours
         raise BundleError("bad_tiles", f"published entry {seq} is not an evidence-ledger leaf: {exc}") from None
     if record["ledger"] != ledger_id:
-        raise BundleError("invalid_request", f"the tiles at {location} are ledger {record['ledger']!r}'s, "
+        raise BundleError("invalid_request", f"the tiles at {where} are ledger {record['ledger']!r}'s, "
                                              f"not {ledger_id!r}'s")
     path = tiles.inclusion_proof(seq)
     leaf_hash = tiles.leaf_hash(leaf)
@@ -157,7 +158,14 @@ def _find_in_tiles(tiles, evidence_id: str, scanned=None) -> int | None:
     needle = b'"evidence_id":' + orjson.dumps(evidence_id)
     for bundle in range(-(-tiles.size // TILE_WIDTH)):
         for at, entry in enumerate(tiles.entries(bundle)):
-            if needle in entry and decode_leaf(entry)["record"].get("evidence_id") == evidence_id:
+            if needle not in entry:
+                continue
+            try:
+                found = decode_leaf(entry)["record"].get("evidence_id")
+            except ValueError as exc:  # LeafError: signed and consistent, but not a leaf of ours
+                raise BundleError("bad_tiles", f"published entry {bundle * TILE_WIDTH + at} is not an "
+                                               f"evidence-ledger leaf: {exc}") from None
+            if found == evidence_id:
                 return bundle * TILE_WIDTH + at
         tiles._tiles.pop(("entries", bundle), None)  # read once: hold no more than one bundle
         if scanned is not None:

@@ -255,6 +255,7 @@ def test_served_by_evledger_serve_and_by_nginx_alike(tmp_path):
             plain = http.get(f"{prefix}/{entries_path(0)}", headers={"accept-encoding": "gzip;q=0, identity"})
             assert "content-encoding" not in plain.headers and plain.content == zipped.content
             assert http.get(f"{base}/tiles/nosuch/checkpoint").status_code == 404
+            assert fetcher(prefix)("tile/0/999", 8192) is None  # a 404 with a body is "not there"
             head = http.head(f"{prefix}/{tile_path(0, 0)}")
             assert head.status_code == 200 and head.headers["content-length"] == "8192" and head.content == b""
             error = http.get(f"{prefix}/tile/0/1").json()["error"]
@@ -269,6 +270,17 @@ def test_served_by_evledger_serve_and_by_nginx_alike(tmp_path):
         with Nginx(data / "tiles") as nginx:
             with httpx.Client(timeout=10) as static:
                 check_headers(static.get, f"{nginx.url}/tiles/acme", 700)
+                assert fetcher(f"{nginx.url}/tiles/acme")("tile/0/999", 8192) is None  # nginx's HTML 404
+                # a redirect with a body, as nginx sends them, to the publication
+                moved = static.get(f"{nginx.url}/tiles", follow_redirects=False)
+                assert moved.status_code == 301 and moved.content
+                body = moved.content
+                mirror = HostileTiles(b"HTTP/1.1 301 Moved\r\nLocation: %s/tiles/acme/checkpoint\r\n"
+                                      b"Content-Length: %d\r\n\r\n" % (nginx.url.encode(), len(body)) + body)
+                try:
+                    assert fetcher(mirror.url)("checkpoint", 1 << 20) == served["checkpoint"]
+                finally:
+                    mirror.close()
                 assert {p: static.get(f"{nginx.url}/tiles/acme/{p}").content for p in served} == served
             verdict = evledger("verify", str(from_serve), "--tiles", f"{nginx.url}/tiles/acme", "--key", vkey)
             assert "\u2714 tiles: " in verdict.stdout, verdict.stdout

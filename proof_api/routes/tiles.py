@@ -34,16 +34,21 @@ def cache_control(path: str) -> tuple[str, str]:
 
 
 def accepts_gzip(header: str) -> bool:
-    """Whether an Accept-Encoding header takes gzip: named (or `*`) with a q-value above 0."""
+    """Whether an Accept-Encoding header takes gzip: by name, else by `*`, with a q-value above 0
+    (RFC 9110 §12.5.3)."""
+    q = {}
     for item in header.lower().split(","):
-        name, _, params = item.strip().partition(";")
-        if name.strip() in ("gzip", "*"):
-            q = params.strip()
-            try:
-                return not q.startswith("q=") or float(q[2:]) > 0
-            except ValueError:
-                return False
-    return False
+        name, *params = (p.strip() for p in item.split(";"))
+        weight = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    weight = float(param[2:])
+                except ValueError:
+                    weight = 0.0
+        if name:
+            q[name] = weight
+    return q.get("gzip", q.get("*", 0.0)) > 0
 
 
 def _read(path) -> bytes | None:
@@ -71,7 +76,7 @@ async def get_tile(request: Request, ledger_id: str, path: str):
     headers = {"Cache-Control": cache}
     if path.startswith("tile/entries/"):  # leaves compress well (tlog-tiles asks for it); hashes do not
         headers["Vary"] = "Accept-Encoding"
-        if request.method == "GET" and accepts_gzip(request.headers.get("accept-encoding", "")):
+        if accepts_gzip(request.headers.get("accept-encoding", "")):  # HEAD too: the same headers as GET
             found = await run_in_threadpool(gzip.compress, found, 6)
             headers["Content-Encoding"] = "gzip"
     headers["Content-Length"] = str(len(found))

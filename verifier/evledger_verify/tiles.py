@@ -143,7 +143,7 @@ def _gunzip(data: bytes, limit: int, what: str) -> bytes:
     return out
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """The URL for messages, without any user:password in it."""
     parts = urllib.parse.urlsplit(url)
     return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl() if "@" in parts.netloc else url
@@ -166,18 +166,25 @@ class _Get:
                 pass
 
     def __call__(self, limit: int) -> tuple[int, str | None, str, bytes]:
-        """(status, Location, Content-Encoding, body of at most `limit` + 1 bytes)."""
-        parts = urllib.parse.urlsplit(self.url)
-        make = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        conn = make(parts.hostname, parts.port, timeout=self.timeout)
-        headers = {"Accept-Encoding": "gzip, identity", "User-Agent": "evledger-verify"}
-        if parts.username is not None:
-            credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        watchdog = threading.Timer(FETCH_DEADLINE, self._cut, (conn,))
-        watchdog.daemon = True
-        watchdog.start()
+        """(status, Location, Content-Encoding, body of at most `limit` + 1 bytes; empty unless
+        the status is 200)."""
+        watchdog = None
         try:
+            parts = urllib.parse.urlsplit(self.url)
+            if not parts.hostname:
+                raise TileError(f"GET {shown_url(self.url)}: no host in the URL")
+            make = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            conn = make(parts.hostname, parts.port, timeout=self.timeout)  # a bad port: ValueError, below
+            headers = {"Accept-Encoding": "gzip, identity", "User-Agent": "evledger-verify"}
+            if parts.username is not None:
+                credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+                headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+            watchdog = threading.Timer(FETCH_DEADLINE, self._cut, (conn,))
+            watchdog.daemon = True
+            watchdog.start()
+            conn.connect()
+            if self.cut:  # the deadline passed while connecting: there was no socket to shut
+                raise TileError(f"GET {shown_url(self.url)}: not received within {FETCH_DEADLINE:g} s")
             conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
             response = conn.getresponse()
             chunks, total = [], 0
@@ -187,20 +194,23 @@ class _Get:
                     break
                 chunks.append(piece)
                 total += len(piece)
-            if response.length and total <= limit and not self.cut:
-                raise TileError(f"GET {_shown(self.url)}: the body ends {response.length} bytes short of its "
-                                f"Content-Length")
             if self.cut:  # the shut socket reads as the end of the body: it is not
-                raise TileError(f"GET {_shown(self.url)}: not received within {FETCH_DEADLINE:g} s")
+                raise TileError(f"GET {shown_url(self.url)}: not received within {FETCH_DEADLINE:g} s")
+            if response.status == 200 and response.length and total <= limit:
+                raise TileError(f"GET {shown_url(self.url)}: the body ends {response.length} bytes short of its "
+                                f"Content-Length")
             return (response.status, response.getheader("Location"),
                     (response.getheader("Content-Encoding") or "identity").strip().lower(), b"".join(chunks))
+        except TileError:
+            raise
         except (OSError, http.client.HTTPException, ValueError) as exc:
             if self.cut:
-                raise TileError(f"GET {_shown(self.url)}: not received within {FETCH_DEADLINE:g} s") from None
-            raise TileError(f"GET {_shown(self.url)}: {type(exc).__name__}: {exc}") from None
+                raise TileError(f"GET {shown_url(self.url)}: not received within {FETCH_DEADLINE:g} s") from None
+            raise TileError(f"GET {shown_url(self.url)}: {type(exc).__name__}: {exc}") from None
         finally:
-            watchdog.cancel()
-            conn.close()
+            if watchdog is not None:
+                watchdog.cancel()
+                conn.close()
 
 
 def fetcher(location: str, timeout: float = 10.0):
@@ -210,7 +220,7 @@ def fetcher(location: str, timeout: float = 10.0):
     parts = urllib.parse.urlsplit(location)
     if parts.scheme in ("http", "https"):
         if parts.query or parts.fragment or not parts.hostname:
-            raise TileError(f"tiles URL {_shown(location)!r} must be a prefix (scheme, host, path): no ?query or "
+            raise TileError(f"tiles URL {shown_url(location)!r} must be a prefix (scheme, host, path): no ?query or "
                             f"#fragment")
         base = location.rstrip("/") + "/"
 
@@ -221,27 +231,30 @@ def fetcher(location: str, timeout: float = 10.0):
             for _ in range(MAX_REDIRECTS + 1):
                 status, location_header, encoding, data = _Get(url, timeout)(limit + limit // 64 + 1024)
                 if status in (301, 302, 303, 307, 308) and location_header:
-                    url = urllib.parse.urljoin(url, location_header)
+                    try:
+                        url = urllib.parse.urljoin(url, location_header)
+                    except ValueError:
+                        raise TileError(f"GET {shown_url(url)}: redirected to an unreadable Location") from None
                     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-                        raise TileError(f"GET {_shown(base + path)}: redirected to {_shown(url)[:200]!r}, not http(s)")
+                        raise TileError(f"GET {shown_url(base + path)}: redirected to {shown_url(url)[:200]!r}, not http(s)")
                     continue
                 break
             else:
-                raise TileError(f"GET {_shown(base + path)}: more than {MAX_REDIRECTS} redirects")
+                raise TileError(f"GET {shown_url(base + path)}: more than {MAX_REDIRECTS} redirects")
             if status in (404, 410):
                 return None
             if status != 200:
-                raise TileError(f"GET {_shown(url)}: HTTP {status}")
+                raise TileError(f"GET {shown_url(url)}: HTTP {status}")
             if encoding == "gzip":
-                data = _gunzip(data, limit, f"GET {_shown(url)}")
+                data = _gunzip(data, limit, f"GET {shown_url(url)}")
             elif encoding != "identity":
-                raise TileError(f"GET {_shown(url)}: unexpected Content-Encoding {encoding[:40]!r}")
+                raise TileError(f"GET {shown_url(url)}: unexpected Content-Encoding {encoding[:40]!r}")
             if len(data) > limit:
-                raise TileError(f"GET {_shown(url)}: more than {limit} bytes")
+                raise TileError(f"GET {shown_url(url)}: more than {limit} bytes")
             return data
         return fetch_url
     if "://" in location:
-        raise TileError(f"tiles location {_shown(location)!r}: only http(s) URLs and local directories are read")
+        raise TileError(f"tiles location {shown_url(location)!r}: only http(s) URLs and local directories are read")
     root = Path(location)
     if not root.is_dir():
         raise TileError(f"tiles location {location!r} is not a URL or a directory")

@@ -28,7 +28,7 @@ from .certificate import MAX_CERTIFICATE_BYTES, CertificateError, bundle_text_of
 from .chain import JsonRpc, RpcError, anchored_events, get_anchor, ledger_key
 from .leaf import LEDGER_ID_RE, LeafError, canonical_json, decode_leaf
 from .strict_json import StrictJSONError, loads_strict
-from .tiles import CHECKPOINT_MAX_BYTES, TileError, TileReader, fetcher
+from .tiles import CHECKPOINT_MAX_BYTES, TileError, TileReader, fetcher, shown_url
 
 BUNDLE_FORMAT_V1 = "evledger-proof/1"
 BUNDLE_FORMAT = "evledger-proof/2"  # v1 and the list of the note's cosignatures
@@ -505,19 +505,20 @@ def check_tiles(b: dict, location: str | None, trusted_keys: list[str] | None = 
     if location is None:
         raise NotChecked("not checked against published tiles (pass --tiles)")
     alg, index, size = b["hash_alg"], b["leaf"]["index"], b["checkpoint"]["size"]
+    where = shown_url(location)  # no user:password in the report
     try:
         fetch = fetcher(location)
         note = fetch("checkpoint", CHECKPOINT_MAX_BYTES)
         if note is None:
-            raise Failed(f"{location} publishes no checkpoint")
+            raise Failed(f"{where} publishes no checkpoint")
         try:
             note = note.decode("utf-8")
         except UnicodeDecodeError:
-            raise Failed(f"the checkpoint at {location} is not UTF-8") from None
+            raise Failed(f"the checkpoint at {where} is not UTF-8") from None
         try:
             parse_note(note)
         except CheckpointError as exc:
-            raise Failed(f"the checkpoint at {location} is not a signed note: {exc}") from None
+            raise Failed(f"the checkpoint at {where} is not a signed note: {exc}") from None
         published, signer = None, None
         for vkey in [b["checkpoint"]["verifier_key"], *(trusted_keys or [])]:
             try:
@@ -526,11 +527,11 @@ def check_tiles(b: dict, location: str | None, trusted_keys: list[str] | None = 
             except CheckpointError as exc:
                 problem = str(exc)
         if published is None:
-            raise Failed(f"the checkpoint at {location} is not signed by the bundle's key or a key given: {problem}")
+            raise Failed(f"the checkpoint at {where} is not signed by the bundle's key or a key given: {problem}")
         if published.origin != b["origin"]:
-            raise Failed(f"the tiles at {location} are of origin {published.origin!r}, not {b['origin']!r}")
+            raise Failed(f"the tiles at {where} are of origin {published.origin!r}, not {b['origin']!r}")
         if published.size < size:  # a publication lagging behind (or a cache): nothing to hold against yet
-            raise NotChecked(f"not checked: the checkpoint published at {location} (size {published.size}) is older "
+            raise NotChecked(f"not checked: the checkpoint published at {where} (size {published.size}) is older "
                              f"than the bundle's (size {size}); ask again once it has caught up")
         tiles = TileReader(fetch, alg, published.size)
         tiles.check_root(published.root)
@@ -542,8 +543,8 @@ def check_tiles(b: dict, location: str | None, trusted_keys: list[str] | None = 
         if path != b["inclusion"]["path"]:
             raise Failed("the inclusion path computed from the tiles differs from the bundle's")
     except (TileError, ProofError) as exc:
-        raise Failed(f"tiles at {location}: {exc}") from None
-    return (f"the tiles at {location} (checkpoint of size {published.size}, signed by {signer.split('+')[0]}) "
+        raise Failed(f"tiles at {where}: {exc}") from None
+    return (f"the tiles at {where} (checkpoint of size {published.size}, signed by {signer.split('+')[0]}) "
             f"extend the bundle's checkpoint (consistency {size} -> {published.size} verified), publish this leaf "
             f"as entry {index}, and give the bundle's inclusion path")
 

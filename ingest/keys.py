@@ -59,6 +59,7 @@ class LedgerKeys:
         self.key_name = key_name  # the signed note's key name: the ledger's checkpoint origin
         self._signing: dict[str, SM2PrivateKey] = {}
         self._data_key: bytes | None = None
+        self._tiles_key = None  # the Ed25519 key, once read or made
 
     # -- signing keys -------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ class LedgerKeys:
         made on first use. A cryptography Ed25519PrivateKey."""
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        if getattr(self, "_tiles_key", None) is None:
+        if self._tiles_key is None:
             try:
                 write_secret(self._ed25519_path, secrets.token_bytes(32).hex() + "\n")
             except FileExistsError:

@@ -403,7 +403,9 @@ class Ledger:
             raise LedgerError("not_found", f"ledger {self.id!r} has no projected record {first}")
         out: list[bytes] = []
         while len(out) < count:
-            events = list(self.log.read(self.id, position, min(8192, 2 * (count - len(out)) + 16)))
+            # The records still wanted, and room for the few other events between them (checkpoints,
+            # anchors, cosignatures); a second read takes what that room did not hold.
+            events = list(self.log.read(self.id, position, min(8192, count - len(out) + 64)))
             if not events:
                 raise LedgerError("not_found", f"ledger {self.id!r}: the log ends before record {first + count - 1}")
             out += [e.data for e in events if e.type == ev.EVIDENCE_RECORDED]

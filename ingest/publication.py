@@ -41,14 +41,15 @@ class TilePublisher:
         self.files = TileDirectory(directory, staging)
         self.published = 0  # the size of the checkpoint in the directory
         self._written = 0  # the size whose tiles and bundles are written (its checkpoint may not be yet)
-        self._bundle_leaves: list[bytes] = []  # leaves of the partial entry bundle at `_written`
         self.failure: str | None = None  # the last publication error, while it retries
         self.errors = 0
-        # Leaves handed over by the sequencer (from seq _handed_first on, contiguous), so that a
-        # publication reads none back from the log while it keeps up; bounded (HANDED_MAX).
+        # Leaves handed over by the sequencer (from seq _handed_first on, contiguous; kept from
+        # the start of the partial entry bundle, which the next checkpoint writes again), so
+        # that a publication reads none back from the log while it keeps up; bounded (HANDED_MAX).
         self._handed: list[bytes] = []
         self._handed_first = 0
         self._handed_lock = threading.Lock()
+        self._recosign = False  # a witness cosigned: the published note is written again
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,7 +64,6 @@ class TilePublisher:
         self.files.may_hold_files = True
         note = self.files.read_checkpoint()
         self.published = self._written = 0
-        self._bundle_leaves = []
         why = None
         if note is None:
             if (self.files.directory / "tile").exists():
@@ -125,36 +125,34 @@ class TilePublisher:
             self._handed += leaves
 
     def _leaves(self, first: int, stop: int) -> list[bytes]:
-        """Leaves first..stop-1: handed over if they were, else read from the log."""
+        """Leaves first..stop-1: handed over if they were, else read from the log. Those below
+        the start of stop's entry bundle are let go: no later step needs them."""
+        keep_from = stop // TILE_WIDTH * TILE_WIDTH
         with self._handed_lock:
             handed_first, handed = self._handed_first, self._handed
             taken = None
             if handed_first <= first and stop <= handed_first + len(handed):
                 taken = handed[first - handed_first:stop - handed_first]
-            if handed_first < stop:  # what is published is not needed again
-                del handed[:stop - handed_first]
-                self._handed_first = max(handed_first, stop) if handed else stop
+            if handed_first < keep_from:
+                del handed[:keep_from - handed_first]
+                self._handed_first = keep_from
         return taken if taken is not None else self.ledger.leaves(first, stop - first)
 
     def _publish_step(self, size: int, final: bool) -> None:
         old = self._written
         first_bundle = old // TILE_WIDTH
-        start = first_bundle * TILE_WIDTH
-        if len(self._bundle_leaves) != old - start:  # after a restart: read them again
-            self._bundle_leaves = self.ledger.leaves(start, old - start)
-        leaves = self._bundle_leaves + self._leaves(old, size)
+        leaves = self._leaves(first_bundle * TILE_WIDTH, size)  # the partial bundle at `old` is written again
         store = self.ledger.projections.tree.store
         self.files.write_entry_bundles(first_bundle, leaves, size, partials=final)
         self.files.write_hash_tiles(store, old, size, partials=final)
         self._written = size
-        self._bundle_leaves = leaves[(size // TILE_WIDTH - first_bundle) * TILE_WIDTH:]
 
     def rebuild(self) -> int:
         """Write the whole publication again from the tree and the log; the size published.
         Readers find nothing until it is done."""
         self.files.clear_staging()
         self.files.clear()
-        self.published, self._written, self._bundle_leaves = 0, 0, []
+        self.published = self._written = 0
         return self.publish_latest()
 
     # -- the thread -----------------------------------------------------------------------
@@ -166,8 +164,6 @@ class TilePublisher:
         # is being published is not missed.
         self._recosign = True
         self._wake.set()
-
-    _recosign = False
 
     def start(self) -> None:
         self.ledger.on_leaves(self._hand_over)

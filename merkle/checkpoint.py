@@ -25,8 +25,9 @@ def check_key_name(name: str, what: str = "key name") -> None:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise CheckpointError(f"{what} {name!r} must be non-empty with no spaces or '+'")
 
-__all__ = ["ED25519_TYPE", "SIGNATURE_TYPE", "Checkpoint", "ed25519_signature_line", "ed25519_verifier_key", "CheckpointError", "SM2PrivateKey", "key_id", "parse_note",
-           "parse_verifier_key", "cosign_checkpoint", "sign_checkpoint", "sm2_verify", "verifier_key", "verify_checkpoint"]
+__all__ = ["ED25519_TYPE", "SIGNATURE_TYPE", "Checkpoint", "CheckpointError", "SM2PrivateKey", "key_id", "parse_note",
+           "parse_verifier_key", "cosign_checkpoint", "ed25519_signature_line", "ed25519_verifier_key",
+           "sign_checkpoint", "sm2_verify", "verifier_key", "verify_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -76,22 +77,22 @@ def sign_checkpoint(checkpoint: Checkpoint, key_name: str, key: SM2PrivateKey) -
 ED25519_TYPE = b"\x01"  # signed-note's Ed25519 signature type
 
 
+def _ed25519_public(key) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
 def ed25519_verifier_key(name: str, key) -> str:
     """The signed-note verifier key (name+keyid+base64(0x01 || public key)) of an Ed25519 key
     (a cryptography Ed25519PrivateKey), as golang.org/x/mod/sumdb/note and its kin read it."""
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return verifier_key(name, public, ED25519_TYPE)
+    return verifier_key(name, _ed25519_public(key), ED25519_TYPE)
 
 
 def ed25519_signature_line(body: str, name: str, key) -> str:
     """The signed note's line of an Ed25519 signature of `body` by `key`."""
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     check_key_name(name)
-    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    blob = key_id(name, public, ED25519_TYPE) + key.sign(body.encode())
+    blob = key_id(name, _ed25519_public(key), ED25519_TYPE) + key.sign(body.encode())
     return f"{EM_DASH} {name} {base64.b64encode(blob).decode()}\n"
 
 

@@ -15,8 +15,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from evledger_verify.tiles import (FULL_TILE_BYTES, TILE_HEIGHT, TILE_WIDTH, encode_entry_bundle, entries_path,
-                                   tile_path)
+from evledger_verify.tiles import TILE_HEIGHT, TILE_WIDTH, encode_entry_bundle, entries_path, tile_path
 
 from evledger_common.durable import fsync_dir
 
@@ -151,26 +150,35 @@ class TileDirectory:
         if self.directory.exists():
             fsync_dir(self.directory)
 
+    def _write_row(self, first: int, count: int, partials: bool, path_of, data_of) -> None:
+        """The files of one row (a tile level, or the entry bundles) from index `first` up to
+        `count` items: the full ones, then (with `partials`) the partial one; a full one takes
+        the place of the partial ones of its index."""
+        for index in range(first, -(-count // TILE_WIDTH)):
+            width = min(TILE_WIDTH, count - index * TILE_WIDTH)
+            if width < TILE_WIDTH and not partials:
+                continue
+            path = path_of(index, width)
+            self._write_once(path, data_of(index, width))
+            if width == TILE_WIDTH:
+                self._drop_partials(path)
+
     def write_hash_tiles(self, store: NodeStore, old_size: int, new_size: int, partials: bool = True) -> None:
         """The hash tiles that tree size `new_size` has and `old_size` had not: the full ones
         completed in between, and (with `partials`) the partial one of each level."""
         level = 0
         while new_size >> (TILE_HEIGHT * level):
             height = TILE_HEIGHT * level
-            count, before = new_size >> height, old_size >> height
-            for index in range(before // TILE_WIDTH, -(-count // TILE_WIDTH)):
-                width = min(TILE_WIDTH, count - index * TILE_WIDTH)
-                if width < TILE_WIDTH and not partials:
-                    continue
-                path = tile_path(level, index, width)
+
+            def hashes(index: int, width: int, height=height) -> bytes:
                 start = index * TILE_WIDTH
                 data = store.read_nodes(height, start, start + width)
                 if len(data) != width * DIGEST_SIZE:
                     raise RuntimeError(f"node store has {len(data) // DIGEST_SIZE} hashes at height {height} "
                                        f"from {start}, want {width}")
-                self._write_once(path, data)
-                if width == TILE_WIDTH:
-                    self._drop_partials(path)
+                return data
+            self._write_row((old_size >> height) // TILE_WIDTH, new_size >> height, partials,
+                            lambda index, width, level=level: tile_path(level, index, width), hashes)
             level += 1
 
     def write_entry_bundles(self, first_index: int, leaves: list[bytes], new_size: int, partials: bool = True) -> None:
@@ -178,15 +186,11 @@ class TileDirectory:
         the leaves from the first of those bundles on (first_index * 256 to new_size)."""
         if len(leaves) != new_size - first_index * TILE_WIDTH:
             raise ValueError(f"{len(leaves)} leaves given for entries {first_index * TILE_WIDTH} to {new_size}")
-        for index in range(first_index, -(-new_size // TILE_WIDTH)):
-            width = min(TILE_WIDTH, new_size - index * TILE_WIDTH)
-            if width < TILE_WIDTH and not partials:
-                continue
-            path = entries_path(index, width)
+
+        def bundle(index: int, width: int) -> bytes:
             offset = (index - first_index) * TILE_WIDTH
-            self._write_once(path, encode_entry_bundle(leaves[offset:offset + width]))
-            if width == TILE_WIDTH:
-                self._drop_partials(path)
+            return encode_entry_bundle(leaves[offset:offset + width])
+        self._write_row(first_index, new_size, partials, entries_path, bundle)
 
 
-__all__ = ["FULL_TILE_BYTES", "TileDirectory"]
+__all__ = ["TileDirectory"]

@@ -143,9 +143,7 @@ class LedgerTiles:
     is an alarm, as from the API."""
 
     def __init__(self, location: str, ledger: str, trusted_keys: list[str]):
-        from evledger_verify.tiles import fetcher
-
-        from evledger_verify.tiles import shown_url
+        from evledger_verify.tiles import fetcher, shown_url
 
         # base_url names it in messages: no user:password
         self.base_url, self.ledger, self.trusted_keys = shown_url(location), ledger, list(trusted_keys)
@@ -160,31 +158,12 @@ class LedgerTiles:
 
     def _latest(self):
         """(TileReader of the published tree, checked against its root; its note)."""
-        from evledger_verify.note import Checkpoint, CheckpointError, parse_note, verify_checkpoint
-        from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, open_published
+        from evledger_verify.tiles import TileError, open_published, read_published
 
-        try:
-            raw = self._fetch("checkpoint", CHECKPOINT_MAX_BYTES)
-            if raw is None:
-                raise SourceError(f"{self.base_url} publishes no checkpoint")
-            note = raw.decode("utf-8")
-            published = Checkpoint.parse_body(parse_note(note)[0])
-        except (TileError, UnicodeDecodeError, CheckpointError) as exc:
-            raise SourceError(f"{self.base_url}: the published checkpoint is not a signed checkpoint note: {exc}") \
-                from None
         # Anyone who runs a mirror can publish a note: only one signed by a pinned key says
         # anything about the ledger (and can raise an alarm); another is a read error.
-        problems = []
-        for vkey in self.trusted_keys:
-            try:
-                verify_checkpoint(note, vkey)
-                break
-            except CheckpointError as exc:
-                problems.append(str(exc))
-        else:
-            raise SourceError(f"{self.base_url}: the published checkpoint is not signed by a pinned key "
-                              f"({'; '.join(problems)}): a wrong or broken mirror, not the ledger's word")
         try:
+            published, note, _ = read_published(self._fetch, self.base_url, self.trusted_keys, "a pinned key")
             reader = open_published(self._fetch, published.size, published.root, self.alg)
         except TileError as exc:
             raise SourceError(f"{self.base_url}: {exc}") from None

@@ -91,30 +91,12 @@ def bundle_from_tiles(location: str, ledger_id: str, verifier_keys: list[str], s
     carry no anchor, so the bundle has none. `alg`: the ledger's hash, found from the tiles
     when not given (at the cost of entry bundle 0 and its tiles). `scanned(n)` hears of each entry bundle read
     while looking for an evidence id (the tiles have no index: every entry up to it is read)."""
-    from evledger_verify.note import CheckpointError, parse_note, verify_checkpoint
     from evledger_verify.proof import verify_inclusion
-    from evledger_verify.tiles import CHECKPOINT_MAX_BYTES, TileError, fetcher, open_published, shown_url
+    from evledger_verify.tiles import TileError, fetcher, open_published, read_published, shown_url
 
     fetch = fetcher(location)
     where = shown_url(location)  # no user:password in messages
-    raw = fetch("checkpoint", CHECKPOINT_MAX_BYTES)
-    if raw is None:
-        raise BundleError("not_found", f"{where} publishes no checkpoint")
-    note = raw.decode("utf-8", errors="replace")
-    try:
-        parse_note(note)
-    except CheckpointError as exc:
-        raise BundleError("bad_tiles", f"the checkpoint at {where} is not a signed note: {exc}") from None
-    checkpoint, problems = None, []
-    for vkey in verifier_keys:
-        try:
-            checkpoint, signer = verify_checkpoint(note, vkey), vkey
-            break
-        except CheckpointError as exc:
-            problems.append(str(exc))
-    if checkpoint is None:
-        raise BundleError("bad_signature", f"the checkpoint at {where} is not signed by a key given: "
-                                           f"{'; '.join(problems) or 'no key given'}")
+    checkpoint, note, signer = read_published(fetch, where, verifier_keys)
     try:
         tiles = open_published(fetch, checkpoint.size, checkpoint.root, alg)
     except TileError as exc:

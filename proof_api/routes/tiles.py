@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from evledger_verify.leaf import LEDGER_ID_RE
 from evledger_verify.tiles import TILE_WIDTH, parse_path
 
 from ..deps import services_of
@@ -25,9 +24,9 @@ PARTIAL = "public, max-age=60"
 CHECKPOINT = "public, max-age=5"
 
 
-def cache_control(path: str) -> tuple[str, str]:
-    """(Content-Type, Cache-Control) of a publication path (one that parse_path accepts)."""
-    kind, _, width = parse_path(path)
+def cache_control(parsed: tuple) -> tuple[str, str]:
+    """(Content-Type, Cache-Control) of a publication path, as parse_path reads it."""
+    kind, _, width = parsed
     if kind == "checkpoint":
         return "text/plain; charset=utf-8", CHECKPOINT
     return "application/octet-stream", IMMUTABLE if width == TILE_WIDTH else PARTIAL
@@ -64,15 +63,14 @@ def _read(path) -> bytes | None:
 async def get_tile(request: Request, ledger_id: str, path: str):
     runtime = services_of(request).runtime
     publication = runtime.tiles
-    found = None
-    if (publication is not None and LEDGER_ID_RE.fullmatch(ledger_id) and ledger_id in publication.publishers
-            and parse_path(path) is not None
+    found, parsed = None, parse_path(path)
+    if (publication is not None and ledger_id in publication.publishers and parsed is not None
             and runtime.access.ip_allowed(ledger_id, request.client.host if request.client else None)):
         found = await run_in_threadpool(_read, publication.directory(ledger_id) / path)
     if found is None:
         raise ApiError(404, "not_found", f"no published file {path[:200]!r} for ledger {ledger_id[:80]!r}"
                        + ("" if publication is not None else " (this service publishes no tiles)"))
-    media_type, cache = cache_control(path)
+    media_type, cache = cache_control(parsed)
     headers = {"Cache-Control": cache}
     if path.startswith("tile/entries/"):  # leaves compress well (tlog-tiles asks for it); hashes do not
         headers["Vary"] = "Accept-Encoding"

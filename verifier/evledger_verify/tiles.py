@@ -25,6 +25,7 @@ import urllib.parse
 import zlib
 from pathlib import Path
 
+from .note import Checkpoint, CheckpointError, parse_note, verify_checkpoint
 from .proof import DIGEST_SIZE, consistency_path, hash_function, inclusion_path, split_point
 
 TILE_HEIGHT = 8
@@ -273,6 +274,27 @@ def fetcher(location: str, timeout: float = 10.0):
     return fetch_file
 
 
+def read_published(fetch, where: str, keys: list[str], whose: str = "a key given") -> tuple[Checkpoint, str, str]:
+    """(checkpoint, note, the key that signed it) of the publication's `checkpoint`, its
+    signature checked with the first of `keys` that verifies it; TileError when there is none,
+    it is not a signed note, or none of the keys signed it (`whose` names them in the message)."""
+    raw = fetch("checkpoint", CHECKPOINT_MAX_BYTES)
+    if raw is None:
+        raise TileError(f"{where} publishes no checkpoint")
+    try:
+        note = raw.decode("utf-8")
+        parse_note(note)
+    except (UnicodeDecodeError, CheckpointError) as exc:
+        raise TileError(f"the checkpoint at {where} is not a signed note: {exc}") from None
+    problems = []
+    for vkey in keys:
+        try:
+            return verify_checkpoint(note, vkey), note, vkey
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    raise TileError(f"the checkpoint at {where} is not signed by {whose}: {'; '.join(problems) or 'no key given'}")
+
+
 def open_published(fetch, size: int, root: bytes, alg: str | None = None) -> "TileReader":
     """A reader of the published tree of `size` leaves whose tiles hash to the signed `root`.
     Without `alg`, the ledger's hash is found: the one under which the tiles hash to the root
@@ -296,8 +318,8 @@ def open_published(fetch, size: int, root: bytes, alg: str | None = None) -> "Ti
 
 class TileReader:
     """The tree of one published checkpoint (`size` leaves), read from its tiles on demand.
-    Nothing it returns is trusted by itself: `check_root` ties the tiles to the signed root,
-    and proofs made from them are verified against it."""
+    Once `check_root` has tied the top tiles to the signed root, every file it reads is checked
+    before use: a full tile against its hash in the tile above, an entry against its leaf hash."""
 
     def __init__(self, fetch, alg: str, size: int):
         self._fetch = fetch
@@ -305,6 +327,7 @@ class TileReader:
         self.size = size
         self._h = hash_function(alg)
         self._tiles: dict[tuple[int | str, int], bytes] = {}
+        self._whole: set[tuple[int | str, int]] = set()  # the full file served for a partial one gone
         self._checked: set[tuple[int, int]] = set()  # full tiles that hash to their parent entry
 
     def _get(self, level: int | str, index: int, width: int, unit: int, limit: int) -> bytes:
@@ -317,12 +340,14 @@ class TileReader:
         data = self._fetch(path, limit)
         if data is None and width < TILE_WIDTH:
             # A partial tile may be gone once its full tile exists (tlog-tiles allows it): the
-            # full one starts with the same hashes.
-            path = make(index, TILE_WIDTH)
+            # full one starts with the same hashes (entries).
+            path, width = make(index, TILE_WIDTH), TILE_WIDTH
             data = self._fetch(path, limit)
+            if data is not None:
+                self._whole.add(key)
         if data is None:
-            raise TileError(f"{make(index, width)} is not published")
-        if unit and len(data) not in (width * unit, FULL_TILE_BYTES):
+            raise TileError(f"{path} is not published")
+        if unit and len(data) != width * unit:
             raise TileError(f"{path} is {len(data)} bytes, want {width * unit}")
         self._tiles[key] = data
         return data
@@ -380,33 +405,30 @@ class TileReader:
         return consistency_path(size1, self.size if size2 is None else size2, self.subtree_hash)
 
     def entry(self, index: int) -> bytes:
-        """The leaf bytes of entry `index`, from its entry bundle."""
+        """The leaf bytes of entry `index`, from its entry bundle, checked against its leaf hash."""
         if not 0 <= index < self.size:
             raise TileError(f"entry {index} is not in a tree of {self.size}")
-        bundle, at = divmod(index, TILE_WIDTH)
-        width = self._width(0, bundle)
-        data = self._get("entries", bundle, width, 0, ENTRY_BUNDLE_MAX_BYTES)
-        entry = self._entries(bundle, data, width)[at]
-        if self.leaf_hash(entry) != self.node(0, index):
-            raise TileError(f"entry {index} in {entries_path(bundle, width)} does not hash to its level-0 tile hash")
-        return entry
-
-    def _entries(self, bundle: int, data: bytes, width: int) -> list[bytes]:
-        try:
-            return decode_entry_bundle(data, width, entries_path(bundle, width))
-        except TileError:  # the full bundle served in place of a gone partial one
-            return decode_entry_bundle(data, TILE_WIDTH, entries_path(bundle))[:width]
+        return self._checked_entry(self._bundle(index // TILE_WIDTH), index)
 
     def entries(self, bundle: int) -> list[bytes]:
-        """The leaves of an entry bundle, each checked against its level-0 hash."""
+        """The leaves of an entry bundle, each checked against its leaf hash."""
+        entries = self._bundle(bundle)
+        return [self._checked_entry(entries, bundle * TILE_WIDTH + at) for at in range(len(entries))]
+
+    def _bundle(self, bundle: int) -> list[bytes]:
+        """The entries of bundle `bundle` in this tree (unchecked)."""
         width = self._width(0, bundle)
-        entries = self._entries(bundle, self._get("entries", bundle, width, 0, ENTRY_BUNDLE_MAX_BYTES), width)
-        first = bundle * TILE_WIDTH
-        for at, entry in enumerate(entries):
-            if self.leaf_hash(entry) != self.node(0, first + at):
-                raise TileError(f"entry {first + at} in {entries_path(bundle, width)} does not hash to its level-0 "
-                                f"tile hash")
-        return entries
+        data = self._get("entries", bundle, width, 0, ENTRY_BUNDLE_MAX_BYTES)
+        whole = ("entries", bundle) in self._whole
+        path = entries_path(bundle, TILE_WIDTH if whole else width)
+        return decode_entry_bundle(data, TILE_WIDTH if whole else width, path)[:width]
+
+    def _checked_entry(self, entries: list[bytes], index: int) -> bytes:
+        entry = entries[index % TILE_WIDTH]
+        if self.leaf_hash(entry) != self.node(0, index):
+            raise TileError(f"entry {index} in {entries_path(index // TILE_WIDTH, len(entries))} does not hash to "
+                            f"its level-0 tile hash")
+        return entry
 
     def leaf_hash(self, entry: bytes) -> bytes:
         return self._h(b"\x00" + entry)

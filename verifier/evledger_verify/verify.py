@@ -28,7 +28,7 @@ from .certificate import MAX_CERTIFICATE_BYTES, CertificateError, bundle_text_of
 from .chain import JsonRpc, RpcError, anchored_events, get_anchor, ledger_key
 from .leaf import LEDGER_ID_RE, LeafError, canonical_json, decode_leaf
 from .strict_json import StrictJSONError, loads_strict
-from .tiles import CHECKPOINT_MAX_BYTES, TileError, TileReader, fetcher, shown_url
+from .tiles import TileError, TileReader, fetcher, read_published, shown_url
 
 BUNDLE_FORMAT_V1 = "evledger-proof/1"
 BUNDLE_FORMAT = "evledger-proof/2"  # v1 and the list of the note's cosignatures
@@ -508,26 +508,8 @@ def check_tiles(b: dict, location: str | None, trusted_keys: list[str] | None = 
     where = shown_url(location)  # no user:password in the report
     try:
         fetch = fetcher(location)
-        note = fetch("checkpoint", CHECKPOINT_MAX_BYTES)
-        if note is None:
-            raise Failed(f"{where} publishes no checkpoint")
-        try:
-            note = note.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Failed(f"the checkpoint at {where} is not UTF-8") from None
-        try:
-            parse_note(note)
-        except CheckpointError as exc:
-            raise Failed(f"the checkpoint at {where} is not a signed note: {exc}") from None
-        published, signer = None, None
-        for vkey in [b["checkpoint"]["verifier_key"], *(trusted_keys or [])]:
-            try:
-                published, signer = verify_checkpoint(note, vkey), vkey
-                break
-            except CheckpointError as exc:
-                problem = str(exc)
-        if published is None:
-            raise Failed(f"the checkpoint at {where} is not signed by the bundle's key or a key given: {problem}")
+        published, _, signer = read_published(fetch, where, [b["checkpoint"]["verifier_key"], *(trusted_keys or [])],
+                                              "the bundle's key or a key given")
         if published.origin != b["origin"]:
             raise Failed(f"the tiles at {where} are of origin {published.origin!r}, not {b['origin']!r}")
         if published.size < size:  # a publication lagging behind (or a cache): nothing to hold against yet

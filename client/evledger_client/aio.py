@@ -1,0 +1,116 @@
+"""The asynchronous client: `AsyncClient`, the same calls as `Client`, awaited; `submit`
+keeps several batches in flight."""
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import orjson
+from tenacity import AsyncRetrying
+
+from . import core
+from .core import BATCH_BYTES, BATCH_RECORDS, Batch, Call, FileBody, Receipt, SubmitResult
+from .errors import EvledgerError
+
+CONCURRENCY = 4  # batches in flight: enough to keep a 2-core server's group commit full
+
+
+class AsyncClient:
+    """As `Client` (same arguments, environment, retries and errors), for asyncio."""
+
+    def __init__(self, url: str | None = None, ledger: str | None = None, api_key: str | None = None, *,
+                 ca_file: str | None = None, verify: bool = True, timeout: float = 60.0, retry_for: float = 300.0,
+                 concurrency: int = CONCURRENCY):
+        self.settings = core.settings(url, ledger, api_key, ca_file=ca_file, verify=verify, timeout=timeout,
+                                      retry_for=retry_for)
+        if concurrency < 1:
+            raise ValueError(f"concurrency is at least 1, not {concurrency}")
+        self.concurrency = concurrency
+        limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+        self._http = httpx.AsyncClient(base_url=self.settings.url, verify=self.settings.verify,
+                                       timeout=self.settings.timeout, limits=limits, trust_env=False)
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def record(self, ledger: str | None = None, **fields) -> Receipt:
+        return Receipt.from_answer(orjson.loads(await self.send(core.record_call(self.settings, ledger, fields))))
+
+    async def submit(self, records, *, ledger: str | None = None, batch_records: int = BATCH_RECORDS,
+                     batch_bytes: int = BATCH_BYTES) -> SubmitResult:
+        """As Client.submit, with up to `concurrency` batches in flight."""
+        prepared = [core.prepare(r) for r in records]
+        room = asyncio.Semaphore(self.concurrency)
+        sent: list = []
+
+        async def one(batch: Batch) -> None:
+            async with room:
+                sent.append((batch, await self.submit_batch(batch, ledger)))
+
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for batch in core.batches(prepared, batch_records, batch_bytes):
+                    tasks.create_task(one(batch))
+        except* EvledgerError as group:
+            first = group.exceptions[0]
+            first.partial = core.merge(prepared, sent)
+            raise first from None
+        return core.merge(prepared, sent)
+
+    async def submit_batch(self, batch: Batch, ledger: str | None = None, on_retry=None) -> list[dict]:
+        """One batch's results as the server gives them: a receipt or {"error"} per record.
+        `on_retry(state)` is called before each retry (tenacity's before_sleep)."""
+        answer = await self.send(core.batch_call(self.settings, ledger, batch), on_retry)
+        return core.batch_results(answer, len(batch.indexes))
+
+    async def submit_file(self, path, business_type: str, *, occurred_at: str | None = None,
+                          evidence_id: str | None = None, business_id: str | None = None,
+                          ledger: str | None = None) -> Receipt:
+        call, body = await asyncio.to_thread(core.file_call, self.settings, ledger, path, business_type, occurred_at,
+                                             evidence_id, business_id)
+        return core.file_receipt(await self.send(call), body)
+
+    async def find(self, *, seq: int | None = None, evidence_id: str | None = None, content_hash: str | None = None,
+                   business_id: str | None = None, ledger: str | None = None) -> list[dict]:
+        call = core.find_call(self.settings, ledger, core.selector(seq, evidence_id, content_hash, None, business_id))
+        return core.found(call, await self.send(call))
+
+    async def proof(self, *, seq: int | None = None, evidence_id: str | None = None,
+                    content_hash: str | None = None, file=None, checkpoint: int | None = None,
+                    require_anchor: bool = True, ledger: str | None = None) -> dict:
+        named = await asyncio.to_thread(core.selector, seq, evidence_id, content_hash, file)
+        return orjson.loads(await self.send(core.proof_call(self.settings, ledger, named, checkpoint, require_anchor)))
+
+    async def certificate(self, *, seq: int | None = None, evidence_id: str | None = None,
+                          content_hash: str | None = None, file=None, ledger: str | None = None) -> str:
+        named = await asyncio.to_thread(core.selector, seq, evidence_id, content_hash, file)
+        return (await self.send(core.proof_call(self.settings, ledger, named, what="certificate"))).decode()
+
+    async def checkpoint(self, size: int | None = None, *, ledger: str | None = None) -> dict:
+        return orjson.loads(await self.send(core.checkpoint_call(self.settings, ledger, size)))
+
+    async def send(self, call: Call, on_retry=None) -> bytes:
+        async for attempt in AsyncRetrying(**core.retry_policy(self.settings, on_retry)):
+            with attempt:
+                return await self._once(call)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _once(self, call: Call) -> bytes:
+        head = core.headers(self.settings, call.content_type)
+        content = call.body
+        if isinstance(content, FileBody):
+            head["content-length"] = str(content.size)
+            content = content.achunks()
+        try:
+            answer = await self._http.request(call.method, call.path, params=call.params, content=content,
+                                              headers=head)
+        except httpx.TransportError as exc:
+            raise core.transport_error(exc, self.settings.url) from exc
+        core.check_answer(answer.status_code, answer.content, answer.headers.get("retry-after"), call.ok)
+        return answer.content

@@ -1,0 +1,367 @@
+"""What the sync and the async client share, with no I/O of their own: where to connect and
+with which key, the requests each call makes and how their answers read, evidence ids, how
+records are cut into batches, a file's upload body, and when to try again."""
+from __future__ import annotations
+
+import hashlib
+import os
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, NamedTuple
+
+import orjson
+from tenacity import retry_if_exception, stop_after_delay, wait_exponential_jitter
+
+from .errors import (ConnectionFailed, EvledgerError, InvalidRecord, RETRYABLE, error_from_answer,
+                     record_refusal)
+
+# The server's documented limits on POST /records/batch (docs/api.md): a batch is cut before either.
+MAX_BATCH_RECORDS = 10_000
+MAX_BATCH_BYTES = 16 << 20
+# Defaults well under them: four batches in flight stay inside a ledger's default in-flight
+# budget (64 MiB of declared bodies), and a retried batch resends little.
+BATCH_RECORDS = 2_000
+BATCH_BYTES = 4 << 20
+MAX_FILE_BYTES = 1 << 30
+FILE_CHUNK = 1 << 20
+RETRY_AFTER_CAP = 60.0  # a Retry-After longer than this is waited this long, then asked again
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str
+    ledger: str | None
+    api_key: str | None
+    verify: ssl.SSLContext | bool
+    timeout: float
+    retry_for: float
+
+
+def settings(url: str | None = None, ledger: str | None = None, api_key: str | None = None, *,
+             ca_file: str | None = None, verify: bool = True, timeout: float = 60.0,
+             retry_for: float = 300.0) -> Settings:
+    """Arguments first, then EVLEDGER_URL, EVLEDGER_LEDGER, EVLEDGER_API_KEY and EVLEDGER_CA_FILE
+    (a PEM file of the certificates to trust, e.g. a self-signed server's)."""
+    url = url or os.environ.get("EVLEDGER_URL")
+    if not url:
+        raise ValueError("no service URL: pass url= or set EVLEDGER_URL")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"the service URL must start with http:// or https://, not {url!r}")
+    ca_file = ca_file or os.environ.get("EVLEDGER_CA_FILE")
+    context: ssl.SSLContext | bool = verify
+    if verify and ca_file:
+        try:
+            context = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot read the CA file {ca_file}: {exc}") from None
+    if not timeout > 0 or not retry_for >= 0:
+        raise ValueError("timeout must be over 0 seconds and retry_for at least 0")
+    return Settings(url.rstrip("/"), ledger or os.environ.get("EVLEDGER_LEDGER") or None,
+                    api_key or os.environ.get("EVLEDGER_API_KEY") or None, context, timeout, retry_for)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The service's receipt for one record: durable in its log when this exists.
+    `duplicate` is True for a record it already had under this evidence_id (the original's
+    receipt). Uploads also carry `content_hash`, `bytes` and `stored`."""
+
+    evidence_id: str | None
+    business_id: str | None
+    seq: int
+    leaf_hash: str
+    received_at: str
+    status: str
+    duplicate: bool
+    content_hash: str | None = None
+    bytes: int | None = None
+    stored: bool | None = None
+
+    @classmethod
+    def from_answer(cls, body: dict) -> "Receipt":
+        return cls(body.get("evidence_id"), body.get("business_id"), body["seq"], body["leaf_hash"],
+                   body["received_at"], body.get("status", "recorded"), bool(body.get("duplicate")),
+                   body.get("content_hash"), body.get("bytes"), body.get("stored"))
+
+
+class SubmitResult(list):
+    """One item per record submitted, in order: its Receipt, or the InvalidRecord that refused it."""
+
+    @property
+    def receipts(self) -> list[Receipt]:
+        return [r for r in self if isinstance(r, Receipt)]
+
+    @property
+    def refused(self) -> list[InvalidRecord]:
+        return [r for r in self if isinstance(r, InvalidRecord)]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+
+# -- evidence ids ------------------------------------------------------------------------------
+
+def derive_evidence_id(record: dict) -> str:
+    """The evidence id a record without one is sent with: `auto-` and 32 hex digits of SHA-256
+    over the record's fields as sorted compact JSON, `sealed` left out. Sending the same record
+    again, after a crash or from another run, gives the same id, so the service answers with its
+    first receipt instead of recording it twice. `sealed` is left out because the id is public
+    (it is in the leaf): a hash of the plaintext would let anyone test guesses of sealed values.
+    Records that differ only in `sealed` therefore need ids of their own."""
+    visible = {k: v for k, v in record.items() if k not in ("sealed", "evidence_id") and v is not None}
+    return "auto-" + hashlib.sha256(orjson.dumps(visible, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def prepare(record) -> bytes | InvalidRecord:
+    """The record as it is sent (JSON, an evidence id given to it if it had none), or why it
+    cannot be sent at all."""
+    if not isinstance(record, dict):
+        return InvalidRecord(f"a record is a JSON object, not {type(record).__name__}", code="invalid_record",
+                             field="record", rule="type")
+    try:
+        if record.get("evidence_id") is None:
+            record = {**record, "evidence_id": derive_evidence_id(record)}
+        return orjson.dumps(record)
+    except TypeError as exc:  # a value JSON cannot hold (a set, bytes, a float NaN is written as null)
+        return InvalidRecord(f"the record cannot be written as JSON: {exc}", code="invalid_record",
+                             field="record", rule="type")
+
+
+class Batch(NamedTuple):
+    indexes: list[int] | range  # the places of its records in what was submitted
+    body: bytes  # a JSON array of them
+
+
+def batches(prepared: list, max_records: int = BATCH_RECORDS, max_bytes: int = BATCH_BYTES):
+    """Cut prepared records (bytes; other items are skipped) into Batches of at most
+    `max_records` records and `max_bytes` of body, in order. A record alone over `max_bytes`
+    goes in a batch of its own (the server refuses it if it is over its own limit)."""
+    check_batch_limits(max_records, max_bytes)
+    indexes: list[int] = []
+    parts: list[bytes] = []
+    size = 2
+    for i, item in enumerate(prepared):
+        if not isinstance(item, bytes):
+            continue
+        if parts and (len(parts) == max_records or size + len(item) + 1 > max_bytes):
+            yield Batch(indexes, b"[" + b",".join(parts) + b"]")
+            indexes, parts, size = [], [], 2
+        indexes.append(i)
+        parts.append(item)
+        size += len(item) + 1
+    if parts:
+        yield Batch(indexes, b"[" + b",".join(parts) + b"]")
+
+
+def check_batch_limits(max_records: int, max_bytes: int) -> None:
+    if not 1 <= max_records <= MAX_BATCH_RECORDS:
+        raise ValueError(f"a batch holds 1 to {MAX_BATCH_RECORDS:,} records (the server's limit), not {max_records}")
+    if not 1024 <= max_bytes <= MAX_BATCH_BYTES:
+        raise ValueError(f"a batch is 1 KiB to {MAX_BATCH_BYTES >> 20} MiB (the server's limit), not {max_bytes}")
+
+
+def batch_results(body: bytes, count: int) -> list[dict]:
+    """The `results` of a batch's answer: one dict per record sent, a receipt or {"error"}."""
+    results = orjson.loads(body).get("results")
+    if not isinstance(results, list) or len(results) != count:
+        raise EvledgerError(f"the batch's answer has no result per record ({count} sent)", code="bad_answer")
+    return results
+
+
+def merge(prepared: list, sent: list[tuple[Batch, list[dict]]]) -> SubmitResult:
+    """SubmitResult in the submitted order, from the refusals `prepare` made and the batches' results."""
+    out = SubmitResult(item if isinstance(item, InvalidRecord) else None for item in prepared)
+    for batch, results in sent:
+        for i, result in zip(batch.indexes, results):
+            error = result.get("error")
+            out[i] = record_refusal(i, error) if isinstance(error, dict) else Receipt.from_answer(result)
+    for i, item in enumerate(out):
+        if isinstance(item, InvalidRecord) and item.index is None:
+            item.index = i
+    return out
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+class Call(NamedTuple):
+    """One request of the API: method, path, query parameters, body (bytes, a FileBody or None),
+    its content type, the statuses that are success."""
+
+    method: str
+    path: str
+    params: dict | None = None
+    body: object = None
+    content_type: str | None = None
+    ok: tuple[int, ...] = (200,)
+
+
+def ledger_path(s: Settings, ledger: str | None, tail: str) -> str:
+    ledger = ledger or s.ledger
+    if not ledger:
+        raise ValueError("no ledger: pass ledger= or set EVLEDGER_LEDGER")
+    return f"/v1/ledgers/{ledger}/{tail}"
+
+
+def selector(seq=None, evidence_id=None, content_hash=None, file=None, business_id=None) -> dict:
+    """Exactly one way of naming a record, as query parameters; a file is named by its SM3."""
+    named = {k: v for k, v in (("seq", seq), ("evidence_id", evidence_id), ("content_hash", content_hash),
+                                ("business_id", business_id), ("file", file)) if v is not None}
+    if len(named) != 1:
+        raise ValueError("name the record with exactly one of seq, evidence_id, content_hash or file")
+    if file is not None:
+        return {"content_hash": file_sm3(file)[0]}
+    return named
+
+
+def record_call(s: Settings, ledger: str | None, fields: dict) -> Call:
+    prepared = prepare(fields)
+    if isinstance(prepared, InvalidRecord):
+        raise prepared
+    return Call("POST", ledger_path(s, ledger, "records"), None, prepared, "application/json", (200, 201))
+
+
+def batch_call(s: Settings, ledger: str | None, batch: Batch) -> Call:
+    return Call("POST", ledger_path(s, ledger, "records/batch"), None, batch.body, "application/json")
+
+
+def find_call(s: Settings, ledger: str | None, named: dict) -> Call:
+    if "seq" in named:
+        return Call("GET", ledger_path(s, ledger, f"records/{int(named['seq'])}"))
+    return Call("GET", ledger_path(s, ledger, "records"), named)
+
+
+def found(call: Call, answer: bytes) -> list[dict]:
+    body = orjson.loads(answer)
+    return [body] if call.params is None else body["records"]
+
+
+def proof_call(s: Settings, ledger: str | None, named: dict, checkpoint: int | None = None,
+               require_anchor: bool = True, what: str = "proof") -> Call:
+    params = dict(named)
+    if checkpoint is not None:
+        params["checkpoint"] = int(checkpoint)
+    if not require_anchor:
+        params["require_anchor"] = "false"
+    return Call("GET", ledger_path(s, ledger, what), params)
+
+
+def checkpoint_call(s: Settings, ledger: str | None, size: int | None) -> Call:
+    return Call("GET", ledger_path(s, ledger, "checkpoints/" + ("latest" if size is None else str(int(size)))))
+
+
+def headers(s: Settings, content_type: str | None) -> dict:
+    out = {"user-agent": "evledger-client/0.1"}
+    if s.api_key:
+        out["authorization"] = f"Bearer {s.api_key}"
+    if content_type:
+        out["content-type"] = content_type
+    return out
+
+
+def check_answer(status: int, content: bytes, retry_after: str | None, ok: tuple[int, ...]) -> None:
+    if status not in ok:
+        raise error_from_answer(status, content, retry_after)
+
+
+def transport_error(exc: Exception, url: str) -> ConnectionFailed:
+    """A ConnectionFailed for what httpx raised: not retryable when a certificate or the TLS
+    handshake was refused (trying again cannot help)."""
+    cause = exc
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ssl.SSLError):
+        return ConnectionFailed(f"TLS with {url} failed: {cause.reason or cause} (give the server's CA with "
+                                f"ca_file= / --ca-file / EVLEDGER_CA_FILE if it is self-signed)", retryable=False)
+    return ConnectionFailed(f"{type(exc).__name__} talking to {url}: {exc or 'no detail'}")
+
+
+# -- retries -----------------------------------------------------------------------------------
+
+def retryable(exc: BaseException) -> bool:
+    """Safe to send again: every record carries its evidence id, so a repeat is answered with
+    the first receipt, never recorded twice."""
+    return isinstance(exc, RETRYABLE) or (isinstance(exc, ConnectionFailed) and exc.retryable)
+
+
+_backoff = wait_exponential_jitter(initial=0.2, max=10.0)
+
+
+def wait_before_retry(state) -> float:
+    """The server's Retry-After when it gave one (at most RETRY_AFTER_CAP), else exponential
+    backoff with jitter from 0.2 s to 10 s."""
+    exc = state.outcome.exception()
+    if isinstance(exc, EvledgerError) and exc.retry_after is not None:
+        return min(exc.retry_after, RETRY_AFTER_CAP)
+    return _backoff(state)
+
+
+def retry_policy(s: Settings, on_retry: Callable | None = None) -> dict:
+    """Keyword arguments of tenacity's Retrying / AsyncRetrying for these settings."""
+    return {"retry": retry_if_exception(retryable), "wait": wait_before_retry, "stop": stop_after_delay(s.retry_for),
+            "reraise": True, "before_sleep": on_retry}
+
+
+# -- files -------------------------------------------------------------------------------------
+
+def file_sm3(path) -> tuple[str, int]:
+    """The SM3 (hex) and size of a file, read a MiB at a time."""
+    digest = hashlib.new("sm3")
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(FILE_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def mtime_text(path) -> str:
+    """The file's modification time as RFC 3339 with the local zone: an upload's default occurred_at."""
+    return datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+class FileBody:
+    """A file as an upload's body, read a MiB at a time, its SM3 computed as it goes; each
+    attempt reads it again from the start."""
+
+    def __init__(self, path, size: int):
+        self.path, self.size = path, size
+        self.sm3 = hashlib.new("sm3")
+
+    def chunks(self):
+        self.sm3 = hashlib.new("sm3")
+        with open(self.path, "rb") as f:
+            while chunk := f.read(FILE_CHUNK):
+                self.sm3.update(chunk)
+                yield chunk
+
+    async def achunks(self):
+        for chunk in self.chunks():  # a local file: a MiB read does not hold the loop for long
+            yield chunk
+
+
+def file_call(s: Settings, ledger: str | None, path, business_type: str, occurred_at: str | None,
+              evidence_id: str | None, business_id: str | None) -> tuple[Call, FileBody]:
+    """The upload of `path`: its record's fields as parameters, an evidence id derived (as for any
+    record, from the fields and the file's SM3, read once before) unless one is given."""
+    size = os.stat(path).st_size
+    fields = {"business_type": business_type, "occurred_at": occurred_at or mtime_text(path)}
+    if business_id is not None:
+        fields["business_id"] = business_id
+    if evidence_id is None:
+        evidence_id = derive_evidence_id({"content_hash": file_sm3(path)[0], **fields})
+    body = FileBody(path, size)
+    return Call("POST", ledger_path(s, ledger, "files"), {**fields, "evidence_id": evidence_id}, body,
+                "application/octet-stream", (200, 201)), body
+
+
+def file_receipt(answer: bytes, body: FileBody) -> Receipt:
+    """The upload's receipt, once its SM3 is the one computed here: a file that changed while it
+    was read would otherwise be recorded with a hash nobody holds."""
+    receipt = Receipt.from_answer(orjson.loads(answer))
+    if receipt.content_hash != body.sm3.hexdigest():
+        raise InvalidRecord(f"the service recorded SM3 {receipt.content_hash} but the file read here hashes to "
+                            f"{body.sm3.hexdigest()}: it changed while it was uploaded", code="file_changed",
+                            field="file", status=None)
+    return receipt

@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml verifier/pyproject.toml constraints.txt
+$(STAMP): pyproject.toml verifier/pyproject.toml client/pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ./verifier -e '.[dev,bench,kurrentdb,stream]'
+	$(PY) -m pip install --quiet -c constraints.txt -e ./verifier -e ./client -e '.[dev,bench,kurrentdb,stream]'
 	touch $(STAMP)
 
 # npm tools pinned by anchor/contracts/package-lock.json: solc-js (the contract's build) and

@@ -6,8 +6,11 @@ directory, anchoring to that chain) as a separate process, with one witness (`ev
 serve`, a court's, with its own key and state in demo-output/witness/) that cosigns each
 checkpoint, and publishes the ledgers as static tiles (demo-output/tiles/). Creates two
 ledgers, streams in generated brokerage records (account openings and contract signings,
-business flows of several records each) with a progress bar, uploads one contract file, waits for checkpoints, anchors and the witness's cosignature, fetches that
-record's proof bundle and stops the service, the witness and the chain.
+business flows of several records each) as NDJSON files pushed with the client (what
+`evledger push` runs: progress bar, receipts files), uploads one contract file with the client,
+waits for checkpoints, anchors and the witness's cosignature, fetches that record's proof
+bundle (the client, naming the record by the file) and stops the service, the witness and the
+chain.
 
 Then the court's side, with none running: the chain is started again from its state on disk,
 and `evledger-verify` (the verifier's own distribution) checks the bundle with the file, the
@@ -17,6 +20,7 @@ a tampered copy of the file (verdict 2). Writes a certificate and prints the fig
 """
 from __future__ import annotations
 
+import asyncio
 import bisect
 import os
 import random
@@ -26,14 +30,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 import orjson
-from tqdm import tqdm
 
+from evledger_client import Client
 from evledger_common.stopping import terminate
 
 from .devbroker import free_port
@@ -225,36 +228,33 @@ def _serve_and_record(out: Path, ledgers, records: int, rpc: str, contract: str)
             witness.start([keys[ledger]["verifier_key"] for ledger in ledgers])
             print(f"witness {witness.NAME} at {witness.url}, its key in {out / 'witness.vkey'}")
             generated = generate_records(records)
-            receipts = _stream(service.url, ledgers, keys, generated)
+            receipts = _stream(service.url, ledgers, keys, generated, out)
 
             # One contract file, uploaded: the service computes its SM3.
             document = (f"证券经纪业务合同 / Securities brokerage contract\n{'条款 clause ' * 400}\n"
                         f"signed 2026-11-26 by customer CTR-2026-demo\n").encode()
             (out / "contract.txt").write_bytes(document)
-            upload = http.post(f"/v1/ledgers/{ledgers[0]}/files", content=document,
-                               params={"business_type": "contract.signed", "occurred_at": "2026-11-26T10:00:00+08:00",
-                                       "evidence_id": "CTR-2026-demo-signed", "business_id": "CTR-2026-demo"},
-                               headers={**_auth(keys[ledgers[0]]["producer"]), "content-type": "application/octet-stream"})
-            upload.raise_for_status()
-            receipt = upload.json()
-            print(f"uploaded contract.txt ({len(document):,} bytes): SM3 {receipt['content_hash']}, "
-                  f"seq {receipt['seq']}, leaf hash {receipt['leaf_hash']}")
+            with Client(service.url, ledgers[0], keys[ledgers[0]]["producer"]) as producer:
+                receipt = producer.submit_file(out / "contract.txt", "contract.signed",
+                                               occurred_at="2026-11-26T10:00:00+08:00",
+                                               evidence_id="CTR-2026-demo-signed", business_id="CTR-2026-demo")
+            print(f"uploaded contract.txt ({len(document):,} bytes): SM3 {receipt.content_hash} (checked against "
+                  f"the SM3 computed as it was sent), seq {receipt.seq}, leaf hash {receipt.leaf_hash}")
 
             waited = time.perf_counter()
             for ledger in ledgers:
                 http.post(f"/v1/ledgers/{ledger}/anchors/now", headers=_auth(admin))
-            _wait_anchored(http, ledgers, keys, {ledgers[0]: receipt["seq"],
+            _wait_anchored(http, ledgers, keys, {ledgers[0]: receipt.seq,
                                                   ledgers[1]: max(r["seq"] for r in receipts[ledgers[1]])})
             print(f"every record checkpointed and anchored ({time.perf_counter() - waited:.1f} s after the last upload)")
-            cosigned = _wait_cosigned(http, ledgers[0], receipt["seq"], keys[ledgers[0]]["auditor"])
+            cosigned = _wait_cosigned(http, ledgers[0], receipt.seq, keys[ledgers[0]]["auditor"])
             print(f"the witness cosigned the anchored checkpoint of size {cosigned['size']:,} "
                   f"({cosigned['cosignatures'][0]['cosigned_at']})")
 
-            bundle = http.get(f"/v1/ledgers/{ledgers[0]}/proof", params={"evidence_id": "CTR-2026-demo-signed"},
-                              headers=_auth(keys[ledgers[0]]["auditor"]))
-            bundle.raise_for_status()
-            (out / "bundle.json").write_bytes(orjson.dumps(bundle.json(), option=orjson.OPT_INDENT_2))
-            _wait_published(out / "tiles" / ledgers[0], bundle.json()["checkpoint"]["size"])
+            with Client(service.url, ledgers[0], keys[ledgers[0]]["auditor"]) as auditor:
+                bundle = auditor.proof(file=out / "contract.txt")  # named by the file, as a court would
+            (out / "bundle.json").write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
+            _wait_published(out / "tiles" / ledgers[0], bundle["checkpoint"]["size"])
             print(f"the ledgers' static tiles (C2SP tlog-tiles) are published in {out / 'tiles'}/, as any web "
                   f"server would serve them")
             figures = _figures(http, ledgers, keys, receipts)
@@ -353,47 +353,36 @@ def _auth(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
-def _stream(url: str, ledgers, keys, generated: list[dict]) -> dict[str, list[dict]]:
-    """Post the records in batches from 4 threads, alternating ledgers; the receipts."""
-    import httpx
+def _stream(url: str, ledgers, keys, generated: list[dict], out: Path) -> dict[str, list[dict]]:
+    """The producer's side: each ledger's records written as an NDJSON file and pushed with the
+    client, as `evledger push URL LEDGER FILE --receipts R` pushes them; the receipts."""
+    from evledger_client import AsyncClient
+    from evledger_client.push import ReceiptsFile, push_lines
 
-    # Batches no larger than each ledger's share: with few records (under two batches) every
-    # ledger still gets some, which the wait for anchors and the figures below rely on.
+    # Alternating ledgers by batches of BATCH, no larger than each ledger's share: with few records
+    # every ledger still gets some, which the wait for anchors and the figures below rely on.
     size = min(BATCH, -(-len(generated) // len(ledgers)))
-    batches = [(ledgers[i % len(ledgers)], generated[start:start + size])
-               for i, start in enumerate(range(0, len(generated), size))]
-    receipts: dict[str, list[dict]] = {ledger: [] for ledger in ledgers}
-    lock = threading.Lock()
-    todo = iter(batches)
-    failures: list[str] = []
-
-    def worker(bar) -> None:
-        with httpx.Client(base_url=url, timeout=120) as http:
-            while True:
-                with lock:
-                    item = next(todo, None)
-                if item is None:
-                    return
-                ledger, batch = item
-                reply = http.post(f"/v1/ledgers/{ledger}/records/batch", content=orjson.dumps(batch),
-                                  headers={**_auth(keys[ledger]["producer"]), "content-type": "application/json"})
-                body = reply.json()
-                with lock:
-                    if reply.status_code != 200 or body["failed"]:
-                        failures.append(f"{reply.status_code}: {str(body)[:200]}")
-                    receipts[ledger].extend(r for r in body.get("results", []) if "seq" in r)
-                    bar.update(len(batch))
-
+    receipts: dict[str, list[dict]] = {}
     started = time.perf_counter()
-    with tqdm(total=len(generated), unit="rec", desc="streaming over HTTP") as bar:
-        threads = [threading.Thread(target=worker, args=(bar,)) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    for n, ledger in enumerate(ledgers):
+        records = out / f"records-{ledger}.ndjson"
+        receipts_file = out / f"receipts-{ledger}.ndjson"
+        mine = [r for start in range(n * size, len(generated), size * len(ledgers))
+                for r in generated[start:start + size]]
+        records.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in mine))
+        receipts_file.unlink(missing_ok=True)  # a new ledger each run: no earlier push to resume
+        print(f"$ evledger push {url} {ledger} {records} --receipts {receipts_file}", flush=True)
+
+        async def push(records=records, receipts_file=receipts_file, ledger=ledger, total=len(mine)):
+            async with AsyncClient(url, ledger, keys[ledger]["producer"]) as client:
+                with open(records, "rb") as lines:
+                    return await push_lines(client, lines, ReceiptsFile(str(receipts_file)), total=total)
+        summary = asyncio.run(push())
+        print(summary.line("lines"), flush=True)
+        if summary.exit_status != 0:
+            raise RuntimeError(f"the push into {ledger} did not record every record: {summary.line('lines')}")
+        receipts[ledger] = [orjson.loads(line) for line in open(receipts_file, "rb")]
     elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"{len(failures)} batches failed, e.g. {failures[0]}")
     total = sum(len(v) for v in receipts.values())
     print(f"{total:,} receipts in {elapsed:.1f} s = {total / elapsed:,.0f} records/s "
           f"(durable: each receipt after its group's fsync)")
@@ -434,8 +423,8 @@ def _figures(http, ledgers, keys, receipts) -> list[str]:
     total = sum(len(receipts[ledger]) for ledger in ledgers)
     return [
         "figures:",
-        f"  ingest over HTTP: {rate:,.0f} records/s ({total:,} records, batches of {batch:,}, 4 client threads, "
-        f"client and server on the same 2 cores)",
+        f"  ingest over HTTP: {rate:,.0f} records/s ({total:,} records pushed with the client, batches of at most "
+        f"{batch:,}, 4 in flight, one ledger after the other; client and server on the same 2 cores)",
         f"  record -> checkpoint: {_percentiles(to_checkpoint)} (batches of 65,536 records or 1 s)",
         f"  checkpoint -> anchor confirmed: {_percentiles(to_anchor)} (anchors every 10 s at most, or on demand)",
         f"  chain transactions: {len(transactions)} anchors for {total:,} records "

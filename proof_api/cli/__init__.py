@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import click
+from evledger_client.cli import push
 
 from ingest.ledger import SequencerSettings
 
@@ -19,7 +20,8 @@ from .ledger import ledger_group
 from .monitor import monitor
 from .serve import serve
 from .stream import stream_group, stream_settings
-from .tiles import proof, tiles_group
+from .proof import proof
+from .tiles import tiles_group
 from .verify import certificate, verify
 from .witness import witness_group
 
@@ -49,7 +51,7 @@ def cli(**_global_options) -> None:
     pass  # each command reads them from its namespace (binding.Command)
 
 
-for _command in (demo, ledger_group, ingest, anchor_group, serve, verify, certificate, rebuild, stream_group,
+for _command in (demo, ledger_group, ingest, push, anchor_group, serve, verify, certificate, rebuild, stream_group,
                  monitor, witness_group, tiles_group, proof, bench, capacity):
     cli.add_command(_command)
 

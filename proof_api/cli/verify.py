@@ -8,6 +8,7 @@ import sys
 import click
 
 from .binding import Command, option
+from .proof import fetched, named_record, record_options, service_client, service_options
 
 
 class WholeNumber(click.ParamType):
@@ -61,9 +62,10 @@ def verify(args) -> int:
 
 
 @click.command("certificate", cls=Command,
-               help="render a data preservation certificate (HTML, or PDF with --pdf) from a bundle, or with "
-                    "--extract take the bundle back out of a certificate")
-@click.argument("source", metavar="BUNDLE")
+               help="render a data preservation certificate (HTML, or PDF with --pdf) from a bundle, or fetch a "
+                    "record's from a service (--ledger with --url), or with --extract take the bundle back out of a "
+                    "certificate")
+@click.argument("source", metavar="[BUNDLE]", required=False)
 @option("-o", "--output", required=True, metavar="FILE",
         help="where to write the HTML (with --extract: the bundle's JSON); - for stdout")
 @option("--extract", is_flag=True,
@@ -71,9 +73,19 @@ def verify(args) -> int:
              "reads a bundle")
 @option("--pdf", is_flag=True, help="write the certificate as an A4 PDF, printed by headless Chromium (EVLEDGER_CHROMIUM "
                                     "names the binary; Debian's chromium by default)")
+@option("--ledger", metavar="LEDGER", help="instead of BUNDLE: the record's ledger on the service --url names")
+@service_options
+@record_options
 def certificate(args) -> int:
     from proof_api.certificate import extract_bundle, render_certificate, render_pdf
 
+    if (args.source is None) == (args.ledger is None):
+        raise click.UsageError("give a BUNDLE, or --ledger (with --url and the record) to fetch it from a service")
+    if args.ledger is not None:
+        return _remote_certificate(args)
+    if any(v is not None for v in (args.seq, args.evidence_id, args.content_hash, args.record_file)):
+        raise click.UsageError("--seq, --evidence-id, --content-hash and --file name a record on a service: "
+                               "give --ledger and --url with them, not a BUNDLE")
     if args.extract and args.pdf:
         raise click.UsageError("--extract writes a bundle, --pdf a certificate: give one")
     if args.pdf:
@@ -97,6 +109,29 @@ def certificate(args) -> int:
     with open(args.output, "w", encoding="utf-8") as f:
         f.write(text)
     print(f"wrote {what} to {args.output}")
+    return 0
+
+
+def _remote_certificate(args) -> int:
+    """The service's certificate of the record named (HTML as it renders it); with --pdf the
+    record's bundle, printed here."""
+    from proof_api.certificate import render_pdf
+
+    if args.extract:
+        raise click.UsageError("--extract reads a certificate file, not a service")
+    named = named_record(args)
+    with service_client(args, args.ledger) as client:
+        if args.pdf:
+            data = render_pdf(fetched("proof bundle", lambda: client.proof(**named)))
+        else:
+            data = fetched("certificate", lambda: client.certificate(**named)).encode()
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+        return 0
+    with open(args.output, "wb") as f:
+        f.write(data)
+    print(f"wrote the data preservation certificate ({'PDF' if args.pdf else 'HTML'}, {len(data):,} bytes) "
+          f"from {args.url} to {args.output}")
     return 0
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Callable, NamedTuple
 
 import orjson
-from tenacity import retry_if_exception, stop_after_delay, wait_exponential_jitter
+from tenacity import retry_if_exception, stop_after_delay, wait_random_exponential
 
 from .errors import (ConnectionFailed, EvledgerError, InvalidRecord, RETRYABLE, error_from_answer,
                      record_refusal)
@@ -285,12 +285,12 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, RETRYABLE) or (isinstance(exc, ConnectionFailed) and exc.retryable)
 
 
-_backoff = wait_exponential_jitter(initial=0.2, max=10.0)
+_backoff = wait_random_exponential(multiplier=0.2, max=10.0)  # "full jitter": 0 to 0.2 * 2**n s
 
 
 def wait_before_retry(state) -> float:
     """The server's Retry-After when it gave one (at most RETRY_AFTER_CAP), else exponential
-    backoff with jitter from 0.2 s to 10 s."""
+    backoff with full jitter, at most 10 s."""
     exc = state.outcome.exception()
     if isinstance(exc, EvledgerError) and exc.retry_after is not None:
         return min(exc.retry_after, RETRY_AFTER_CAP)

@@ -175,6 +175,13 @@ class Progress:
         self.bar.close()
 
 
+def resumed(summary: Summary, receipts: ReceiptsFile) -> None:
+    """Count what an earlier run answered: its refusals count in this run's exit status too."""
+    summary.items = summary.resumed = len(receipts.done)
+    summary.refused = sum(1 for done in receipts.done if "error" in done)
+    summary.blank = sum(1 for done in receipts.done if done.get("blank"))
+
+
 def say_refused(summary: Summary, where: str, error: dict) -> None:
     summary.refused += 1
     if summary.shown < MAX_LINE_ERRORS_SHOWN:
@@ -227,7 +234,7 @@ async def push_lines(client: AsyncClient, source, receipts: ReceiptsFile, *, led
             raise PushError(f"the receipts file has {len(receipts.done):,} lines but the input only {number - 1:,}: "
                             f"it belongs to another input")
         check_resumed_line(done, number, raw)
-    summary.items = summary.resumed = len(receipts.done)
+    resumed(summary, receipts)
     progress = Progress(total, summary.items, "rec", quiet)
 
     def on_retry(state) -> None:
@@ -300,7 +307,7 @@ async def push_files(client: AsyncClient, directory: str, receipts: ReceiptsFile
             raise PushError(f"the receipts file's line {number} is for {done.get('file')!r}, not "
                             f"{names[number - 1] if number <= len(names) else 'a file of this folder'!r}: it belongs "
                             f"to another folder; give another --receipts file")
-    summary.items = summary.resumed = len(receipts.done)
+    resumed(summary, receipts)
     progress = Progress(len(names), summary.items, "file", quiet)
 
     async def send(name: str):

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: verifier-page demo test bench bench-tools wrk bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api bench-monitor bench-witness bench-tiles soak venv clean contract contract-check npm-tools
+.PHONY: verifier-page demo test bench bench-tools wrk bench-quick capacity bench-stream bench-merkle bench-ingest bench-anchor bench-api bench-monitor bench-witness bench-tiles bench-push soak venv clean contract contract-check npm-tools
 
 venv: $(STAMP)
 
@@ -109,6 +109,10 @@ bench-tiles: $(STAMP) $(LOAD_STAMP) wrk
 
 bench-api: $(STAMP) $(LOAD_STAMP)
 	$(PY) -m bench.api_bench
+
+# `evledger push` of 1,000,000 records next to the server's batch ingest rate driven by autocannon, same run.
+bench-push: $(STAMP) $(LOAD_STAMP)
+	$(PY) -m bench.push_bench
 
 # The crash-safety test with many more SIGKILLs than `make test` runs (EVLEDGER_CRASH_TRIALS).
 SOAK_TRIALS ?= 200

@@ -48,17 +48,19 @@ SCENARIOS = (
      "next to the same load without witnesses"),
     ("static_tiles", "Static tiles", "tiles", "ingest with tiles published next to the same load without; proof bundles "
      "from nginx serving the tiles next to the API's proof route; the publication's bytes per record"),
+    ("producer_push", "Producer push", "push", "`evledger push` of records to a local server next to the server's batch "
+     "ingest rate driven by autocannon; the client's CPU per record"),
 )
 
 # Modules the suite runs: name -> python module. Each runs once; its result feeds the scenarios above.
 MODULES = {"merkle": "bench.merkle_bench", "ingest": "bench.ingest_bench", "api": "bench.api_bench",
            "stream": "bench.stream_bench", "anchor": "bench.anchor_bench", "monitor": "bench.monitor_bench",
-           "witness": "bench.witness_bench", "tiles": "bench.tiles_bench"}
+           "witness": "bench.witness_bench", "tiles": "bench.tiles_bench", "push": "bench.push_bench"}
 
 # Modules added after reports were first written in this format: a report.json that has no entry for
 # one in "modules" (written before it existed) is drawn as it was, without it. A suite run lists
 # every module, run or not, so its report always has the section.
-LATER_MODULES = ("tiles",)
+LATER_MODULES = ("tiles", "push")
 
 GOAL_FIELDS = ("goal", "measured", "met", "direction")  # the goals' shape (module docstring); "best" reads as "measured"
 
@@ -594,6 +596,30 @@ def section_tiles(report: dict) -> list[str]:
     return lines
 
 
+def section_push(report: dict) -> list[str]:
+    if not _listed(report, "push"):
+        return []
+    lines = ["## 12. Producer push: `evledger push` against the server's batch ingest rate", ""]
+    if not _ok(report, "push"):
+        return lines + _not_run(report, "push")
+    r = report["results"]["push"]
+    ref, p, a = r["reference"], r["push"], r.get("args") or {}
+    rows = [[f"{x['driver']}: POST /records/batch ({w})", n0(x["records_per_s"]), n2(x["server_cores"]),
+             n2(x["generator_cores"]), x.get("bound", "-")] for w, x in (("before", ref["before"]), ("after", ref["after"]))]
+    rows.append(["`evledger push` (the command, start to exit)", n0(p["records_per_s"]), n2(p["server_cores"]),
+                 n2(p["generator_cores"]), p.get("bound", "-")])
+    lines += [f"{n0(p['records'])} records pushed in batches of {n0(a.get('batch'))}, {a.get('concurrency', '?')} in "
+              "flight, into one server (api_bench's); the reference's windows before and after, each into a fresh "
+              "ledger, at the same batch size and concurrency.", ""]
+    lines += table(["what", "records/s", "server cores", "client cores", "bound"], rows)
+    cpu = r.get("client_cpu") or {}
+    lines += ["", f"Push / reference (mean {n0(ref['records_per_s'])} records/s): **{n2(r['ratio'])}x** (goal >= 0.8). "
+              f"Client CPU: {n1(p['client_us_per_record'])} µs/record for the whole command; its own per-record work "
+              f"alone {n2((cpu.get('with_evidence_ids') or {}).get('total_us'))} µs with evidence ids, "
+              f"{n2((cpu.get('without_evidence_ids') or {}).get('total_us'))} µs deriving them.", ""]
+    return lines
+
+
 def latency_rows(report: dict) -> list[dict]:
     """Every latency percentile the suite measured: {what, p50_ms, p99_ms, source, bound}."""
     res = report.get("results", {})
@@ -777,7 +803,7 @@ def render_markdown(report: dict) -> str:
     lines = []
     for part in (section_header, section_runs, section_hasher, section_tree, section_durable, section_http,
                  section_stream, section_proofs, section_rebuild, section_anchor, section_monitor, section_witness,
-                 section_tiles, section_latency, section_goals, section_bounds):
+                 section_tiles, section_push, section_latency, section_goals, section_bounds):
         lines += part(report)
     return "\n".join(lines).rstrip() + "\n"
 

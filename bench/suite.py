@@ -3,7 +3,7 @@
     python -m bench.suite [--quick] [--out DIR] [--only merkle,ingest,...] [--workdir DIR] [--verbose]
 
 Scenarios (hasher, tree, durable ingest, HTTP ingest, stream ingest, proof serving, rebuild,
-anchoring, monitoring, witness cosigning, static tiles) are measured by the benchmark modules
+anchoring, monitoring, witness cosigning, static tiles, producer push) are measured by the benchmark modules
 (bench.report.SCENARIOS says which), each run once as a child process with `--out` pointing
 into this run's folder:
 
@@ -32,6 +32,7 @@ with the smallest settings its argparse allows, and where that is still too slow
   witness  --quick (8 s per configuration and one of each instead of 24 s and two alternating)
   tiles    --quick (20,000 records per ingest run, one of each; a 20,000-record proof ledger, 200
            sampled bundles, 2 s windows; about 40 s)
+  push     --quick (20,000 records pushed, 2 s reference windows; about 15 s)
 The full run (no --quick) runs every module at its defaults, merkle with proofs at 1e3..1e8
 leaves: about 20-23 minutes on 2 cores, plus the stream module's own time.
 """
@@ -87,6 +88,9 @@ RUNS = {
               "--quick: 20,000 records per ingest run and one run with and one without publication (the full run: "
               "200,000, three of each, alternating), so the overhead rests on runs under a second; a 20,000-record proof "
               "ledger, 200 sampled bundles and 2 s autocannon windows (the full run: 200,000, 1,000 and 8 s)"),
+    "push": (["--quick"], [],
+             "--quick: 20,000 records pushed (the full run 1,000,000) and 2 s reference windows (the full run 20 s), "
+             "so start-up weighs on the push's rate"),
 }
 TIMEOUT_S = {True: 300, False: 1800}  # per module, quick / full
 
@@ -304,6 +308,10 @@ def summary(name: str, result: dict) -> str:
             return summary_monitor(result) if name == "monitor" else summary_witness(result)
         if name == "tiles":
             return summary_tiles(result)
+        if name == "push":
+            return (f"evledger push {result['push']['records_per_s']:,.0f} records/s = {result['ratio']:.2f}x the batch "
+                    f"ingest reference ({result['reference']['records_per_s']:,.0f}); client "
+                    f"{result['push']['client_us_per_record']:.1f} µs/record")
         rates = F.find_rates(result)
         if rates:
             path, best = max(rates, key=lambda pv: pv[1])

@@ -48,7 +48,7 @@ def test_quick_suite_writes_a_well_formed_report(tmp_path):
     assert md.startswith(f"# Benchmark suite report: {run.name}")
     for heading in ("## Machine", "## 1. Hasher", "## 2. Tree", "## 3. Durable ingest", "## 4. HTTP ingest",
                     "## 5. Stream ingest", "## 6. Proof serving", "## 7. Rebuild", "## 8. Anchoring",
-                    "## 9. Monitoring", "## 10. Witness cosigning",
+                    "## 9. Monitoring", "## 10. Witness cosigning", "## 12. Producer push",
                     "## Latency percentiles", "## What bounded each figure"):
         assert heading in md, heading
     for name, _ in R.PLOTS.values():

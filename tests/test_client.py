@@ -185,6 +185,50 @@ def _anchored(client: Client, receipt: Receipt) -> None:
     wait_until(lambda: client.find(seq=receipt.seq)[0]["status"] == "anchored", timeout=40, what="an anchor")
 
 
+def test_a_file_that_changes_during_its_upload_is_not_recorded(ledger, tmp_path):
+    from evledger_client import core
+
+    path = tmp_path / "growing.log"
+    with Client(ledger.base, ledger.name, ledger.producer) as client:
+        changes = {b"THE FILE AS IT WAS READ": "changed (SM3", b"a longer file than it was when first read": "changed size"}
+        for change, said in changes.items():
+            path.write_bytes(b"the file as it was read")
+            call, _ = core.file_call(client.settings, None, path, "log", "2026-12-01T09:00:00Z", None, None)
+            path.write_bytes(change)
+            with pytest.raises(InvalidRecord) as changed:
+                client.send(call)
+            assert changed.value.code == "file_changed" and said in str(changed.value)
+    with Client(ledger.base, ledger.name, ledger.auditor) as auditor:
+        for content in changes:
+            assert auditor.find(content_hash=hashlib.new("sm3", content).hexdigest()) == []
+    assert ledger.count() == 0
+
+
+def test_a_server_answering_something_else_stops_a_push_with_a_clear_error(tmp_path):
+    import http.server
+    import threading
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("content-length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "in.ndjson").write_bytes(ndjson(records(3)))
+        done = push(f"http://127.0.0.1:{server.server_port}", "x", str(tmp_path / "in.ndjson"), env={"EVLEDGER_API_KEY": "k"})
+    finally:
+        server.shutdown()
+    assert done.returncode == 4 and "not a JSON object: 'hello'" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_the_async_client_keeps_batches_in_flight_and_gives_the_same_receipts(ledger, tmp_path):
     batch = records(60)
 
@@ -218,7 +262,8 @@ def test_importing_the_client_loads_nothing_of_the_service():
 
 def test_push_reports_bad_lines_and_goes_on_then_a_rerun_records_nothing_twice(ledger, tmp_path):
     good = records(40, ids=True)
-    data = ndjson(good[:20]) + b"not json\n\n[1, 2]\n" + ndjson([{**good[0], "content_hash": "12"}]) + ndjson(good[20:])
+    huge = orjson.dumps({**good[0], "evidence_id": "huge", "business_type": "x" * (17 << 20)}) + b"\n"
+    data = ndjson(good[:20]) + b"not json\n\n[1, 2]\n" + ndjson([{**good[0], "content_hash": "12"}]) + ndjson(good[20:]) + huge
     source = tmp_path / "in.ndjson"
     source.write_bytes(data)
     env = {"EVLEDGER_API_KEY": ledger.producer}
@@ -227,9 +272,10 @@ def test_push_reports_bad_lines_and_goes_on_then_a_rerun_records_nothing_twice(l
     assert first.returncode == 1, first.stderr
     assert "line 21: refused: malformed_json" in first.stderr and "line 23: refused: invalid_record record (type)" in first.stderr
     assert "line 24: refused: invalid_record content_hash (length)" in first.stderr
-    assert "44 lines answered: 40 recorded, 0 already recorded, 3 refused, 1 blank" in first.stderr
+    assert "line 45: refused: limit_exceeded record (max_record_bytes)" in first.stderr
+    assert "45 lines answered: 40 recorded, 0 already recorded, 4 refused, 1 blank" in first.stderr
     lines = [orjson.loads(x) for x in (tmp_path / "r.ndjson").read_bytes().splitlines()]
-    assert [x["line"] for x in lines] == list(range(1, 45))
+    assert [x["line"] for x in lines] == list(range(1, 46))
     assert lines[21] == {"line": 22, "blank": True} and lines[23]["error"]["field"] == "content_hash"
     assert sorted(x["seq"] for x in lines if "seq" in x) == list(range(40))
     # Another run over the same input with no receipts to resume from: every record already there.
@@ -238,7 +284,7 @@ def test_push_reports_bad_lines_and_goes_on_then_a_rerun_records_nothing_twice(l
     # A run resuming from a complete receipts file sends nothing.
     resumed = push(ledger.name, str(source), "--receipts", str(tmp_path / "r.ndjson"),
                    env={**env, "EVLEDGER_URL": ledger.base})
-    assert resumed.returncode == 1 and "(44 from the receipts of an earlier run)" in resumed.stderr
+    assert resumed.returncode == 1 and "(45 from the receipts of an earlier run)" in resumed.stderr
     wait_until(lambda: ledger.count() == 40, what="a checkpoint of the 40 records")
 
 

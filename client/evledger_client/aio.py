@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import orjson
 from tenacity import AsyncRetrying
 
 from . import core
@@ -28,7 +27,7 @@ class AsyncClient:
         self.concurrency = concurrency
         limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
         self._http = httpx.AsyncClient(base_url=self.settings.url, verify=self.settings.verify,
-                                       timeout=self.settings.timeout, limits=limits, trust_env=False)
+                                       timeout=self.settings.timeout, limits=limits)
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -40,7 +39,7 @@ class AsyncClient:
         await self._http.aclose()
 
     async def record(self, ledger: str | None = None, **fields) -> Receipt:
-        return Receipt.from_answer(orjson.loads(await self.send(core.record_call(self.settings, ledger, fields))))
+        return Receipt.from_answer(await self.send(core.record_call(self.settings, ledger, fields)))
 
     async def submit(self, records, *, ledger: str | None = None, batch_records: int = BATCH_RECORDS,
                      batch_bytes: int = BATCH_BYTES) -> SubmitResult:
@@ -85,7 +84,7 @@ class AsyncClient:
                     content_hash: str | None = None, file=None, checkpoint: int | None = None,
                     require_anchor: bool = True, ledger: str | None = None) -> dict:
         named = await asyncio.to_thread(core.selector, seq, evidence_id, content_hash, file)
-        return orjson.loads(await self.send(core.proof_call(self.settings, ledger, named, checkpoint, require_anchor)))
+        return core.answer_object(await self.send(core.proof_call(self.settings, ledger, named, checkpoint, require_anchor)))
 
     async def certificate(self, *, seq: int | None = None, evidence_id: str | None = None,
                           content_hash: str | None = None, file=None, ledger: str | None = None) -> str:
@@ -93,7 +92,7 @@ class AsyncClient:
         return (await self.send(core.proof_call(self.settings, ledger, named, what="certificate"))).decode()
 
     async def checkpoint(self, size: int | None = None, *, ledger: str | None = None) -> dict:
-        return orjson.loads(await self.send(core.checkpoint_call(self.settings, ledger, size)))
+        return core.answer_object(await self.send(core.checkpoint_call(self.settings, ledger, size)))
 
     async def send(self, call: Call, on_retry=None) -> bytes:
         async for attempt in AsyncRetrying(**core.retry_policy(self.settings, on_retry)):

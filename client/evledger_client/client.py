@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import httpx
-import orjson
 from tenacity import Retrying
 
 from . import core
@@ -24,7 +23,7 @@ class Client:
         self.settings = core.settings(url, ledger, api_key, ca_file=ca_file, verify=verify, timeout=timeout,
                                       retry_for=retry_for)
         self._http = httpx.Client(base_url=self.settings.url, verify=self.settings.verify,
-                                  timeout=self.settings.timeout, trust_env=False)
+                                  timeout=self.settings.timeout)
 
     def __enter__(self) -> "Client":
         return self
@@ -38,7 +37,7 @@ class Client:
     def record(self, ledger: str | None = None, **fields) -> Receipt:
         """Submit one record (its fields as keywords); its receipt once durable. Raises
         InvalidRecord when it is refused."""
-        return Receipt.from_answer(orjson.loads(self.send(core.record_call(self.settings, ledger, fields))))
+        return Receipt.from_answer(self.send(core.record_call(self.settings, ledger, fields)))
 
     def submit(self, records, *, ledger: str | None = None, batch_records: int = BATCH_RECORDS,
                batch_bytes: int = BATCH_BYTES) -> SubmitResult:
@@ -76,7 +75,7 @@ class Client:
               ledger: str | None = None) -> dict:
         """The record's proof bundle (evledger-proof/2); a file names the record by its SM3."""
         named = core.selector(seq, evidence_id, content_hash, file)
-        return orjson.loads(self.send(core.proof_call(self.settings, ledger, named, checkpoint, require_anchor)))
+        return core.answer_object(self.send(core.proof_call(self.settings, ledger, named, checkpoint, require_anchor)))
 
     def certificate(self, *, seq: int | None = None, evidence_id: str | None = None,
                     content_hash: str | None = None, file=None, ledger: str | None = None) -> str:
@@ -86,7 +85,7 @@ class Client:
 
     def checkpoint(self, size: int | None = None, *, ledger: str | None = None) -> dict:
         """The latest checkpoint, or the one of `size`."""
-        return orjson.loads(self.send(core.checkpoint_call(self.settings, ledger, size)))
+        return core.answer_object(self.send(core.checkpoint_call(self.settings, ledger, size)))
 
     def send(self, call: Call, on_retry=None) -> bytes:
         """The answer's body to `call`, tried again while core.retryable says so; `on_retry(state)`

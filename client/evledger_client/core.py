@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 import orjson
 from tenacity import retry_if_exception, stop_after_delay, wait_random_exponential
 
-from .errors import (ConnectionFailed, EvledgerError, InvalidRecord, RETRYABLE, error_from_answer,
+from .errors import (BadAnswer, ConnectionFailed, EvledgerError, InvalidRecord, RETRYABLE, error_from_answer,
                      record_refusal)
 
 # The server's documented limits on POST /records/batch (docs/api.md): a batch is cut before either.
@@ -79,10 +79,31 @@ class Receipt:
     stored: bool | None = None
 
     @classmethod
-    def from_answer(cls, body: dict) -> "Receipt":
+    def from_answer(cls, body) -> "Receipt":
+        """The receipt in an answer (its bytes, or one item of a batch's results)."""
+        body = answer_object(body) if isinstance(body, bytes) else body
+        if not is_receipt(body):
+            raise BadAnswer(f"the service's answer is not a receipt: {orjson.dumps(body)[:200].decode()}")
         return cls(body.get("evidence_id"), body.get("business_id"), body["seq"], body["leaf_hash"],
                    body["received_at"], body.get("status", "recorded"), bool(body.get("duplicate")),
                    body.get("content_hash"), body.get("bytes"), body.get("stored"))
+
+
+def is_receipt(item) -> bool:
+    return (isinstance(item, dict) and isinstance(item.get("seq"), int) and isinstance(item.get("leaf_hash"), str)
+            and isinstance(item.get("received_at"), str))
+
+
+def answer_object(body: bytes) -> dict:
+    """A success answer's JSON object; BadAnswer for anything else."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        text = body[:200].decode("utf-8", "replace")
+        raise BadAnswer(f"the service's answer is not a JSON object: {text!r}")
+    return parsed
 
 
 class SubmitResult(list):
@@ -123,10 +144,22 @@ def prepare(record) -> bytes | InvalidRecord:
     try:
         if record.get("evidence_id") is None:
             record = {**record, "evidence_id": derive_evidence_id(record)}
-        return orjson.dumps(record)
+        sent = orjson.dumps(record)
     except TypeError as exc:  # a value JSON cannot hold (a set, bytes, a float NaN is written as null)
         return InvalidRecord(f"the record cannot be written as JSON: {exc}", code="invalid_record",
                              field="record", rule="type")
+    return sent if len(sent) <= MAX_RECORD_BYTES else too_large(len(sent))
+
+
+# A record this long cannot go even in a batch of its own: refused here, so that one record never
+# stops the others (the service refuses any record over 16 KiB of JSON anyway, docs/records.md).
+MAX_RECORD_BYTES = MAX_BATCH_BYTES - 2
+
+
+def too_large(size: int) -> InvalidRecord:
+    return InvalidRecord(f"{size:,} bytes of JSON cannot be sent: a batch is at most {MAX_BATCH_BYTES:,} bytes (and "
+                         f"the service takes a record of at most 16 KiB)", code="limit_exceeded", field="record",
+                         rule="max_record_bytes")
 
 
 class Batch(NamedTuple):
@@ -164,9 +197,10 @@ def check_batch_limits(max_records: int, max_bytes: int) -> None:
 
 def batch_results(body: bytes, count: int) -> list[dict]:
     """The `results` of a batch's answer: one dict per record sent, a receipt or {"error"}."""
-    results = orjson.loads(body).get("results")
-    if not isinstance(results, list) or len(results) != count:
-        raise EvledgerError(f"the batch's answer has no result per record ({count} sent)", code="bad_answer")
+    results = answer_object(body).get("results")
+    if not isinstance(results, list) or len(results) != count or not all(
+            is_receipt(r) or (isinstance(r, dict) and isinstance(r.get("error"), dict)) for r in results):
+        raise BadAnswer(f"the batch's answer does not hold a receipt or an error for each of the {count} records sent")
     return results
 
 
@@ -233,8 +267,11 @@ def find_call(s: Settings, ledger: str | None, named: dict) -> Call:
 
 
 def found(call: Call, answer: bytes) -> list[dict]:
-    body = orjson.loads(answer)
-    return [body] if call.params is None else body["records"]
+    body = answer_object(answer)
+    records = [body] if call.params is None else body.get("records")
+    if not isinstance(records, list):
+        raise BadAnswer("the service's answer holds no list of records")
+    return records
 
 
 def proof_call(s: Settings, ledger: str | None, named: dict, checkpoint: int | None = None,
@@ -323,18 +360,36 @@ def mtime_text(path) -> str:
 
 class FileBody:
     """A file as an upload's body, read a MiB at a time, its SM3 computed as it goes; each
-    attempt reads it again from the start."""
+    attempt reads it again from the start. `expected` is the SM3 it had when it was read before
+    (to derive its evidence id), if it was."""
 
-    def __init__(self, path, size: int):
-        self.path, self.size = path, size
+    def __init__(self, path, size: int, expected: str | None = None):
+        self.path, self.size, self.expected = path, size, expected
         self.sm3 = hashlib.new("sm3")
 
     def chunks(self):
+        """The file's bytes; the last chunk is held back until the whole file is read and is as it
+        was (size, and SM3 when known), so a file that changed is never recorded: the upload
+        stops short and the service records nothing."""
         self.sm3 = hashlib.new("sm3")
+        left, held = self.size, None
         with open(self.path, "rb") as f:
-            while chunk := f.read(FILE_CHUNK):
+            while left and (chunk := f.read(min(FILE_CHUNK, left))):
+                left -= len(chunk)
                 self.sm3.update(chunk)
-                yield chunk
+                if held is not None:
+                    yield held
+                held = chunk
+            if left or f.read(1):  # raised into the upload: it stops, and is not tried again
+                raise self.changed("changed size")
+        if self.expected is not None and self.sm3.hexdigest() != self.expected:
+            raise self.changed(f"changed (SM3 {self.expected} when first read, {self.sm3.hexdigest()} now)")
+        if held is not None:
+            yield held
+
+    def changed(self, how: str) -> InvalidRecord:
+        return InvalidRecord(f"{self.path} {how} while it was uploaded: upload it again once it is complete",
+                             code="file_changed", field="file")
 
     async def achunks(self):
         for chunk in self.chunks():  # a local file: a MiB read does not hold the loop for long
@@ -345,23 +400,25 @@ def file_call(s: Settings, ledger: str | None, path, business_type: str, occurre
               evidence_id: str | None, business_id: str | None) -> tuple[Call, FileBody]:
     """The upload of `path`: its record's fields as parameters, an evidence id derived (as for any
     record, from the fields and the file's SM3, read once before) unless one is given."""
-    size = os.stat(path).st_size
     fields = {"business_type": business_type, "occurred_at": occurred_at or mtime_text(path)}
     if business_id is not None:
         fields["business_id"] = business_id
+    expected = None
     if evidence_id is None:
-        evidence_id = derive_evidence_id({"content_hash": file_sm3(path)[0], **fields})
-    body = FileBody(path, size)
+        expected, size = file_sm3(path)
+        evidence_id = derive_evidence_id({"content_hash": expected, **fields})
+    else:
+        size = os.stat(path).st_size
+    body = FileBody(path, size, expected)
     return Call("POST", ledger_path(s, ledger, "files"), {**fields, "evidence_id": evidence_id}, body,
                 "application/octet-stream", (200, 201)), body
 
 
 def file_receipt(answer: bytes, body: FileBody) -> Receipt:
-    """The upload's receipt, once its SM3 is the one computed here: a file that changed while it
-    was read would otherwise be recorded with a hash nobody holds."""
-    receipt = Receipt.from_answer(orjson.loads(answer))
+    """The upload's receipt, once the SM3 the service recorded is the one computed here as the
+    file was sent."""
+    receipt = Receipt.from_answer(answer)
     if receipt.content_hash != body.sm3.hexdigest():
-        raise InvalidRecord(f"the service recorded SM3 {receipt.content_hash} but the file read here hashes to "
-                            f"{body.sm3.hexdigest()}: it changed while it was uploaded", code="file_changed",
-                            field="file", status=None)
+        raise BadAnswer(f"the service recorded SM3 {receipt.content_hash} for an upload that hashes to "
+                        f"{body.sm3.hexdigest()} here")
     return receipt

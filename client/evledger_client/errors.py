@@ -100,6 +100,14 @@ class ServerError(EvledgerError):
     """Any other answer the client does not expect (a 5xx from something in between)."""
 
 
+class BadAnswer(EvledgerError):
+    """A success status with a body that is not what the API answers (not JSON, a receipt
+    without its fields): something else is listening, or a proxy rewrote it. Not retried."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="bad_answer")
+
+
 _BY_STATUS = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
               413: PayloadTooLarge, 415: BadRequest, 429: TooManyRequests, 502: Unavailable, 503: Unavailable,
               504: Unavailable}

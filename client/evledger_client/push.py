@@ -114,6 +114,8 @@ def read_line(raw: bytes) -> tuple[bytes | None, str | None, dict | None]:
     text = raw.strip()
     if not text:
         return None, None, None
+    if len(text) > core.MAX_RECORD_BYTES:
+        return None, None, core.too_large(len(text)).as_dict()
     try:
         record = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -269,6 +271,8 @@ async def run(summary: Summary, progress: Progress, receipts: ReceiptsFile, work
         await work
     except EvledgerError as exc:
         summary.stopped = str(exc)
+    except OSError as exc:  # reading the input, or writing the receipts (a full disk)
+        summary.stopped = f"{exc.filename or 'I/O'}: {exc.strerror or exc}"
     except (KeyboardInterrupt, asyncio.CancelledError):
         summary.stopped = "interrupted"
         raise

@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ABOVE_INGEST = ["proof_api", "anchor", "evledger_dev", "evledger_common", "verifier/evledger_verify", "bench"]
-PRODUCT = ["merkle", "ingest", "anchor", "proof_api", "evledger_dev", "evledger_common", "verifier/evledger_verify", "bench"]
+PRODUCT = ["merkle", "ingest", "anchor", "proof_api", "evledger_dev", "evledger_common", "verifier/evledger_verify",
+           "client/evledger_client", "bench"]
 INNER = {"projections", "sequencer"}
 LONG_FUNCTIONS_ALLOWED = {("ingest/ledger.py", "_write_group")}
 # Times the ledger's inner stages one by one, so it must name them.

@@ -6,6 +6,7 @@ evidence ids, batches, the error mapping) are checked on their own at the end.""
 from __future__ import annotations
 
 import asyncio
+import codecs
 import hashlib
 import os
 import random
@@ -198,10 +199,12 @@ def test_a_file_that_changes_during_its_upload_is_not_recorded(ledger, tmp_path)
             with pytest.raises(InvalidRecord) as changed:
                 client.send(call)
             assert changed.value.code == "file_changed" and said in str(changed.value)
+        sentinel = client.record(**records(1)[0])  # once it is in a checkpoint, so would be anything before it
+    wait_until(lambda: ledger.count() == 1, what="the sentinel's checkpoint")
+    assert sentinel.seq == 0
     with Client(ledger.base, ledger.name, ledger.auditor) as auditor:
         for content in changes:
             assert auditor.find(content_hash=hashlib.new("sm3", content).hexdigest()) == []
-    assert ledger.count() == 0
 
 
 def test_a_server_answering_something_else_stops_a_push_with_a_clear_error(tmp_path):
@@ -295,8 +298,19 @@ def test_push_refuses_a_receipts_file_of_another_input(ledger, tmp_path):
     assert push(ledger.base, ledger.name, str(tmp_path / "a.ndjson"), "--receipts", str(tmp_path / "r"), env=env).returncode == 0
     other = push(ledger.base, ledger.name, str(tmp_path / "b.ndjson"), "--receipts", str(tmp_path / "r"), env=env)
     assert other.returncode == 2 and "belongs to another input" in other.stderr and "Traceback" not in other.stderr
-    bad_key = push(ledger.base, ledger.name, str(tmp_path / "b.ndjson"), env={"EVLEDGER_API_KEY": "evk_x_y"})
+    # A bad key, with batches of several MiB: the service refuses it before reading a body and
+    # closes the connection; the push says why at once instead of retrying what looks like a reset.
+    (tmp_path / "big.ndjson").write_bytes(ndjson(records(2000, pad=1600)))
+    started = time.monotonic()
+    bad_key = push(ledger.base, ledger.name, str(tmp_path / "big.ndjson"), "--batch-bytes", str(16 << 20),
+                   "--batch-records", "10000", env={"EVLEDGER_API_KEY": "evk_x_y"})
     assert bad_key.returncode == 4 and "unauthorized" in bad_key.stderr and "Traceback" not in bad_key.stderr
+    assert time.monotonic() - started < 30
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    not_receipts = push(ledger.base, ledger.name, str(tmp_path / "a.ndjson"), "--receipts", str(tmp_path / "notes.txt"),
+                        env=env)
+    assert not_receipts.returncode == 2 and "is not a receipt" in not_receipts.stderr
+    assert (tmp_path / "notes.txt").read_text() == "my notes\n", "a file that is not a receipts file is left alone"
 
 
 def test_push_files_uploads_a_folder_once(ledger, tmp_path):
@@ -318,6 +332,39 @@ def test_push_files_uploads_a_folder_once(ledger, tmp_path):
     assert resumed.returncode == 1 and "3 already recorded" in resumed.stderr, resumed.stderr
     assert [orjson.loads(x)["file"] for x in (tmp_path / "r.ndjson").read_bytes().splitlines()] == [x["file"] for x in lines]
     wait_until(lambda: ledger.count() == 5, what="a checkpoint of the 5 files")
+    # A name that is not UTF-8, and a large file whose fields the service refuses before its body.
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / os.fsdecode(b"caf\xe9.pdf")).write_bytes(b"odd name")
+    (odd / "large.bin").write_bytes(os.urandom(3 << 20))
+    named = push(ledger.base, ledger.name, "--files", str(odd), "--business-type", "contract.scan", "--receipts",
+                 str(tmp_path / "odd.ndjson"), env=env)
+    assert named.returncode == 0, named.stderr
+    assert [orjson.loads(x)["file"] for x in (tmp_path / "odd.ndjson").read_bytes().splitlines()] == [
+        "caf\\xe9.pdf", "large.bin"]
+    assert push(ledger.base, ledger.name, "--files", str(odd), "--business-type", "contract.scan", "--receipts",
+                str(tmp_path / "odd.ndjson"), env=env).returncode == 0  # resumes from those names
+    refused = push(ledger.base, ledger.name, "--files", str(odd), "--business-type", "contract.scan", "--occurred-at",
+                   "yesterday", env=env, timeout=60)
+    assert refused.returncode == 1 and refused.stderr.count("refused: invalid_record occurred_at (format)") == 2
+
+
+def test_push_from_a_pipe_that_trickles_sends_what_came_and_the_light_command_works(ledger, tmp_path):
+    """`evledger-push` (the client's own command) reading a pipe that stays open: the lines that came
+    are sent after a second without more, not held until a batch fills."""
+    receipts = tmp_path / "r.ndjson"
+    run = subprocess.Popen([sys.executable, "-m", "evledger_client.cli", ledger.base, ledger.name, "-", "--receipts",
+                            str(receipts)], stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
+                           env={**os.environ, "EVLEDGER_API_KEY": ledger.producer})
+    run.stdin.write(codecs.BOM_UTF8 + ndjson(records(3)))  # a byte order mark, as some exporters write
+    run.stdin.flush()
+    try:
+        wait_until(lambda: lines_in(receipts) == 3, timeout=20, what="the first lines' receipts, input still open")
+        run.stdin.write(ndjson(records(2, start=3)))
+    finally:
+        run.stdin.close()
+    assert run.wait(timeout=60) == 0, run.stderr.read()
+    assert [orjson.loads(x)["seq"] for x in receipts.read_bytes().splitlines()] == [0, 1, 2, 3, 4]
 
 
 def test_a_killed_or_interrupted_push_resumes_exactly_once(ledger, tmp_path):
@@ -493,8 +540,13 @@ def test_derived_evidence_ids_are_stable_and_leave_sealed_values_out():
     same = {"occurred_at": "2026-12-01T09:00:00Z", "business_type": "t", "content_hash": "ab" * 32, "business_id": None}
     assert derive_evidence_id(record) == derive_evidence_id(same) == derive_evidence_id({**record, "sealed": {}})
     assert derive_evidence_id(record) != derive_evidence_id({**record, "occurred_at": "2026-12-01T09:00:01Z"})
-    assert orjson.loads(prepare(record))["evidence_id"] == derive_evidence_id(record)
-    assert orjson.loads(prepare({**record, "evidence_id": "mine"}))["evidence_id"] == "mine"
+    assert derive_evidence_id({**record, "content_hash": "AB" * 32}) == derive_evidence_id(record)  # as the service keeps it
+    assert orjson.loads(prepare(record).body)["evidence_id"] == prepare(record).evidence_id == derive_evidence_id(record)
+    assert orjson.loads(prepare({**record, "evidence_id": "mine"}).body)["evidence_id"] == "mine"
+    deep = {**record, "attributes": {"a": [[[[[]]]]]}}
+    for _ in range(300):
+        deep = {**record, "attributes": {"a": deep}}
+    assert prepare(deep).rule == "type" and "JSON" in prepare(deep).message  # deeper than a batch could carry
 
 
 def test_batches_stay_under_count_and_bytes():

@@ -13,9 +13,9 @@ errors (the typed errors), push (`evledger push`), cli (its command line). docs/
 from .aio import AsyncClient
 from .client import Client
 from .core import Receipt, SubmitResult, derive_evidence_id
-from .errors import (BadRequest, Conflict, ConnectionFailed, EvledgerError, Forbidden, InvalidRecord, NotFound,
+from .errors import (BadAnswer, BadRequest, Conflict, ConnectionFailed, EvledgerError, Forbidden, InvalidRecord, NotFound,
                      PayloadTooLarge, ServerError, TooManyRequests, Unauthorized, Unavailable)
 
-__all__ = ["AsyncClient", "BadRequest", "Client", "Conflict", "ConnectionFailed", "EvledgerError", "Forbidden",
+__all__ = ["AsyncClient", "BadAnswer", "BadRequest", "Client", "Conflict", "ConnectionFailed", "EvledgerError", "Forbidden",
            "InvalidRecord", "NotFound", "PayloadTooLarge", "Receipt", "ServerError", "SubmitResult", "TooManyRequests",
            "Unauthorized", "Unavailable", "derive_evidence_id"]

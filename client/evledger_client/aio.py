@@ -39,12 +39,14 @@ class AsyncClient:
         await self._http.aclose()
 
     async def record(self, ledger: str | None = None, **fields) -> Receipt:
-        return Receipt.from_answer(await self.send(core.record_call(self.settings, ledger, fields)))
+        call, prepared = core.record_call(self.settings, ledger, fields)
+        return core.matching(Receipt.from_answer(await self.send(call)), prepared.evidence_id)
 
     async def submit(self, records, *, ledger: str | None = None, batch_records: int = BATCH_RECORDS,
                      batch_bytes: int = BATCH_BYTES) -> SubmitResult:
         """As Client.submit, with up to `concurrency` batches in flight."""
         prepared = [core.prepare(r) for r in records]
+        plan = list(core.batches(prepared, batch_records, batch_bytes))
         room = asyncio.Semaphore(self.concurrency)
         sent: list = []
 
@@ -53,13 +55,18 @@ class AsyncClient:
                 sent.append((batch, await self.submit_batch(batch, ledger)))
 
         try:
-            async with asyncio.TaskGroup() as tasks:
-                for batch in core.batches(prepared, batch_records, batch_bytes):
-                    tasks.create_task(one(batch))
-        except* EvledgerError as group:
-            first = group.exceptions[0]
-            first.partial = core.merge(prepared, sent)
-            raise first from None
+            if any(len(b.body) > core.PROBE_OVER for b in plan):
+                await self.send(core.probe_call(self.settings, ledger))
+            tasks = [asyncio.ensure_future(one(batch)) for batch in plan]
+            try:
+                await asyncio.gather(*tasks)
+            finally:  # the first error stops the rest, as in Client.submit
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        except EvledgerError as exc:
+            exc.partial = core.merge(prepared, sent)
+            raise
         return core.merge(prepared, sent)
 
     async def submit_batch(self, batch: Batch, ledger: str | None = None, on_retry=None) -> list[dict]:
@@ -73,6 +80,12 @@ class AsyncClient:
                           ledger: str | None = None) -> Receipt:
         call, body = await asyncio.to_thread(core.file_call, self.settings, ledger, path, business_type, occurred_at,
                                              evidence_id, business_id)
+        if body.size > core.PROBE_OVER:
+            try:
+                await self.send(core.file_probe(call))
+            except EvledgerError as exc:
+                if core.probe_refused(exc):
+                    raise
         return core.file_receipt(await self.send(call), body)
 
     async def find(self, *, seq: int | None = None, evidence_id: str | None = None, content_hash: str | None = None,
@@ -109,7 +122,7 @@ class AsyncClient:
         try:
             answer = await self._http.request(call.method, call.path, params=call.params, content=content,
                                               headers=head)
-        except httpx.TransportError as exc:
-            raise core.transport_error(exc, self.settings.url) from exc
+        except httpx.RequestError as exc:
+            raise core.request_error(exc, self.settings.url) from exc
         core.check_answer(answer.status_code, answer.content, answer.headers.get("retry-after"), call.ok)
         return answer.content

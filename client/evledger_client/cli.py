@@ -18,16 +18,17 @@ service computes each file's SM3).
 
 [URL] LEDGER FILE|-: the URL may be left out when EVLEDGER_URL names the service.
 
-Batches stay under the service's limits; connection errors, 429 (after its Retry-After) and
-503 are retried for --retry-for seconds. A line without an evidence_id is sent with one derived
+Batches stay under the service's limits; connection errors, 429 (after its Retry-After), 502,
+503 and 504 are retried for --retry-for seconds. A line without an evidence_id is sent with one derived
 from its fields, so pushing the same line again never records it twice. --receipts FILE gets one
 line per input line, in order; run the same command again after a crash or a Ctrl-C and it
 resumes after the last line answered. Refused lines are said on stderr and in the receipts file
 and do not stop the push.
 
 Exit status: 0 every record recorded (or already recorded); 1 pushed to the end, some records
-refused; 2 a command line or input it cannot use; 4 stopped before the end (the service could
-not be reached, or refused the key): run it again to resume; 130 interrupted."""
+refused; 2 a command line, input or receipts file it cannot use; 4 stopped before the end (the
+service could not be reached, refused the key, answered something else; an I/O error): run it
+again to resume; 130 interrupted."""
 
 
 def _option(*decls, **attrs):
@@ -53,7 +54,7 @@ def _option(*decls, **attrs):
 @_option("--batch-bytes", type=click.IntRange(1024, MAX_BATCH_BYTES), default=BATCH_BYTES, show_default=True,
          help="bytes per batch at most")
 @_option("--timeout", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
-         help="seconds one request may take before it is tried again")
+         help="seconds a request may wait on the network (to connect, to send, for the answer) before it is tried again")
 @_option("--retry-for", type=click.FloatRange(0), default=300.0, show_default=True, envvar="EVLEDGER_RETRY_FOR",
          help="seconds a request is tried again before the push stops")
 @_option("--quiet", is_flag=True, help="no progress bar")
@@ -75,7 +76,7 @@ def push(target, api_key, ca_file, receipts, folder, business_type, occurred_at,
     except PushError as exc:
         print(f"evledger push: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # the input or receipts file cannot be opened; no SM3 here
         print(f"evledger push: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -99,14 +100,13 @@ def _target(args: list[str], files: bool) -> tuple[str | None, str, str | None]:
 async def _push(client: AsyncClient, source, folder, receipts_path, business_type, occurred_at, business_id,
                 batch_records, batch_bytes, quiet):
     async with client:
-        receipts = ReceiptsFile(receipts_path)
         if folder is not None:
-            return await push_files(client, folder, receipts, business_type=business_type, occurred_at=occurred_at,
-                                    business_id=business_id, quiet=quiet)
+            return await push_files(client, folder, ReceiptsFile(receipts_path), business_type=business_type,
+                                    occurred_at=occurred_at, business_id=business_id, quiet=quiet)
         stream = sys.stdin.buffer if source == "-" else open(source, "rb")
         try:
-            return await push_lines(client, stream, receipts, total=_line_count(stream), batch_records=batch_records,
-                                    batch_bytes=batch_bytes, quiet=quiet)
+            return await push_lines(client, stream, ReceiptsFile(receipts_path), total=_line_count(stream),
+                                    batch_records=batch_records, batch_bytes=batch_bytes, quiet=quiet)
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()

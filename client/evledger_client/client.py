@@ -37,7 +37,8 @@ class Client:
     def record(self, ledger: str | None = None, **fields) -> Receipt:
         """Submit one record (its fields as keywords); its receipt once durable. Raises
         InvalidRecord when it is refused."""
-        return Receipt.from_answer(self.send(core.record_call(self.settings, ledger, fields)))
+        call, prepared = core.record_call(self.settings, ledger, fields)
+        return core.matching(Receipt.from_answer(self.send(call)), prepared.evidence_id)
 
     def submit(self, records, *, ledger: str | None = None, batch_records: int = BATCH_RECORDS,
                batch_bytes: int = BATCH_BYTES) -> SubmitResult:
@@ -46,9 +47,12 @@ class Client:
         (core.derive_evidence_id), which its receipt returns. An error that stops the call
         carries what was recorded before it as `partial`."""
         prepared = [core.prepare(r) for r in records]
+        plan = list(core.batches(prepared, batch_records, batch_bytes))
         sent = []
         try:
-            for batch in core.batches(prepared, batch_records, batch_bytes):
+            if any(len(b.body) > core.PROBE_OVER for b in plan):
+                self.send(core.probe_call(self.settings, ledger))
+            for batch in plan:
                 answer = self.send(core.batch_call(self.settings, ledger, batch))
                 sent.append((batch, core.batch_results(answer, len(batch.indexes))))
         except EvledgerError as exc:
@@ -60,8 +64,16 @@ class Client:
                     evidence_id: str | None = None, business_id: str | None = None,
                     ledger: str | None = None) -> Receipt:
         """Upload a file, streamed; the service records its SM3, which is checked against the
-        SM3 computed here as it was read. occurred_at defaults to the file's modification time."""
+        SM3 computed here as it was read. occurred_at defaults to the file's modification time
+        (UTC). A file over 1 MiB is preceded by an empty upload with the same fields, which the
+        service refuses (`empty_file`) after checking the key, the ledger and the fields."""
         call, body = core.file_call(self.settings, ledger, path, business_type, occurred_at, evidence_id, business_id)
+        if body.size > core.PROBE_OVER:
+            try:
+                self.send(core.file_probe(call))
+            except EvledgerError as exc:
+                if core.probe_refused(exc):
+                    raise
         return core.file_receipt(self.send(call), body)
 
     def find(self, *, seq: int | None = None, evidence_id: str | None = None, content_hash: str | None = None,
@@ -103,7 +115,7 @@ class Client:
             content = content.chunks()
         try:
             answer = self._http.request(call.method, call.path, params=call.params, content=content, headers=head)
-        except httpx.TransportError as exc:
-            raise core.transport_error(exc, self.settings.url) from exc
+        except httpx.RequestError as exc:
+            raise core.request_error(exc, self.settings.url) from exc
         core.check_answer(answer.status_code, answer.content, answer.headers.get("retry-after"), call.ok)
         return answer.content

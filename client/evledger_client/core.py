@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 import orjson
 from tenacity import retry_if_exception, stop_after_delay, wait_random_exponential
 
-from .errors import (BadAnswer, ConnectionFailed, EvledgerError, InvalidRecord, RETRYABLE, error_from_answer,
+from .errors import (BadAnswer, ConnectionFailed, EvledgerError, InvalidRecord, PayloadTooLarge, RETRYABLE, error_from_answer,
                      record_refusal)
 
 # The server's documented limits on POST /records/batch (docs/api.md): a batch is cut before either.
@@ -25,6 +25,7 @@ BATCH_RECORDS = 2_000
 BATCH_BYTES = 4 << 20
 MAX_FILE_BYTES = 1 << 30
 FILE_CHUNK = 1 << 20
+PROBE_OVER = 1 << 20  # a body larger than this is preceded by a probe of the key, ledger and fields
 RETRY_AFTER_CAP = 60.0  # a Retry-After longer than this is waited this long, then asked again
 
 
@@ -132,12 +133,20 @@ def derive_evidence_id(record: dict) -> str:
     (it is in the leaf): a hash of the plaintext would let anyone test guesses of sealed values.
     Records that differ only in `sealed` therefore need ids of their own."""
     visible = {k: v for k, v in record.items() if k not in ("sealed", "evidence_id") and v is not None}
+    if isinstance(visible.get("content_hash"), str):  # the service keeps it in lower case
+        visible["content_hash"] = visible["content_hash"].lower()
     return "auto-" + hashlib.sha256(orjson.dumps(visible, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
-def prepare(record) -> bytes | InvalidRecord:
+class Prepared(NamedTuple):
+    body: bytes  # the record as it is sent
+    evidence_id: object  # the id it is sent with (a string, unless the caller gave something else)
+
+
+def prepare(record) -> Prepared | InvalidRecord:
     """The record as it is sent (JSON, an evidence id given to it if it had none), or why it
-    cannot be sent at all."""
+    cannot be sent at all: not an object, a value JSON cannot hold, nesting deeper than orjson
+    writes (254; the service reads 1,024, so a batch of them always parses), too large."""
     if not isinstance(record, dict):
         return InvalidRecord(f"a record is a JSON object, not {type(record).__name__}", code="invalid_record",
                              field="record", rule="type")
@@ -145,10 +154,10 @@ def prepare(record) -> bytes | InvalidRecord:
         if record.get("evidence_id") is None:
             record = {**record, "evidence_id": derive_evidence_id(record)}
         sent = orjson.dumps(record)
-    except TypeError as exc:  # a value JSON cannot hold (a set, bytes, a float NaN is written as null)
+    except TypeError as exc:  # a set, bytes, too deep (a float NaN is written as null)
         return InvalidRecord(f"the record cannot be written as JSON: {exc}", code="invalid_record",
                              field="record", rule="type")
-    return sent if len(sent) <= MAX_RECORD_BYTES else too_large(len(sent))
+    return Prepared(sent, record["evidence_id"]) if len(sent) <= MAX_RECORD_BYTES else too_large(len(sent))
 
 
 # A record this long cannot go even in a batch of its own: refused here, so that one record never
@@ -168,7 +177,7 @@ class Batch(NamedTuple):
 
 
 def batches(prepared: list, max_records: int = BATCH_RECORDS, max_bytes: int = BATCH_BYTES):
-    """Cut prepared records (bytes; other items are skipped) into Batches of at most
+    """Cut prepared records (Prepared; other items are skipped) into Batches of at most
     `max_records` records and `max_bytes` of body, in order. A record alone over `max_bytes`
     goes in a batch of its own (the server refuses it if it is over its own limit)."""
     check_batch_limits(max_records, max_bytes)
@@ -176,8 +185,9 @@ def batches(prepared: list, max_records: int = BATCH_RECORDS, max_bytes: int = B
     parts: list[bytes] = []
     size = 2
     for i, item in enumerate(prepared):
-        if not isinstance(item, bytes):
+        if not isinstance(item, Prepared):
             continue
+        item = item.body
         if parts and (len(parts) == max_records or size + len(item) + 1 > max_bytes):
             yield Batch(indexes, b"[" + b",".join(parts) + b"]")
             indexes, parts, size = [], [], 2
@@ -195,6 +205,14 @@ def check_batch_limits(max_records: int, max_bytes: int) -> None:
         raise ValueError(f"a batch is 1 KiB to {MAX_BATCH_BYTES >> 20} MiB (the server's limit), not {max_bytes}")
 
 
+def matching(receipt, evidence_id):
+    """The receipt, if it is for the evidence id sent (a receipt or a batch result's dict)."""
+    said = receipt.get("evidence_id") if isinstance(receipt, dict) else receipt.evidence_id
+    if said != evidence_id:
+        raise BadAnswer(f"the service answered with a receipt for evidence id {said!r} where {evidence_id!r} was sent")
+    return receipt
+
+
 def batch_results(body: bytes, count: int) -> list[dict]:
     """The `results` of a batch's answer: one dict per record sent, a receipt or {"error"}."""
     results = answer_object(body).get("results")
@@ -210,7 +228,8 @@ def merge(prepared: list, sent: list[tuple[Batch, list[dict]]]) -> SubmitResult:
     for batch, results in sent:
         for i, result in zip(batch.indexes, results):
             error = result.get("error")
-            out[i] = record_refusal(i, error) if isinstance(error, dict) else Receipt.from_answer(result)
+            out[i] = record_refusal(i, error) if isinstance(error, dict) else \
+                matching(Receipt.from_answer(result), prepared[i].evidence_id)
     for i, item in enumerate(out):
         if isinstance(item, InvalidRecord) and item.index is None:
             item.index = i
@@ -249,11 +268,18 @@ def selector(seq=None, evidence_id=None, content_hash=None, file=None, business_
     return named
 
 
-def record_call(s: Settings, ledger: str | None, fields: dict) -> Call:
+def record_call(s: Settings, ledger: str | None, fields: dict) -> tuple[Call, Prepared]:
     prepared = prepare(fields)
     if isinstance(prepared, InvalidRecord):
         raise prepared
-    return Call("POST", ledger_path(s, ledger, "records"), None, prepared, "application/json", (200, 201))
+    return Call("POST", ledger_path(s, ledger, "records"), None, prepared.body, "application/json", (200, 201)), prepared
+
+
+def probe_call(s: Settings, ledger: str | None) -> Call:
+    """An empty batch: checks the key and the ledger before a large body is sent. A service that
+    refuses a request before reading its body closes the connection, and a client still sending
+    a large body may then see only the reset, not the answer (it would retry a refused key)."""
+    return Call("POST", ledger_path(s, ledger, "records/batch"), None, b"[]", "application/json")
 
 
 def batch_call(s: Settings, ledger: str | None, batch: Batch) -> Call:
@@ -302,6 +328,16 @@ def check_answer(status: int, content: bytes, retry_after: str | None, ok: tuple
         raise error_from_answer(status, content, retry_after)
 
 
+def request_error(exc: Exception, url: str) -> EvledgerError:
+    """The client's error for what httpx raised: ConnectionFailed for the transport, BadAnswer
+    for an answer it could not read (a body that does not decode, endless redirects)."""
+    import httpx
+
+    if isinstance(exc, httpx.TransportError):
+        return transport_error(exc, url)
+    return BadAnswer(f"{type(exc).__name__} reading the answer of {url}: {exc}")
+
+
 def transport_error(exc: Exception, url: str) -> ConnectionFailed:
     """A ConnectionFailed for what httpx raised: not retryable when a certificate or the TLS
     handshake was refused (trying again cannot help)."""
@@ -342,9 +378,17 @@ def retry_policy(s: Settings, on_retry: Callable | None = None) -> dict:
 
 # -- files -------------------------------------------------------------------------------------
 
+def new_sm3():
+    try:
+        return hashlib.new("sm3")
+    except ValueError:
+        raise ValueError("this Python's OpenSSL has no SM3 (hashlib.new('sm3')), which uploads need: use a Python "
+                         "linked with OpenSSL 1.1.1 or later with SM3 enabled") from None
+
+
 def file_sm3(path) -> tuple[str, int]:
     """The SM3 (hex) and size of a file, read a MiB at a time."""
-    digest = hashlib.new("sm3")
+    digest = new_sm3()
     size = 0
     with open(path, "rb") as f:
         while chunk := f.read(FILE_CHUNK):
@@ -354,8 +398,9 @@ def file_sm3(path) -> tuple[str, int]:
 
 
 def mtime_text(path) -> str:
-    """The file's modification time as RFC 3339 with the local zone: an upload's default occurred_at."""
-    return datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc).astimezone().isoformat(timespec="seconds")
+    """The file's modification time as RFC 3339 in UTC: an upload's default occurred_at (UTC so
+    that the evidence id derived from it is the same whatever the local time zone)."""
+    return datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc).isoformat(timespec="seconds")
 
 
 class FileBody:
@@ -365,15 +410,16 @@ class FileBody:
 
     def __init__(self, path, size: int, expected: str | None = None):
         self.path, self.size, self.expected = path, size, expected
-        self.sm3 = hashlib.new("sm3")
+        self.sm3 = new_sm3()
 
     def chunks(self):
         """The file's bytes; the last chunk is held back until the whole file is read and is as it
         was (size, and SM3 when known), so a file that changed is never recorded: the upload
         stops short and the service records nothing."""
-        self.sm3 = hashlib.new("sm3")
+        self.sm3 = new_sm3()
         left, held = self.size, None
         with open(self.path, "rb") as f:
+            before = _identity(os.fstat(f.fileno()))
             while left and (chunk := f.read(min(FILE_CHUNK, left))):
                 left -= len(chunk)
                 self.sm3.update(chunk)
@@ -382,14 +428,25 @@ class FileBody:
                 held = chunk
             if left or f.read(1):  # raised into the upload: it stops, and is not tried again
                 raise self.changed("changed size")
+            if _identity(os.fstat(f.fileno())) != before or _identity(os.stat(self.path)) != before:
+                raise self.changed("was written to or replaced")
         if self.expected is not None and self.sm3.hexdigest() != self.expected:
             raise self.changed(f"changed (SM3 {self.expected} when first read, {self.sm3.hexdigest()} now)")
         if held is not None:
             yield held
 
+    async def achunks(self):
+        for chunk in self.chunks():  # a local file: a MiB read does not hold the loop for long
+            yield chunk
+
     def changed(self, how: str) -> InvalidRecord:
-        return InvalidRecord(f"{self.path} {how} while it was uploaded: upload it again once it is complete",
-                             code="file_changed", field="file")
+        return InvalidRecord(f"{self.path} {how} while it was uploaded, so it was not recorded: upload it again "
+                             f"once it is complete", code="file_changed", field="file")
+
+
+def _identity(st: os.stat_result) -> tuple:
+    """What changes when a file is written to or replaced."""
+    return st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns
 
     async def achunks(self):
         for chunk in self.chunks():  # a local file: a MiB read does not hold the loop for long
@@ -404,6 +461,9 @@ def file_call(s: Settings, ledger: str | None, path, business_type: str, occurre
     if business_id is not None:
         fields["business_id"] = business_id
     expected = None
+    if os.stat(path).st_size > MAX_FILE_BYTES:
+        raise PayloadTooLarge(f"{path} is over the service's {MAX_FILE_BYTES >> 30} GiB limit on an upload",
+                              code="file_too_large", field="file")
     if evidence_id is None:
         expected, size = file_sm3(path)
         evidence_id = derive_evidence_id({"content_hash": expected, **fields})
@@ -412,6 +472,17 @@ def file_call(s: Settings, ledger: str | None, path, business_type: str, occurre
     body = FileBody(path, size, expected)
     return Call("POST", ledger_path(s, ledger, "files"), {**fields, "evidence_id": evidence_id}, body,
                 "application/octet-stream", (200, 201)), body
+
+
+def file_probe(call: Call) -> Call:
+    """The upload `call` with an empty body: the service checks the key, the ledger and the
+    record's fields, then refuses it as `empty_file`, recording nothing (see probe_call)."""
+    return call._replace(body=b"")
+
+
+def probe_refused(exc: EvledgerError) -> bool:
+    """Whether a probe's error means the real request would be refused too."""
+    return exc.code != "empty_file"
 
 
 def file_receipt(answer: bytes, body: FileBody) -> Receipt:

@@ -14,8 +14,12 @@ with their first receipts: nothing is recorded twice and nothing is skipped.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import dataclasses
+import fcntl
 import os
+import stat
+import threading
 import sys
 import time
 from collections import deque
@@ -27,7 +31,7 @@ import orjson
 from . import core
 from .aio import AsyncClient
 from .core import BATCH_BYTES, BATCH_RECORDS, Batch
-from .errors import EvledgerError
+from .errors import EvledgerError, InvalidRecord
 
 MAX_LINE_ERRORS_SHOWN = 100  # refused lines said on stderr; the receipts file has every one
 
@@ -65,8 +69,10 @@ class Summary:
 
 
 class ReceiptsFile:
-    """The receipts file: what an earlier run wrote is read back (a torn last line cut off), new
-    lines are appended and flushed as each chunk of the input is answered, and fsynced at the end."""
+    """The receipts file: what an earlier run wrote is read back (a last line without its newline,
+    a write a crash cut short, is cut off), new lines are appended and flushed as each chunk of
+    the input is answered, and fsynced at the end. A file that is not a receipts file is refused
+    untouched, and one push at a time holds it (flock)."""
 
     def __init__(self, path: str | None):
         self.path = path
@@ -74,24 +80,38 @@ class ReceiptsFile:
         self._file = None
         if path is None:
             return
-        good = 0
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            with open(path, "rb") as f:
-                for raw in f:
-                    if not raw.endswith(b"\n"):
-                        break
-                    try:
-                        entry = orjson.loads(raw)
-                    except orjson.JSONDecodeError:
-                        break
-                    if not isinstance(entry, dict):
-                        break
-                    self.done.append(entry)
-                    good += len(raw)
-        except FileNotFoundError:
-            pass
-        self._file = open(path, "ab")
-        self._file.truncate(good)  # whatever followed the last whole line: a write a crash cut short
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PushError(f"--receipts {path} is not a regular file")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PushError(f"another push is writing --receipts {path}") from None
+            self._file = os.fdopen(fd, "ab")
+        except BaseException:
+            os.close(fd)
+            raise
+        self._read_back(path)
+
+    def _read_back(self, path: str) -> None:
+        good = 0
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.endswith(b"\n"):
+                    break
+                try:
+                    entry = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    entry = None
+                if not isinstance(entry, dict) or not ("line" in entry or "file" in entry):
+                    self._file.close()
+                    self._file = None
+                    raise PushError(f"--receipts {path}: its line {number} is not a receipt of evledger push; give "
+                                    f"a new file (or the one an earlier push of this input wrote)")
+                self.done.append(entry)
+                good += len(raw)
+        self._file.truncate(good)
 
     def write(self, lines: list[bytes]) -> None:
         if self._file is not None and lines:
@@ -108,9 +128,67 @@ class ReceiptsFile:
 
 # -- NDJSON lines -------------------------------------------------------------------------------
 
-def read_line(raw: bytes) -> tuple[bytes | None, str | None, dict | None]:
+READ_BLOCK = 1 << 20
+IDLE_FLUSH = 1.0  # seconds without input after which what was read is sent (a pipe that trickles)
+
+
+class LineReader:
+    """The input's lines, read by a thread of their own a MiB at a time and handed to the event
+    loop in blocks, at most a few MiB ahead: a pipe that waits never holds the loop (answers are
+    still read, Ctrl-C still stops it at once). A UTF-8 byte order mark at the start is skipped."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=4)
+        self.loop = asyncio.get_running_loop()
+        threading.Thread(target=self._read, name="push-input", daemon=True).start()
+
+    def _put(self, item) -> None:
+        asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop).result()
+
+    def _read(self) -> None:
+        read = getattr(self.stream, "read1", self.stream.read)
+        tail, start = b"", True
+        try:
+            while data := read(READ_BLOCK):
+                tail += data
+                if start:
+                    if len(tail) < len(codecs.BOM_UTF8) and codecs.BOM_UTF8.startswith(tail):
+                        continue  # too short yet to tell
+                    tail, start = tail.removeprefix(codecs.BOM_UTF8), False
+                cut = tail.rfind(b"\n") + 1
+                if cut:
+                    self._put(tail[:cut - 1].split(b"\n"))
+                    tail = tail[cut:]
+            tail = tail.removeprefix(codecs.BOM_UTF8) if start else tail
+            if tail:  # a last line without its newline
+                self._put([tail])
+            self._put(None)
+        except Exception as exc:  # noqa: BLE001 - handed to the loop, which raises it
+            try:
+                self._put(exc)
+            except RuntimeError:  # the loop is gone
+                pass
+
+    async def blocks(self):
+        """Lists of lines (bytes, no newline), and [] after IDLE_FLUSH seconds with none."""
+        while True:
+            try:
+                block = await asyncio.wait_for(self.queue.get(), IDLE_FLUSH)
+            except TimeoutError:
+                yield []
+                continue
+            if block is None:
+                return
+            if isinstance(block, Exception):
+                raise block
+            yield block
+
+
+def read_line(raw: bytes) -> tuple[bytes | None, object, dict | None]:
     """(what to send, its evidence id, the error that stops it being sent) for one input line;
-    (None, None, None) for a blank one. A line with an evidence id is sent as it is."""
+    (None, None, None) for a blank one. The record is written again as core.prepare writes it
+    (an evidence id derived where it has none), so every check of the library applies."""
     text = raw.strip()
     if not text:
         return None, None, None
@@ -120,33 +198,47 @@ def read_line(raw: bytes) -> tuple[bytes | None, str | None, dict | None]:
         record = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         return None, None, {"code": "malformed_json", "field": "record", "rule": "json", "message": f"not JSON: {exc}"}
-    if not isinstance(record, dict):
-        return None, None, {"code": "invalid_record", "field": "record", "rule": "type",
-                            "message": f"a record is a JSON object, not {type(record).__name__}"}
-    evidence_id = record.get("evidence_id")
-    if evidence_id is None:
-        evidence_id = core.derive_evidence_id(record)
-        record["evidence_id"] = evidence_id
-        text = orjson.dumps(record)
-    return text, evidence_id if isinstance(evidence_id, str) else None, None
+    prepared = core.prepare(record)
+    if isinstance(prepared, InvalidRecord):
+        evidence_id = record.get("evidence_id") if isinstance(record, dict) else None
+        return None, evidence_id, prepared.as_dict()
+    return prepared.body, prepared.evidence_id, None
 
 
-def line_chunks(lines, first: int, max_records: int, max_bytes: int):
-    """The input's lines from line number `first`, cut into chunks: ([(line, evidence id,
-    error or None or "blank")], Batch of the sendable ones or None)."""
+def chunk(entries: list, parts: list[bytes]):
+    return entries, Batch(range(len(parts)), b"[" + b",".join(parts) + b"]") if parts else None
+
+
+async def line_chunks(reader: LineReader, done: list[dict], max_records: int, max_bytes: int):
+    """The input's lines after the `done` ones (each checked against its receipt), cut into
+    chunks: ([(line, evidence id, error or None or "blank")], Batch of the sendable ones or
+    None); None when the input paused (IDLE_FLUSH) with nothing to send."""
     core.check_batch_limits(max_records, max_bytes)
-    entries, parts, size = [], [], 2
-    for number, raw in enumerate(lines, start=first):
-        body, evidence_id, error = read_line(raw)
-        if body is not None and parts and (len(parts) == max_records or size + len(body) + 1 > max_bytes):
-            yield entries, Batch(range(len(parts)), b"[" + b",".join(parts) + b"]")
+    entries, parts, size, number = [], [], 2, 0
+    async for block in reader.blocks():
+        if not block:
+            yield chunk(entries, parts) if entries else None
             entries, parts, size = [], [], 2
-        entries.append((number, evidence_id, error if body is None and error else "blank" if body is None else None))
-        if body is not None:
-            parts.append(body)
-            size += len(body) + 1
+            continue
+        for raw in block:
+            number += 1
+            if number <= len(done):
+                check_resumed_line(done[number - 1], number, raw)
+                continue
+            body, evidence_id, error = read_line(raw)
+            if len(entries) == max_records or (body is not None and parts and (
+                    len(parts) == max_records or size + len(body) + 1 > max_bytes)):
+                yield chunk(entries, parts)
+                entries, parts, size = [], [], 2
+            entries.append((number, evidence_id, error if error else "blank" if body is None else None))
+            if body is not None:
+                parts.append(body)
+                size += len(body) + 1
+    if number < len(done):
+        raise PushError(f"the receipts file has {len(done):,} lines but the input only {number:,}: it belongs to "
+                        f"another input; give another --receipts file")
     if entries:
-        yield entries, Batch(range(len(parts)), b"[" + b",".join(parts) + b"]") if parts else None
+        yield chunk(entries, parts)
 
 
 def check_resumed_line(done: dict, number: int, raw: bytes) -> None:
@@ -206,14 +298,16 @@ def count_answer(summary: Summary, where: str, result: dict) -> None:
 
 
 async def pipeline(chunks, send, write, concurrency: int) -> None:
-    """Send chunks with up to `concurrency` in flight; write each one's answers in input order.
+    """Send chunks (an async iterator; None for "nothing new yet") with up to `concurrency` in
+    flight; write each one's answers in input order as soon as they and those before them are in.
     On an error, what was answered before it is written, the rest is cancelled."""
     pending: deque = deque()
     try:
-        for chunk in chunks:
-            if len(pending) >= concurrency:
+        async for item in chunks:
+            while pending and (len(pending) >= concurrency or pending[0].done()):
                 write(*await pending.popleft())
-            pending.append(asyncio.ensure_future(send(chunk)))
+            if item is not None:
+                pending.append(asyncio.ensure_future(send(item)))
         while pending:
             write(*await pending.popleft())
     finally:
@@ -226,26 +320,19 @@ async def pipeline(chunks, send, write, concurrency: int) -> None:
 async def push_lines(client: AsyncClient, source, receipts: ReceiptsFile, *, ledger: str | None = None,
                      total: int | None = None, batch_records: int = BATCH_RECORDS, batch_bytes: int = BATCH_BYTES,
                      quiet: bool = False) -> Summary:
-    """Push NDJSON lines (an iterable of bytes) as records; the Summary (its `stopped` says why
-    a run ended early: the receipts file then holds the answered prefix)."""
+    """Push NDJSON lines (a binary stream) as records; the Summary (its `stopped` says why a run
+    ended early: the receipts file then holds the answered prefix)."""
     summary = Summary()
-    lines = iter(source)
-    for number, done in enumerate(receipts.done, start=1):
-        raw = next(lines, None)
-        if raw is None:
-            raise PushError(f"the receipts file has {len(receipts.done):,} lines but the input only {number - 1:,}: "
-                            f"it belongs to another input")
-        check_resumed_line(done, number, raw)
     resumed(summary, receipts)
     progress = Progress(total, summary.items, "rec", quiet)
 
     def on_retry(state) -> None:
         summary.retries += 1
 
-    async def send(chunk):
-        entries, batch = chunk
-        results = iter(await client.submit_batch(batch, ledger, on_retry) if batch is not None else ())
-        return entries, results
+    async def send(item):
+        entries, batch = item
+        results = await client.submit_batch(batch, ledger, on_retry) if batch is not None else []
+        return entries, iter(results)
 
     def write(entries, results) -> None:
         out = []
@@ -254,15 +341,21 @@ async def push_lines(client: AsyncClient, source, receipts: ReceiptsFile, *, led
                 summary.blank += 1
                 out.append(b'{"line":%d,"blank":true}\n' % number)
                 continue
-            result = {"evidence_id": evidence_id, "error": local} if local else next(results)
+            result = {"error": local} if local else next(results)
+            if "seq" in result:
+                core.matching(result, evidence_id)
             count_answer(summary, f"line {number}", result)
             out.append(orjson.dumps({"line": number, **result}) + b"\n")
         receipts.write(out)
         summary.items += len(entries)
         progress.update(len(entries), summary)
 
-    return await run(summary, progress, receipts, pipeline(
-        line_chunks(lines, summary.items + 1, batch_records, batch_bytes), send, write, client.concurrency))
+    async def work():
+        await client.send(core.probe_call(client.settings, ledger), on_retry)  # the key and the ledger, first
+        chunks = line_chunks(LineReader(source), receipts.done, batch_records, batch_bytes)
+        await pipeline(chunks, send, write, client.concurrency)
+
+    return await run(summary, progress, receipts, work())
 
 
 async def run(summary: Summary, progress: Progress, receipts: ReceiptsFile, work) -> Summary:
@@ -285,18 +378,25 @@ async def run(summary: Summary, progress: Progress, receipts: ReceiptsFile, work
 
 # -- files ----------------------------------------------------------------------------------------
 
-def folder_files(directory: str) -> list[str]:
-    """The regular files under `directory` (symbolic links not followed), as sorted relative paths."""
+def folder_files(directory: str) -> list[tuple[str, Path]]:
+    """The regular files under `directory` (symbolic links not followed), sorted: (the relative
+    path as the receipts name it, UTF-8 with any other byte escaped as \\xNN; the path). A folder
+    that cannot be read stops the push: a file left out would be a silent drop."""
     root = Path(directory)
     if not root.is_dir():
         raise PushError(f"{directory} is not a folder")
+
+    def unreadable(exc: OSError) -> None:
+        raise PushError(f"cannot read the folder {exc.filename}: {exc.strerror}")
+
     found = []
-    for folder, subfolders, names in os.walk(root):
+    for folder, subfolders, names in os.walk(root, onerror=unreadable):
         subfolders.sort()
         for name in names:
             path = Path(folder) / name
             if path.is_file() and not path.is_symlink():
-                found.append(path.relative_to(root).as_posix())
+                shown = os.fsencode(path.relative_to(root).as_posix()).decode("utf-8", "backslashreplace")
+                found.append((shown, path))
     return sorted(found)
 
 
@@ -304,20 +404,21 @@ async def push_files(client: AsyncClient, directory: str, receipts: ReceiptsFile
                      occurred_at: str | None = None, business_id: str | None = None, ledger: str | None = None,
                      quiet: bool = False) -> Summary:
     """Upload every file under `directory`, in the order of their paths, one record each."""
-    names = folder_files(directory)
+    files = folder_files(directory)
     summary = Summary()
     for number, done in enumerate(receipts.done, start=1):
-        if number > len(names) or done.get("file") != names[number - 1]:
+        if number > len(files) or done.get("file") != files[number - 1][0]:
             raise PushError(f"the receipts file's line {number} is for {done.get('file')!r}, not "
-                            f"{names[number - 1] if number <= len(names) else 'a file of this folder'!r}: it belongs "
-                            f"to another folder; give another --receipts file")
+                            f"{files[number - 1][0] if number <= len(files) else 'a file of this folder'!r}: it "
+                            f"belongs to another folder; give another --receipts file")
     resumed(summary, receipts)
-    progress = Progress(len(names), summary.items, "file", quiet)
+    progress = Progress(len(files), summary.items, "file", quiet)
 
-    async def send(name: str):
+    async def send(item):
+        name, path = item
         try:
-            receipt = await client.submit_file(Path(directory) / name, business_type, occurred_at=occurred_at,
-                                               business_id=business_id, ledger=ledger)
+            receipt = await client.submit_file(path, business_type, occurred_at=occurred_at, business_id=business_id,
+                                               ledger=ledger)
             return name, _receipt_dict(receipt)
         except OSError as exc:
             return name, {"error": {"code": "unreadable", "field": "file", "message": f"cannot read it: {exc.strerror}"}}
@@ -332,8 +433,11 @@ async def push_files(client: AsyncClient, directory: str, receipts: ReceiptsFile
         summary.items += 1
         progress.update(1, summary)
 
-    return await run(summary, progress, receipts, pipeline(iter(names[summary.items:]), send, write,
-                                                            client.concurrency))
+    async def todo():
+        for item in files[summary.items:]:
+            yield item
+
+    return await run(summary, progress, receipts, pipeline(todo(), send, write, client.concurrency))
 
 
 def _receipt_dict(receipt) -> dict:

@@ -207,29 +207,53 @@ def test_a_file_that_changes_during_its_upload_is_not_recorded(ledger, tmp_path)
             assert auditor.find(content_hash=hashlib.new("sm3", content).hexdigest()) == []
 
 
-def test_a_server_answering_something_else_stops_a_push_with_a_clear_error(tmp_path):
+def test_a_server_answering_something_else_is_said_never_trusted(tmp_path):
     import http.server
     import threading
 
     class Garbage(http.server.BaseHTTPRequestHandler):
+        def answer(self, status: int, body: bytes, *headers):
+            self.send_response(status)
+            for name, value in (("content-length", str(len(body))), *headers):
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_POST(self):
             self.rfile.read(int(self.headers["content-length"]))
-            self.send_response(200)
-            self.send_header("content-length", "5")
-            self.end_headers()
-            self.wfile.write(b"hello")
+            if "/busy/" in self.path:
+                self.answer(429, b'{"error": {"code": "too_many_requests", "message": "busy"}}', ("retry-after", "100000"))
+            else:
+                self.answer(200, b"hello")
+
+        def do_GET(self):
+            self.answer(200, b"{}" if "/proof" in self.path else b"<html>no bundle here</html>")
 
         def log_message(self, *args):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    env = {"EVLEDGER_API_KEY": "k"}
     try:
         (tmp_path / "in.ndjson").write_bytes(ndjson(records(3)))
-        done = push(f"http://127.0.0.1:{server.server_port}", "x", str(tmp_path / "in.ndjson"), env={"EVLEDGER_API_KEY": "k"})
+        done = push(url, "x", str(tmp_path / "in.ndjson"), env=env)
+        assert done.returncode == 4 and "not a JSON object: 'hello'" in done.stderr and "Traceback" not in done.stderr
+        started = time.monotonic()  # a Retry-After far beyond --retry-for is not waited out
+        busy = push(url, "busy", str(tmp_path / "in.ndjson"), "--retry-for", "2", env=env)
+        assert busy.returncode == 4 and "too_many_requests" in busy.stderr and time.monotonic() - started < 20
+        for args in (("proof", "x", "--url", url, "--evidence-id", "a", "--out", str(tmp_path / "p.json")),
+                     ("certificate", "--ledger", "x", "--url", url, "--evidence-id", "a", "-o", str(tmp_path / "c.html"))):
+            fetched = subprocess.run([sys.executable, "-m", "proof_api.cli", *args], capture_output=True, text=True,
+                                     cwd=REPO, env={**os.environ, **env}, timeout=60)
+            assert fetched.returncode == 1 and "bad_answer" in fetched.stderr and "Traceback" not in fetched.stderr
+        assert not (tmp_path / "p.json").exists() and not (tmp_path / "c.html").exists()
     finally:
         server.shutdown()
-    assert done.returncode == 4 and "not a JSON object: 'hello'" in done.stderr and "Traceback" not in done.stderr
+    for target in (("http://[::1", "x"), ("http://127.0.0.1:99999", "x"), ("http://", "x"), (url, "y/../x")):
+        refused = push(*target, str(tmp_path / "in.ndjson"), env=env, timeout=30)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, (target, refused.stderr)
 
 
 def test_the_async_client_keeps_batches_in_flight_and_gives_the_same_receipts(ledger, tmp_path):
@@ -279,7 +303,7 @@ def test_push_reports_bad_lines_and_goes_on_then_a_rerun_records_nothing_twice(l
     assert "45 lines answered: 40 recorded, 0 already recorded, 4 refused, 1 blank" in first.stderr
     lines = [orjson.loads(x) for x in (tmp_path / "r.ndjson").read_bytes().splitlines()]
     assert [x["line"] for x in lines] == list(range(1, 46))
-    assert lines[21] == {"line": 22, "blank": True} and lines[23]["error"]["field"] == "content_hash"
+    assert lines[21]["blank"] is True and lines[23]["error"]["field"] == "content_hash"
     assert sorted(x["seq"] for x in lines if "seq" in x) == list(range(40))
     # Another run over the same input with no receipts to resume from: every record already there.
     again = push(ledger.base, ledger.name, "-", input=data.decode(), env={**env, "EVLEDGER_URL": ledger.base})
@@ -289,6 +313,24 @@ def test_push_reports_bad_lines_and_goes_on_then_a_rerun_records_nothing_twice(l
                    env={**env, "EVLEDGER_URL": ledger.base})
     assert resumed.returncode == 1 and "(45 from the receipts of an earlier run)" in resumed.stderr
     wait_until(lambda: ledger.count() == 40, what="a checkpoint of the 40 records")
+
+
+def test_a_refused_line_that_changed_is_sent_on_a_resume(ledger, tmp_path):
+    """A file still being written (its last line half there) and a record corrected after its
+    refusal: the run after sends them, and only them are new."""
+    good = records(4)
+    source, receipts = tmp_path / "in.ndjson", tmp_path / "r.ndjson"
+    bad_type = {**good[1], "business_type": "bad type!"}
+    source.write_bytes(ndjson([good[0], bad_type, good[2]]) + orjson.dumps(good[3])[:40])
+    env = {"EVLEDGER_API_KEY": ledger.producer}
+    first = push(ledger.base, ledger.name, str(source), "--receipts", str(receipts), env=env)
+    assert first.returncode == 1 and "line 2: refused" in first.stderr and "line 4: refused: malformed_json" in first.stderr
+    source.write_bytes(ndjson(good) + b"\n" + b"x" * (17 << 20))  # corrected, completed, and a line with no end
+    second = push(ledger.base, ledger.name, str(source), "--receipts", str(receipts), env=env)
+    assert second.returncode == 1 and "line 6: refused: limit_exceeded" in second.stderr, second.stderr
+    assert "2 recorded, 1 already recorded" in second.stderr, second.stderr
+    lines = [orjson.loads(x) for x in receipts.read_bytes().splitlines()]
+    assert [x.get("seq") for x in lines] == [0, 2, 1, 3, None, None] and lines[4]["blank"] and "error" in lines[5]
 
 
 def test_push_refuses_a_receipts_file_of_another_input(ledger, tmp_path):
@@ -311,6 +353,9 @@ def test_push_refuses_a_receipts_file_of_another_input(ledger, tmp_path):
                         env=env)
     assert not_receipts.returncode == 2 and "is not a receipt" in not_receipts.stderr
     assert (tmp_path / "notes.txt").read_text() == "my notes\n", "a file that is not a receipts file is left alone"
+    (tmp_path / "one-line.txt").write_text("precious single line, no newline")
+    one = push(ledger.base, ledger.name, str(tmp_path / "a.ndjson"), "--receipts", str(tmp_path / "one-line.txt"), env=env)
+    assert one.returncode == 2 and (tmp_path / "one-line.txt").read_text() == "precious single line, no newline"
 
 
 def test_push_files_uploads_a_folder_once(ledger, tmp_path):
@@ -345,8 +390,9 @@ def test_push_files_uploads_a_folder_once(ledger, tmp_path):
     assert push(ledger.base, ledger.name, "--files", str(odd), "--business-type", "contract.scan", "--receipts",
                 str(tmp_path / "odd.ndjson"), env=env).returncode == 0  # resumes from those names
     refused = push(ledger.base, ledger.name, "--files", str(odd), "--business-type", "contract.scan", "--occurred-at",
-                   "yesterday", env=env, timeout=60)
-    assert refused.returncode == 1 and refused.stderr.count("refused: invalid_record occurred_at (format)") == 2
+                   "yesterday", "--receipts", str(tmp_path / "bad-option.ndjson"), env=env, timeout=60)
+    assert refused.returncode == 2 and "occurred_at" in refused.stderr, refused.stderr  # before any upload
+    assert (tmp_path / "bad-option.ndjson").read_bytes() == b""
 
 
 def test_push_from_a_pipe_that_trickles_sends_what_came_and_the_light_command_works(ledger, tmp_path):

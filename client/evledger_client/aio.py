@@ -97,12 +97,12 @@ class AsyncClient:
                     content_hash: str | None = None, file=None, checkpoint: int | None = None,
                     require_anchor: bool = True, ledger: str | None = None) -> dict:
         named = await asyncio.to_thread(core.selector, seq, evidence_id, content_hash, file)
-        return core.answer_object(await self.send(core.proof_call(self.settings, ledger, named, checkpoint, require_anchor)))
+        return core.bundle(await self.send(core.proof_call(self.settings, ledger, named, checkpoint, require_anchor)))
 
     async def certificate(self, *, seq: int | None = None, evidence_id: str | None = None,
                           content_hash: str | None = None, file=None, ledger: str | None = None) -> str:
         named = await asyncio.to_thread(core.selector, seq, evidence_id, content_hash, file)
-        return (await self.send(core.proof_call(self.settings, ledger, named, what="certificate"))).decode()
+        return core.certificate_text(await self.send(core.proof_call(self.settings, ledger, named, what="certificate")))
 
     async def checkpoint(self, size: int | None = None, *, ledger: str | None = None) -> dict:
         return core.answer_object(await self.send(core.checkpoint_call(self.settings, ledger, size)))

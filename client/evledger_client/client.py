@@ -87,13 +87,13 @@ class Client:
               ledger: str | None = None) -> dict:
         """The record's proof bundle (evledger-proof/2); a file names the record by its SM3."""
         named = core.selector(seq, evidence_id, content_hash, file)
-        return core.answer_object(self.send(core.proof_call(self.settings, ledger, named, checkpoint, require_anchor)))
+        return core.bundle(self.send(core.proof_call(self.settings, ledger, named, checkpoint, require_anchor)))
 
     def certificate(self, *, seq: int | None = None, evidence_id: str | None = None,
                     content_hash: str | None = None, file=None, ledger: str | None = None) -> str:
         """The record's data preservation certificate (HTML, its bundle embedded)."""
         named = core.selector(seq, evidence_id, content_hash, file)
-        return self.send(core.proof_call(self.settings, ledger, named, what="certificate")).decode()
+        return core.certificate_text(self.send(core.proof_call(self.settings, ledger, named, what="certificate")))
 
     def checkpoint(self, size: int | None = None, *, ledger: str | None = None) -> dict:
         """The latest checkpoint, or the one of `size`."""

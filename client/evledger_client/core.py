@@ -3,8 +3,10 @@ with which key, the requests each call makes and how their answers read, evidenc
 records are cut into batches, a file's upload body, and when to try again."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import re
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -13,8 +15,8 @@ from typing import Callable, NamedTuple
 import orjson
 from tenacity import retry_if_exception, stop_after_delay, wait_random_exponential
 
-from .errors import (BadAnswer, ConnectionFailed, EvledgerError, InvalidRecord, PayloadTooLarge, RETRYABLE, error_from_answer,
-                     record_refusal)
+from .errors import (RETRYABLE, BadAnswer, ConnectionFailed, EvledgerError, InvalidRecord, PayloadTooLarge,
+                     error_from_answer, record_refusal)
 
 # The server's documented limits on POST /records/batch (docs/api.md): a batch is cut before either.
 MAX_BATCH_RECORDS = 10_000
@@ -47,8 +49,7 @@ def settings(url: str | None = None, ledger: str | None = None, api_key: str | N
     url = url or os.environ.get("EVLEDGER_URL")
     if not url:
         raise ValueError("no service URL: pass url= or set EVLEDGER_URL")
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"the service URL must start with http:// or https://, not {url!r}")
+    check_url(url)
     ca_file = ca_file or os.environ.get("EVLEDGER_CA_FILE")
     context: ssl.SSLContext | bool = verify
     if verify and ca_file:
@@ -60,6 +61,26 @@ def settings(url: str | None = None, ledger: str | None = None, api_key: str | N
         raise ValueError("timeout must be over 0 seconds and retry_for at least 0")
     return Settings(url.rstrip("/"), ledger or os.environ.get("EVLEDGER_LEDGER") or None,
                     api_key or os.environ.get("EVLEDGER_API_KEY") or None, context, timeout, retry_for)
+
+
+def check_url(url: str) -> None:
+    """A service URL: http(s), a host, a port in range; ValueError naming what is wrong."""
+    import httpx
+
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"the service URL must start with http:// or https://, not {url!r}")
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ValueError(f"the service URL {url!r} cannot be read: {exc}") from None
+    if not parsed.host:
+        raise ValueError(f"the service URL {url!r} names no host")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"the service URL {url!r} names port {port}, outside 1-65535")
+
+
+LEDGER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # docs/api.md: a ledger id is a short slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +275,8 @@ def ledger_path(s: Settings, ledger: str | None, tail: str) -> str:
     ledger = ledger or s.ledger
     if not ledger:
         raise ValueError("no ledger: pass ledger= or set EVLEDGER_LEDGER")
+    if not LEDGER_ID.fullmatch(ledger):
+        raise ValueError(f"{ledger!r} is not a ledger id (lower-case letters, digits and -, at most 63)")
     return f"/v1/ledgers/{ledger}/{tail}"
 
 
@@ -310,6 +333,23 @@ def proof_call(s: Settings, ledger: str | None, named: dict, checkpoint: int | N
     return Call("GET", ledger_path(s, ledger, what), params)
 
 
+def bundle(answer: bytes) -> dict:
+    """A proof bundle answer, if it has a bundle's shape (docs/proof-bundle.md)."""
+    body = answer_object(answer)
+    if not (str(body.get("format", "")).startswith("evledger-proof/") and isinstance(body.get("leaf"), dict)
+            and isinstance(body.get("checkpoint"), dict)):
+        raise BadAnswer(f"the service's answer is not a proof bundle: {answer[:200]!r}")
+    return body
+
+
+def certificate_text(answer: bytes) -> str:
+    """A certificate answer (HTML that embeds its bundle)."""
+    text = answer.decode("utf-8", "replace")
+    if "evledger-proof/" not in text:
+        raise BadAnswer(f"the service's answer is not a certificate (no proof bundle in it): {answer[:200]!r}")
+    return text
+
+
 def checkpoint_call(s: Settings, ledger: str | None, size: int | None) -> Call:
     return Call("GET", ledger_path(s, ledger, "checkpoints/" + ("latest" if size is None else str(int(size)))))
 
@@ -361,18 +401,21 @@ def retryable(exc: BaseException) -> bool:
 _backoff = wait_random_exponential(multiplier=0.2, max=10.0)  # "full jitter": 0 to 0.2 * 2**n s
 
 
-def wait_before_retry(state) -> float:
+def wait_before_retry(state, retry_for: float = float("inf")) -> float:
     """The server's Retry-After when it gave one (at most RETRY_AFTER_CAP), else exponential
-    backoff with full jitter, at most 10 s."""
+    backoff with full jitter, at most 10 s; never past the end of the retry time."""
     exc = state.outcome.exception()
     if isinstance(exc, EvledgerError) and exc.retry_after is not None:
-        return min(exc.retry_after, RETRY_AFTER_CAP)
-    return _backoff(state)
+        wait = min(exc.retry_after, RETRY_AFTER_CAP)
+    else:
+        wait = _backoff(state)
+    return max(0.0, min(wait, retry_for - (state.seconds_since_start or 0.0)))
 
 
 def retry_policy(s: Settings, on_retry: Callable | None = None) -> dict:
     """Keyword arguments of tenacity's Retrying / AsyncRetrying for these settings."""
-    return {"retry": retry_if_exception(retryable), "wait": wait_before_retry, "stop": stop_after_delay(s.retry_for),
+    return {"retry": retry_if_exception(retryable), "wait": functools.partial(wait_before_retry, retry_for=s.retry_for),
+            "stop": stop_after_delay(s.retry_for),
             "reraise": True, "before_sleep": on_retry}
 
 

@@ -17,6 +17,7 @@ import asyncio
 import codecs
 import dataclasses
 import fcntl
+import hashlib
 import os
 import stat
 import threading
@@ -31,7 +32,7 @@ import orjson
 from . import core
 from .aio import AsyncClient
 from .core import BATCH_BYTES, BATCH_RECORDS, Batch
-from .errors import EvledgerError, InvalidRecord
+from .errors import RECORD_CODES, EvledgerError, InvalidRecord
 
 MAX_LINE_ERRORS_SHOWN = 100  # refused lines said on stderr; the receipts file has every one
 
@@ -95,23 +96,36 @@ class ReceiptsFile:
         self._read_back(path)
 
     def _read_back(self, path: str) -> None:
+        self.ends: list[int] = []  # where each receipt line ends in the file
         good = 0
         with open(path, "rb") as f:
             for number, raw in enumerate(f, start=1):
                 if not raw.endswith(b"\n"):
+                    if not any(raw.startswith(start) or start.startswith(raw) for start in (b'{"line":', b'{"file":')):
+                        self._refuse(path, number)  # not the start of a receipt a crash cut short
                     break
                 try:
                     entry = orjson.loads(raw)
                 except orjson.JSONDecodeError:
                     entry = None
                 if not isinstance(entry, dict) or not ("line" in entry or "file" in entry):
-                    self._file.close()
-                    self._file = None
-                    raise PushError(f"--receipts {path}: its line {number} is not a receipt of evledger push; give "
-                                    f"a new file (or the one an earlier push of this input wrote)")
+                    self._refuse(path, number)
                 self.done.append(entry)
                 good += len(raw)
+                self.ends.append(good)
         self._file.truncate(good)
+
+    def _refuse(self, path: str, number: int):
+        self._file.close()
+        self._file = None
+        raise PushError(f"--receipts {path}: its line {number} is not a receipt of evledger push; give a new file "
+                        f"(or the one an earlier push of this input wrote)")
+
+    def cut(self, keep: int) -> None:
+        """Keep the first `keep` receipts: the line after them is sent again, and all after it."""
+        del self.done[keep:]
+        del self.ends[keep:]
+        self._file.truncate(self.ends[-1] if self.ends else 0)
 
     def write(self, lines: list[bytes]) -> None:
         if self._file is not None and lines:
@@ -148,9 +162,16 @@ class LineReader:
 
     def _read(self) -> None:
         read = getattr(self.stream, "read1", self.stream.read)
-        tail, start = b"", True
+        tail, start, dropped = b"", True, 0  # dropped: bytes of a line too long to keep, so far
         try:
             while data := read(READ_BLOCK):
+                if dropped:  # drop until its end: a line with no end must not fill the memory
+                    end = data.find(b"\n")
+                    if end < 0:
+                        dropped += len(data)
+                        continue
+                    self._put([TooLong(dropped + end)])
+                    dropped, data = 0, data[end + 1:]
                 tail += data
                 if start:
                     if len(tail) < len(codecs.BOM_UTF8) and codecs.BOM_UTF8.startswith(tail):
@@ -160,9 +181,11 @@ class LineReader:
                 if cut:
                     self._put(tail[:cut - 1].split(b"\n"))
                     tail = tail[cut:]
+                if len(tail) > core.MAX_RECORD_BYTES + 2:
+                    dropped, tail = len(tail), b""
             tail = tail.removeprefix(codecs.BOM_UTF8) if start else tail
-            if tail:  # a last line without its newline
-                self._put([tail])
+            if dropped or tail:  # a last line without its newline
+                self._put([TooLong(dropped) if dropped else tail])
             self._put(None)
         except Exception as exc:  # noqa: BLE001 - handed to the loop, which raises it
             try:
@@ -185,10 +208,16 @@ class LineReader:
             yield block
 
 
-def read_line(raw: bytes) -> tuple[bytes | None, object, dict | None]:
+class TooLong(int):
+    """A line longer than any record can be, in place of its bytes (its length), which were dropped."""
+
+
+def read_line(raw: bytes | TooLong) -> tuple[bytes | None, object, dict | None]:
     """(what to send, its evidence id, the error that stops it being sent) for one input line;
     (None, None, None) for a blank one. The record is written again as core.prepare writes it
     (an evidence id derived where it has none), so every check of the library applies."""
+    if isinstance(raw, TooLong):
+        return None, None, core.too_large(raw).as_dict()
     text = raw.strip()
     if not text:
         return None, None, None
@@ -209,12 +238,15 @@ def chunk(entries: list, parts: list[bytes]):
     return entries, Batch(range(len(parts)), b"[" + b",".join(parts) + b"]") if parts else None
 
 
-async def line_chunks(reader: LineReader, done: list[dict], max_records: int, max_bytes: int):
-    """The input's lines after the `done` ones (each checked against its receipt), cut into
-    chunks: ([(line, evidence id, error or None or "blank")], Batch of the sendable ones or
-    None); None when the input paused (IDLE_FLUSH) with nothing to send."""
+async def line_chunks(reader: LineReader, receipts: ReceiptsFile, summary: "Summary", max_records: int,
+                      max_bytes: int):
+    """The input's lines after those the receipts file answers (each checked against its receipt),
+    cut into chunks: ([(line, evidence id, error, or None, or "blank", the line)], Batch of
+    the sendable ones or None); None when the input paused (IDLE_FLUSH) with nothing to send. A
+    line that was refused or blank in an earlier run and is not the same now (a file completed,
+    a record corrected) is sent: the receipts from it on are written again."""
     core.check_batch_limits(max_records, max_bytes)
-    entries, parts, size, number = [], [], 2, 0
+    entries, parts, size, number, resuming = [], [], 2, 0, len(receipts.done)
     async for block in reader.blocks():
         if not block:
             yield chunk(entries, parts) if entries else None
@@ -222,33 +254,48 @@ async def line_chunks(reader: LineReader, done: list[dict], max_records: int, ma
             continue
         for raw in block:
             number += 1
-            if number <= len(done):
-                check_resumed_line(done[number - 1], number, raw)
-                continue
+            if number <= resuming:
+                if same_line(receipts.done[number - 1], number, raw):
+                    continue
+                receipts.cut(number - 1)
+                resumed(summary, receipts)
+                resuming = number - 1
             body, evidence_id, error = read_line(raw)
             if len(entries) == max_records or (body is not None and parts and (
                     len(parts) == max_records or size + len(body) + 1 > max_bytes)):
                 yield chunk(entries, parts)
                 entries, parts, size = [], [], 2
-            entries.append((number, evidence_id, error if error else "blank" if body is None else None))
+            entries.append((number, evidence_id, error if error else "blank" if body is None else None, raw))
             if body is not None:
                 parts.append(body)
                 size += len(body) + 1
-    if number < len(done):
-        raise PushError(f"the receipts file has {len(done):,} lines but the input only {number:,}: it belongs to "
+    if number < resuming:
+        raise PushError(f"the receipts file has {resuming:,} lines but the input only {number:,}: it belongs to "
                         f"another input; give another --receipts file")
     if entries:
         yield chunk(entries, parts)
 
 
-def check_resumed_line(done: dict, number: int, raw: bytes) -> None:
-    """The receipt an earlier run wrote for line `number` must be for this input's line."""
-    body, evidence_id, error = read_line(raw)
-    if done.get("line") != number or ("evidence_id" in done and done["evidence_id"] != evidence_id) \
-            or (body is None and error is None) != bool(done.get("blank")):
-        raise PushError(f"the receipts file's line {number} ({orjson.dumps(done)[:200].decode()}) is not for input "
-                        f"line {number} (evidence id {evidence_id}): it belongs to another input; give another "
-                        f"--receipts file")
+def fingerprint(raw: bytes | TooLong) -> str:
+    """What a refused or blank line's receipt keeps of it, to tell on a resume whether it changed."""
+    return hashlib.sha256(b"%d" % raw if isinstance(raw, TooLong) else raw.strip()).hexdigest()[:32]
+
+
+def same_line(done: dict, number: int, raw: bytes) -> bool:
+    """Whether input line `number` is the one an earlier run's receipt answers. A recorded line
+    must be (same evidence id), or the receipts belong to another input (PushError); a refused or
+    blank one may have changed since (False: send it again)."""
+    if done.get("line") != number:
+        raise PushError(f"the receipts file's line {number} is for input line {done.get('line')!r}: it is not a "
+                        f"receipts file of this input; give another --receipts file")
+    if "seq" not in done:
+        return done.get("input") == fingerprint(raw)
+    evidence_id = read_line(raw)[1]
+    if done.get("evidence_id") != evidence_id:
+        raise PushError(f"the receipts file's line {number} records evidence id {done.get('evidence_id')!r} but input "
+                        f"line {number} has {evidence_id!r}: it belongs to another input; give another --receipts "
+                        f"file")
+    return True
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -336,12 +383,14 @@ async def push_lines(client: AsyncClient, source, receipts: ReceiptsFile, *, led
 
     def write(entries, results) -> None:
         out = []
-        for number, evidence_id, local in entries:
+        for number, evidence_id, local, raw in entries:
             if local == "blank":
                 summary.blank += 1
-                out.append(b'{"line":%d,"blank":true}\n' % number)
+                out.append(b'{"line":%d,"blank":true,"input":"%s"}\n' % (number, fingerprint(raw).encode()))
                 continue
             result = {"error": local} if local else next(results)
+            if "error" in result:
+                result = {**result, "input": fingerprint(raw)}
             if "seq" in result:
                 core.matching(result, evidence_id)
             count_answer(summary, f"line {number}", result)
@@ -352,7 +401,7 @@ async def push_lines(client: AsyncClient, source, receipts: ReceiptsFile, *, led
 
     async def work():
         await client.send(core.probe_call(client.settings, ledger), on_retry)  # the key and the ledger, first
-        chunks = line_chunks(LineReader(source), receipts.done, batch_records, batch_bytes)
+        chunks = line_chunks(LineReader(source), receipts, summary, batch_records, batch_bytes)
         await pipeline(chunks, send, write, client.concurrency)
 
     return await run(summary, progress, receipts, work())
@@ -411,6 +460,9 @@ async def push_files(client: AsyncClient, directory: str, receipts: ReceiptsFile
             raise PushError(f"the receipts file's line {number} is for {done.get('file')!r}, not "
                             f"{files[number - 1][0] if number <= len(files) else 'a file of this folder'!r}: it "
                             f"belongs to another folder; give another --receipts file")
+        if (done.get("error") or {}).get("code") in AGAIN:  # its receipt, and those after it, written again
+            receipts.cut(number - 1)
+            break
     resumed(summary, receipts)
     progress = Progress(len(files), summary.items, "file", quiet)
 
@@ -437,7 +489,31 @@ async def push_files(client: AsyncClient, directory: str, receipts: ReceiptsFile
         for item in files[summary.items:]:
             yield item
 
-    return await run(summary, progress, receipts, pipeline(todo(), send, write, client.concurrency))
+    async def work():
+        await fields_checked(client, ledger, business_type, occurred_at, business_id)
+        await pipeline(todo(), send, write, client.concurrency)
+
+    return await run(summary, progress, receipts, work())
+
+
+AGAIN = ("file_changed", "unreadable")  # refusals of a file a resumed push tries again
+
+
+async def fields_checked(client: AsyncClient, ledger, business_type, occurred_at, business_id) -> None:
+    """The records' fields the options give, checked by the service before any upload (an empty
+    one, which it refuses as `empty_file` once the fields pass): a bad option is exit 2, not
+    every file refused."""
+    fields = {"business_type": business_type, "occurred_at": occurred_at or "2026-01-01T00:00:00Z",
+              **({"business_id": business_id} if business_id is not None else {})}
+    call = core.Call("POST", core.ledger_path(client.settings, ledger, "files"), fields, b"",
+                     "application/octet-stream", (200, 201))
+    try:
+        await client.send(call)
+    except EvledgerError as exc:
+        if exc.code in RECORD_CODES or exc.code == "invalid_request":
+            raise PushError(f"the service refuses the records' fields: {exc}") from None
+        if core.probe_refused(exc):
+            raise
 
 
 def _receipt_dict(receipt) -> dict:

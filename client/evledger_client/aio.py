@@ -8,7 +8,7 @@ import httpx
 from tenacity import AsyncRetrying
 
 from . import core
-from .core import BATCH_BYTES, BATCH_RECORDS, Batch, Call, FileBody, Receipt, SubmitResult
+from .core import BATCH_BYTES, BATCH_RECORDS, Batch, Call, Receipt, SubmitResult
 from .errors import EvledgerError
 
 CONCURRENCY = 4  # batches in flight: enough to keep a 2-core server's group commit full
@@ -114,14 +114,8 @@ class AsyncClient:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _once(self, call: Call) -> bytes:
-        head = core.headers(self.settings, call.content_type)
-        content = call.body
-        if isinstance(content, FileBody):
-            head["content-length"] = str(content.size)
-            content = content.achunks()
         try:
-            answer = await self._http.request(call.method, call.path, params=call.params, content=content,
-                                              headers=head)
+            answer = await self._http.request(**core.request_of(self.settings, call, streaming=True))
         except httpx.RequestError as exc:
             raise core.request_error(exc, self.settings.url) from exc
         core.check_answer(answer.status_code, answer.content, answer.headers.get("retry-after"), call.ok)

@@ -5,7 +5,7 @@ import httpx
 from tenacity import Retrying
 
 from . import core
-from .core import BATCH_BYTES, BATCH_RECORDS, Call, FileBody, Receipt, SubmitResult
+from .core import BATCH_BYTES, BATCH_RECORDS, Call, Receipt, SubmitResult
 from .errors import EvledgerError
 
 
@@ -108,13 +108,8 @@ class Client:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     def _once(self, call: Call) -> bytes:
-        head = core.headers(self.settings, call.content_type)
-        content = call.body
-        if isinstance(content, FileBody):
-            head["content-length"] = str(content.size)
-            content = content.chunks()
         try:
-            answer = self._http.request(call.method, call.path, params=call.params, content=content, headers=head)
+            answer = self._http.request(**core.request_of(self.settings, call, streaming=False))
         except httpx.RequestError as exc:
             raise core.request_error(exc, self.settings.url) from exc
         core.check_answer(answer.status_code, answer.content, answer.headers.get("retry-after"), call.ok)

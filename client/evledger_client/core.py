@@ -354,13 +354,18 @@ def checkpoint_call(s: Settings, ledger: str | None, size: int | None) -> Call:
     return Call("GET", ledger_path(s, ledger, "checkpoints/" + ("latest" if size is None else str(int(size)))))
 
 
-def headers(s: Settings, content_type: str | None) -> dict:
-    out = {"user-agent": "evledger-client/0.1"}
+def request_of(s: Settings, call: Call, streaming: bool) -> dict:
+    """httpx's keyword arguments for `call`: a file's body as chunks (`streaming`: async ones)."""
+    head = {"user-agent": "evledger-client/0.1"}
     if s.api_key:
-        out["authorization"] = f"Bearer {s.api_key}"
-    if content_type:
-        out["content-type"] = content_type
-    return out
+        head["authorization"] = f"Bearer {s.api_key}"
+    if call.content_type:
+        head["content-type"] = call.content_type
+    content = call.body
+    if isinstance(content, FileBody):
+        head["content-length"] = str(content.size)
+        content = content.achunks() if streaming else content.chunks()
+    return {"method": call.method, "url": call.path, "params": call.params, "content": content, "headers": head}
 
 
 def check_answer(status: int, content: bytes, retry_after: str | None, ok: tuple[int, ...]) -> None:

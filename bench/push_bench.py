@@ -184,7 +184,7 @@ def report(info: dict, args, result: dict) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke check: 20,000 records, 2 s windows")
+    parser.add_argument("--quick", action="store_true", help="a smoke check: 10,000 records, 1 s windows")
     parser.add_argument("--records", type=int, default=1_000_000, help="records pushed")
     parser.add_argument("--batch", type=int, default=2000, help="records per batch, push and reference alike")
     parser.add_argument("--concurrency", type=int, default=4, help="batches in flight, push and reference alike")
@@ -193,7 +193,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
     args = parser.parse_args(argv)
     if args.quick:
-        args.records, args.seconds = 20_000, 2.0
+        args.records, args.seconds = 10_000, 1.0
     return args
 
 
@@ -224,7 +224,7 @@ def main(argv=None) -> int:
     ref = (before["records_per_s"] + after["records_per_s"]) / 2
     result.update(reference={"before": before, "after": after, "records_per_s": ref}, push=pushed,
                   ratio=pushed["records_per_s"] / ref,
-                  client_cpu=client_cpu(20_000 if args.quick else 100_000, args.batch),
+                  client_cpu=client_cpu(10_000 if args.quick else 100_000, args.batch),
                   total_seconds=time.perf_counter() - started)
     judged = before["driver"] == "autocannon"
     result["goals"] = {"push_over_batch_ingest": {"goal": GOAL_RATIO, "measured": result["ratio"],

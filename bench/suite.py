@@ -32,7 +32,7 @@ with the smallest settings its argparse allows, and where that is still too slow
   witness  --quick (8 s per configuration and one of each instead of 24 s and two alternating)
   tiles    --quick (20,000 records per ingest run, one of each; a 20,000-record proof ledger, 200
            sampled bundles, 2 s windows; about 40 s)
-  push     --quick (20,000 records pushed, 2 s reference windows; about 15 s)
+  push     --quick (10,000 records pushed, 1 s reference windows; about 10 s)
 The full run (no --quick) runs every module at its defaults, merkle with proofs at 1e3..1e8
 leaves: about 20-23 minutes on 2 cores, plus the stream module's own time.
 """
@@ -89,7 +89,7 @@ RUNS = {
               "200,000, three of each, alternating), so the overhead rests on runs under a second; a 20,000-record proof "
               "ledger, 200 sampled bundles and 2 s autocannon windows (the full run: 200,000, 1,000 and 8 s)"),
     "push": (["--quick"], [],
-             "--quick: 20,000 records pushed (the full run 1,000,000) and 2 s reference windows (the full run 20 s), "
+             "--quick: 10,000 records pushed (the full run 1,000,000) and 1 s reference windows (the full run 20 s), "
              "so start-up weighs on the push's rate"),
 }
 TIMEOUT_S = {True: 300, False: 1800}  # per module, quick / full

@@ -45,8 +45,7 @@ class AsyncClient:
     async def submit(self, records, *, ledger: str | None = None, batch_records: int = BATCH_RECORDS,
                      batch_bytes: int = BATCH_BYTES) -> SubmitResult:
         """As Client.submit, with up to `concurrency` batches in flight."""
-        prepared = [core.prepare(r) for r in records]
-        plan = list(core.batches(prepared, batch_records, batch_bytes))
+        prepared, plan, probe = core.plan(records, batch_records, batch_bytes)
         room = asyncio.Semaphore(self.concurrency)
         sent: list = []
 
@@ -55,7 +54,7 @@ class AsyncClient:
                 sent.append((batch, await self.submit_batch(batch, ledger)))
 
         try:
-            if any(len(b.body) > core.PROBE_OVER for b in plan):
+            if probe:
                 await self.send(core.probe_call(self.settings, ledger))
             tasks = [asyncio.ensure_future(one(batch)) for batch in plan]
             try:
@@ -81,11 +80,7 @@ class AsyncClient:
         call, body = await asyncio.to_thread(core.file_call, self.settings, ledger, path, business_type, occurred_at,
                                              evidence_id, business_id)
         if body.size > core.PROBE_OVER:
-            try:
-                await self.send(core.file_probe(call))
-            except EvledgerError as exc:
-                if core.probe_refused(exc):
-                    raise
+            core.check_probe(await self.send(core.fields_call(self.settings, ledger, call.params)))
         return core.file_receipt(await self.send(call), body)
 
     async def find(self, *, seq: int | None = None, evidence_id: str | None = None, content_hash: str | None = None,

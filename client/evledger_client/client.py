@@ -46,11 +46,10 @@ class Client:
         per record, in order. A record without an evidence_id is sent with a derived one
         (core.derive_evidence_id), which its receipt returns. An error that stops the call
         carries what was recorded before it as `partial`."""
-        prepared = [core.prepare(r) for r in records]
-        plan = list(core.batches(prepared, batch_records, batch_bytes))
+        prepared, plan, probe = core.plan(records, batch_records, batch_bytes)
         sent = []
         try:
-            if any(len(b.body) > core.PROBE_OVER for b in plan):
+            if probe:
                 self.send(core.probe_call(self.settings, ledger))
             for batch in plan:
                 answer = self.send(core.batch_call(self.settings, ledger, batch))
@@ -69,11 +68,7 @@ class Client:
         service refuses (`empty_file`) after checking the key, the ledger and the fields."""
         call, body = core.file_call(self.settings, ledger, path, business_type, occurred_at, evidence_id, business_id)
         if body.size > core.PROBE_OVER:
-            try:
-                self.send(core.file_probe(call))
-            except EvledgerError as exc:
-                if core.probe_refused(exc):
-                    raise
+            core.check_probe(self.send(core.fields_call(self.settings, ledger, call.params)))
         return core.file_receipt(self.send(call), body)
 
     def find(self, *, seq: int | None = None, evidence_id: str | None = None, content_hash: str | None = None,

@@ -59,8 +59,12 @@ def settings(url: str | None = None, ledger: str | None = None, api_key: str | N
             raise ValueError(f"cannot read the CA file {ca_file}: {exc}") from None
     if not timeout > 0 or not retry_for >= 0:
         raise ValueError("timeout must be over 0 seconds and retry_for at least 0")
-    return Settings(url.rstrip("/"), ledger or os.environ.get("EVLEDGER_LEDGER") or None,
-                    api_key or os.environ.get("EVLEDGER_API_KEY") or None, context, timeout, retry_for)
+    api_key = (api_key or os.environ.get("EVLEDGER_API_KEY") or "").strip() or None
+    if api_key is not None and not API_KEY.fullmatch(api_key):
+        raise ValueError("the API key holds a character an HTTP header cannot carry (a line end from the file it "
+                         "was read from?)")  # the key itself is never printed
+    return Settings(url.rstrip("/"), ledger or os.environ.get("EVLEDGER_LEDGER") or None, api_key, context,
+                    timeout, retry_for)
 
 
 def check_url(url: str) -> None:
@@ -81,6 +85,7 @@ def check_url(url: str) -> None:
 
 
 LEDGER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # docs/api.md: a ledger id is a short slug
+API_KEY = re.compile(r"[\x21-\x7e]{1,1024}")  # what a header value can carry as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +214,7 @@ def batches(prepared: list, max_records: int = BATCH_RECORDS, max_bytes: int = B
         if not isinstance(item, Prepared):
             continue
         item = item.body
-        if parts and (len(parts) == max_records or size + len(item) + 1 > max_bytes):
+        if batch_full(len(parts), size, len(item), max_records, max_bytes):
             yield Batch(indexes, b"[" + b",".join(parts) + b"]")
             indexes, parts, size = [], [], 2
         indexes.append(i)
@@ -217,6 +222,20 @@ def batches(prepared: list, max_records: int = BATCH_RECORDS, max_bytes: int = B
         size += len(item) + 1
     if parts:
         yield Batch(indexes, b"[" + b",".join(parts) + b"]")
+
+
+def batch_full(records: int, size: int, adding: int, max_records: int, max_bytes: int) -> bool:
+    """Whether a batch of `records` records and `size` bytes must be sent before one of `adding`
+    bytes joins it (a record alone over `max_bytes` still goes in a batch of its own)."""
+    return records > 0 and (records == max_records or size + adding + 1 > max_bytes)
+
+
+def plan(records, batch_records: int, batch_bytes: int) -> tuple[list, list[Batch], bool]:
+    """What `submit` sends: each record prepared, the batches, and whether a probe goes first
+    (a batch over PROBE_OVER: see probe_call)."""
+    prepared = [prepare(r) for r in records]
+    cut = list(batches(prepared, batch_records, batch_bytes))
+    return prepared, cut, any(len(b.body) > PROBE_OVER for b in cut)
 
 
 def check_batch_limits(max_records: int, max_bytes: int) -> None:
@@ -336,8 +355,10 @@ def proof_call(s: Settings, ledger: str | None, named: dict, checkpoint: int | N
 def bundle(answer: bytes) -> dict:
     """A proof bundle answer, if it has a bundle's shape (docs/proof-bundle.md)."""
     body = answer_object(answer)
-    if not (str(body.get("format", "")).startswith("evledger-proof/") and isinstance(body.get("leaf"), dict)
-            and isinstance(body.get("checkpoint"), dict)):
+    leaf, checkpoint = body.get("leaf"), body.get("checkpoint")
+    if not (str(body.get("format", "")).startswith("evledger-proof/") and isinstance(leaf, dict)
+            and isinstance(leaf.get("index"), int) and isinstance(checkpoint, dict)
+            and isinstance(checkpoint.get("size"), int)):
         raise BadAnswer(f"the service's answer is not a proof bundle: {answer[:200]!r}")
     return body
 
@@ -385,7 +406,11 @@ def request_error(exc: Exception, url: str) -> EvledgerError:
 
 def transport_error(exc: Exception, url: str) -> ConnectionFailed:
     """A ConnectionFailed for what httpx raised: not retryable when a certificate or the TLS
-    handshake was refused (trying again cannot help)."""
+    handshake was refused, or the request could not be written at all (trying again cannot help)."""
+    import httpx
+
+    if isinstance(exc, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)):  # its text may hold a header
+        return ConnectionFailed(f"the request to {url} could not be written ({type(exc).__name__})", retryable=False)
     cause = exc
     while cause is not None and not isinstance(cause, ssl.SSLError):
         cause = cause.__cause__ or cause.__context__
@@ -456,8 +481,8 @@ class FileBody:
     attempt reads it again from the start. `expected` is the SM3 it had when it was read before
     (to derive its evidence id), if it was."""
 
-    def __init__(self, path, size: int, expected: str | None = None):
-        self.path, self.size, self.expected = path, size, expected
+    def __init__(self, path, size: int, expected: str | None = None, evidence_id: str | None = None):
+        self.path, self.size, self.expected, self.evidence_id = path, size, expected, evidence_id
         self.sm3 = new_sm3()
 
     def chunks(self):
@@ -496,9 +521,20 @@ def _identity(st: os.stat_result) -> tuple:
     """What changes when a file is written to or replaced."""
     return st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns
 
-    async def achunks(self):
-        for chunk in self.chunks():  # a local file: a MiB read does not hold the loop for long
-            yield chunk
+
+def fields_call(s: Settings, ledger: str | None, fields: dict, body=b"") -> Call:
+    """An upload with the record's fields as parameters; with the default empty body it is a
+    probe: the service checks the key, the ledger and the fields, then refuses it as `empty_file`,
+    recording nothing (see probe_call). Its 422 is the answer it expects (check_probe)."""
+    return Call("POST", ledger_path(s, ledger, "files"), fields, body, "application/octet-stream",
+                (200, 201) if body else (422,))
+
+
+def check_probe(answer: bytes) -> None:
+    """A probe's 422 must be `empty_file`: any other (a field refused) is the real request's fate too."""
+    error = error_from_answer(422, answer)
+    if error.code != "empty_file":
+        raise error
 
 
 def file_call(s: Settings, ledger: str | None, path, business_type: str, occurred_at: str | None,
@@ -517,26 +553,14 @@ def file_call(s: Settings, ledger: str | None, path, business_type: str, occurre
         evidence_id = derive_evidence_id({"content_hash": expected, **fields})
     else:
         size = os.stat(path).st_size
-    body = FileBody(path, size, expected)
-    return Call("POST", ledger_path(s, ledger, "files"), {**fields, "evidence_id": evidence_id}, body,
-                "application/octet-stream", (200, 201)), body
-
-
-def file_probe(call: Call) -> Call:
-    """The upload `call` with an empty body: the service checks the key, the ledger and the
-    record's fields, then refuses it as `empty_file`, recording nothing (see probe_call)."""
-    return call._replace(body=b"")
-
-
-def probe_refused(exc: EvledgerError) -> bool:
-    """Whether a probe's error means the real request would be refused too."""
-    return exc.code != "empty_file"
+    body = FileBody(path, size, expected, evidence_id)
+    return fields_call(s, ledger, {**fields, "evidence_id": evidence_id}, body), body
 
 
 def file_receipt(answer: bytes, body: FileBody) -> Receipt:
-    """The upload's receipt, once the SM3 the service recorded is the one computed here as the
-    file was sent."""
-    receipt = Receipt.from_answer(answer)
+    """The upload's receipt, once it is for the evidence id sent and the SM3 the service
+    recorded is the one computed here as the file was sent."""
+    receipt = matching(Receipt.from_answer(answer), body.evidence_id)
     if receipt.content_hash != body.sm3.hexdigest():
         raise BadAnswer(f"the service recorded SM3 {receipt.content_hash} for an upload that hashes to "
                         f"{body.sm3.hexdigest()} here")

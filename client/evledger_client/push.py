@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import concurrent.futures
 import dataclasses
 import fcntl
 import hashlib
@@ -134,10 +135,12 @@ class ReceiptsFile:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.flush()
+                os.fsync(file.fileno())
+            finally:
+                file.close()
 
 
 # -- NDJSON lines -------------------------------------------------------------------------------
@@ -147,21 +150,49 @@ IDLE_FLUSH = 1.0  # seconds without input after which what was read is sent (a p
 
 
 class LineReader:
-    """The input's lines, read by a thread of their own a MiB at a time and handed to the event
-    loop in blocks, at most a few MiB ahead: a pipe that waits never holds the loop (answers are
-    still read, Ctrl-C still stops it at once). A UTF-8 byte order mark at the start is skipped."""
+    """The input's lines, read by a thread of their own a MiB at a time (os.read on its file
+    descriptor: no lock a blocked read would hold at exit) and handed to the event loop in
+    blocks, at most a few MiB ahead: a pipe that waits never holds the loop (answers are still
+    read, Ctrl-C still stops it at once). A UTF-8 byte order mark at the start is skipped; a line
+    longer than any record can be is dropped as it streams (TooLong)."""
 
     def __init__(self, stream):
         self.stream = stream
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=4)
         self.loop = asyncio.get_running_loop()
+        self.stopped = threading.Event()
         threading.Thread(target=self._read, name="push-input", daemon=True).start()
 
+    def stop(self) -> None:
+        """No more blocks are taken: the thread ends at its next hand-over (or with the process)."""
+        self.stopped.set()
+
     def _put(self, item) -> None:
-        asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop).result()
+        if self.stopped.is_set():
+            raise _Stopped
+        put = self.queue.put(item)
+        try:
+            handed = asyncio.run_coroutine_threadsafe(put, self.loop)
+        except RuntimeError:  # the loop is closed
+            put.close()
+            raise _Stopped from None
+        while True:
+            try:
+                return handed.result(timeout=0.5)
+            except concurrent.futures.TimeoutError:
+                if self.stopped.is_set():
+                    handed.cancel()
+                    raise _Stopped from None
+
+    def _reader(self):
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file: whatever it reads
+            return getattr(self.stream, "read1", self.stream.read)
+        return lambda n: os.read(fd, n)
 
     def _read(self) -> None:
-        read = getattr(self.stream, "read1", self.stream.read)
+        read = self._reader()
         tail, start, dropped = b"", True, 0  # dropped: bytes of a line too long to keep, so far
         try:
             while data := read(READ_BLOCK):
@@ -187,25 +218,31 @@ class LineReader:
             if dropped or tail:  # a last line without its newline
                 self._put([TooLong(dropped) if dropped else tail])
             self._put(None)
+        except _Stopped:
+            pass
         except Exception as exc:  # noqa: BLE001 - handed to the loop, which raises it
             try:
                 self._put(exc)
-            except RuntimeError:  # the loop is gone
+            except _Stopped:  # the loop is gone, or no longer listens
                 pass
 
-    async def blocks(self):
-        """Lists of lines (bytes, no newline), and [] after IDLE_FLUSH seconds with none."""
-        while True:
+    async def get(self, timeout: float):
+        """The next list of lines (bytes, no newline); [] when none came within `timeout` seconds;
+        None at the end of the input."""
+        try:
+            block = self.queue.get_nowait()
+        except asyncio.QueueEmpty:
             try:
-                block = await asyncio.wait_for(self.queue.get(), IDLE_FLUSH)
+                block = await asyncio.wait_for(self.queue.get(), timeout)
             except TimeoutError:
-                yield []
-                continue
-            if block is None:
-                return
-            if isinstance(block, Exception):
-                raise block
-            yield block
+                return []
+        if isinstance(block, Exception):
+            raise block
+        return block
+
+
+class _Stopped(Exception):
+    pass
 
 
 class TooLong(int):
@@ -241,16 +278,20 @@ def chunk(entries: list, parts: list[bytes]):
 async def line_chunks(reader: LineReader, receipts: ReceiptsFile, summary: "Summary", max_records: int,
                       max_bytes: int):
     """The input's lines after those the receipts file answers (each checked against its receipt),
-    cut into chunks: ([(line, evidence id, error, or None, or "blank", the line)], Batch of
-    the sendable ones or None); None when the input paused (IDLE_FLUSH) with nothing to send. A
-    line that was refused or blank in an earlier run and is not the same now (a file completed,
-    a record corrected) is sent: the receipts from it on are written again."""
+    cut into chunks: ([(line, evidence id, error, or None, or "blank", the line)], Batch of the
+    sendable ones or None), a chunk as soon as a batch is full or its first line has waited
+    IDLE_FLUSH seconds; None when the input paused with nothing to send. A line that was refused
+    or blank in an earlier run and is not the same now (a file completed, a record corrected) is
+    sent: the receipts from it on are written again."""
     core.check_batch_limits(max_records, max_bytes)
-    entries, parts, size, number, resuming = [], [], 2, 0, len(receipts.done)
-    async for block in reader.blocks():
-        if not block:
+    entries, parts, size, number, resuming, since = [], [], 2, 0, len(receipts.done), None
+    while True:
+        block = await reader.get(IDLE_FLUSH if since is None else max(0.0, since + IDLE_FLUSH - time.monotonic()))
+        if block is None:
+            break
+        if not block:  # the first line waiting has waited long enough, or the input paused
             yield chunk(entries, parts) if entries else None
-            entries, parts, size = [], [], 2
+            entries, parts, size, since = [], [], 2, None
             continue
         for raw in block:
             number += 1
@@ -261,11 +302,12 @@ async def line_chunks(reader: LineReader, receipts: ReceiptsFile, summary: "Summ
                 resumed(summary, receipts)
                 resuming = number - 1
             body, evidence_id, error = read_line(raw)
-            if len(entries) == max_records or (body is not None and parts and (
-                    len(parts) == max_records or size + len(body) + 1 > max_bytes)):
+            if len(entries) == max_records or (body is not None and core.batch_full(
+                    len(parts), size, len(body), max_records, max_bytes)):
                 yield chunk(entries, parts)
-                entries, parts, size = [], [], 2
+                entries, parts, size, since = [], [], 2, None
             entries.append((number, evidence_id, error if error else "blank" if body is None else None, raw))
+            since = since or time.monotonic()
             if body is not None:
                 parts.append(body)
                 size += len(body) + 1
@@ -277,8 +319,11 @@ async def line_chunks(reader: LineReader, receipts: ReceiptsFile, summary: "Summ
 
 
 def fingerprint(raw: bytes | TooLong) -> str:
-    """What a refused or blank line's receipt keeps of it, to tell on a resume whether it changed."""
-    return hashlib.sha256(b"%d" % raw if isinstance(raw, TooLong) else raw.strip()).hexdigest()[:32]
+    """What a refused or blank line's receipt keeps of it, to tell on a resume whether it changed:
+    a line too long for any record by its length alone (it may have come whole or dropped)."""
+    if isinstance(raw, TooLong) or len(raw) > core.MAX_RECORD_BYTES:
+        return hashlib.sha256(b"too long: %d" % (raw if isinstance(raw, TooLong) else len(raw))).hexdigest()[:32]
+    return hashlib.sha256(raw.strip()).hexdigest()[:32]
 
 
 def same_line(done: dict, number: int, raw: bytes) -> bool:
@@ -346,22 +391,35 @@ def count_answer(summary: Summary, where: str, result: dict) -> None:
 
 async def pipeline(chunks, send, write, concurrency: int) -> None:
     """Send chunks (an async iterator; None for "nothing new yet") with up to `concurrency` in
-    flight; write each one's answers in input order as soon as they and those before them are in.
-    On an error, what was answered before it is written, the rest is cancelled."""
+    flight; write each one's answers in input order as soon as they and those before them are in
+    (while the next chunk is still being read). On an error, what was answered before it is
+    written, the rest is cancelled."""
     pending: deque = deque()
+    iterator, following = chunks.__aiter__(), None
     try:
-        async for item in chunks:
-            while pending and (len(pending) >= concurrency or pending[0].done()):
-                write(*await pending.popleft())
+        while True:
+            following = following or asyncio.ensure_future(anext(iterator, _END))
+            await asyncio.wait({following, *([pending[0]] if pending else [])}, return_when=asyncio.FIRST_COMPLETED)
+            while pending and pending[0].done():
+                write(*pending.popleft().result())
+            if not following.done():
+                continue
+            item, following = following.result(), None
+            if item is _END:
+                break
             if item is not None:
+                while len(pending) >= concurrency:
+                    write(*await pending.popleft())
                 pending.append(asyncio.ensure_future(send(item)))
         while pending:
             write(*await pending.popleft())
     finally:
-        for task in pending:
+        for task in (*pending, *([following] if following else [])):
             task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*pending, *([following] if following else []), return_exceptions=True)
+
+
+_END = object()
 
 
 async def push_lines(client: AsyncClient, source, receipts: ReceiptsFile, *, ledger: str | None = None,
@@ -390,19 +448,25 @@ async def push_lines(client: AsyncClient, source, receipts: ReceiptsFile, *, led
                 continue
             result = {"error": local} if local else next(results)
             if "error" in result:
-                result = {**result, "input": fingerprint(raw)}
+                result = {**result, "input": fingerprint(raw)}  # after the service's fields: this one counts
             if "seq" in result:
                 core.matching(result, evidence_id)
             count_answer(summary, f"line {number}", result)
-            out.append(orjson.dumps({"line": number, **result}) + b"\n")
+            entry = {"line": number, **result}
+            entry["line"] = number  # the service's fields never stand in for the receipt's own
+            out.append(orjson.dumps(entry) + b"\n")
         receipts.write(out)
         summary.items += len(entries)
         progress.update(len(entries), summary)
 
     async def work():
         await client.send(core.probe_call(client.settings, ledger), on_retry)  # the key and the ledger, first
-        chunks = line_chunks(LineReader(source), receipts, summary, batch_records, batch_bytes)
-        await pipeline(chunks, send, write, client.concurrency)
+        reader = LineReader(source)
+        try:
+            await pipeline(line_chunks(reader, receipts, summary, batch_records, batch_bytes), send, write,
+                           client.concurrency)
+        finally:
+            reader.stop()
 
     return await run(summary, progress, receipts, work())
 
@@ -421,7 +485,10 @@ async def run(summary: Summary, progress: Progress, receipts: ReceiptsFile, work
     finally:
         summary.seconds = time.perf_counter() - started
         progress.close()
-        receipts.close()
+        try:
+            receipts.close()
+        except OSError as exc:  # a full disk, an I/O error: the receipts before it stand
+            summary.stopped = summary.stopped or f"cannot write the receipts: {exc.strerror or exc}"
     return summary
 
 
@@ -455,16 +522,17 @@ async def push_files(client: AsyncClient, directory: str, receipts: ReceiptsFile
     """Upload every file under `directory`, in the order of their paths, one record each."""
     files = folder_files(directory)
     summary = Summary()
-    for number, done in enumerate(receipts.done, start=1):
-        if number > len(files) or done.get("file") != files[number - 1][0]:
-            raise PushError(f"the receipts file's line {number} is for {done.get('file')!r}, not "
-                            f"{files[number - 1][0] if number <= len(files) else 'a file of this folder'!r}: it "
-                            f"belongs to another folder; give another --receipts file")
-        if (done.get("error") or {}).get("code") in AGAIN:  # its receipt, and those after it, written again
-            receipts.cut(number - 1)
-            break
+    names = {name for name, _ in files}
+    if receipts.done and (any("file" not in d for d in receipts.done)
+                          or not names & {d["file"] for d in receipts.done}):
+        raise PushError("the receipts file is not one of a push of this folder (none of its files is in it); give "
+                        "another --receipts file")
+    again = [d for d in receipts.done if isinstance(d.get("error"), dict) and d["error"].get("code") in AGAIN]
+    answered = {d["file"] for d in receipts.done} - {d["file"] for d in again}
     resumed(summary, receipts)
-    progress = Progress(len(files), summary.items, "file", quiet)
+    summary.refused -= len(again)  # tried again below: counted by what happens now
+    todo = [item for item in files if item[0] not in answered]
+    progress = Progress(summary.items + len(todo), summary.items, "file", quiet)
 
     async def send(item):
         name, path = item
@@ -481,22 +549,24 @@ async def push_files(client: AsyncClient, directory: str, receipts: ReceiptsFile
 
     def write(name: str, result: dict) -> None:
         count_answer(summary, name, result)
-        receipts.write([orjson.dumps({"file": name, **result}) + b"\n"])
+        entry = {"file": name, **result}
+        entry["file"] = name  # the service's fields never stand in for the receipt's own
+        receipts.write([orjson.dumps(entry) + b"\n"])
         summary.items += 1
         progress.update(1, summary)
 
-    async def todo():
-        for item in files[summary.items:]:
+    async def each():
+        for item in todo:
             yield item
 
     async def work():
         await fields_checked(client, ledger, business_type, occurred_at, business_id)
-        await pipeline(todo(), send, write, client.concurrency)
+        await pipeline(each(), send, write, client.concurrency)
 
     return await run(summary, progress, receipts, work())
 
 
-AGAIN = ("file_changed", "unreadable")  # refusals of a file a resumed push tries again
+AGAIN = ("file_changed", "unreadable")  # refusals of a file a later push tries again
 
 
 async def fields_checked(client: AsyncClient, ledger, business_type, occurred_at, business_id) -> None:
@@ -505,15 +575,12 @@ async def fields_checked(client: AsyncClient, ledger, business_type, occurred_at
     every file refused."""
     fields = {"business_type": business_type, "occurred_at": occurred_at or "2026-01-01T00:00:00Z",
               **({"business_id": business_id} if business_id is not None else {})}
-    call = core.Call("POST", core.ledger_path(client.settings, ledger, "files"), fields, b"",
-                     "application/octet-stream", (200, 201))
     try:
-        await client.send(call)
+        core.check_probe(await client.send(core.fields_call(client.settings, ledger, fields)))
     except EvledgerError as exc:
         if exc.code in RECORD_CODES or exc.code == "invalid_request":
             raise PushError(f"the service refuses the records' fields: {exc}") from None
-        if core.probe_refused(exc):
-            raise
+        raise
 
 
 def _receipt_dict(receipt) -> dict:

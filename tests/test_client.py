@@ -291,7 +291,9 @@ def test_importing_the_client_loads_nothing_of_the_service():
 def test_push_reports_bad_lines_and_goes_on_then_a_rerun_records_nothing_twice(ledger, tmp_path):
     good = records(40, ids=True)
     huge = orjson.dumps({**good[0], "evidence_id": "huge", "business_type": "x" * (17 << 20)}) + b"\n"
-    data = ndjson(good[:20]) + b"not json\n\n[1, 2]\n" + ndjson([{**good[0], "content_hash": "12"}]) + ndjson(good[20:]) + huge
+    deep = b'{"evidence_id": "deep", "attributes": ' + b'{"a": ' * 600 + b"1" + b"}" * 601 + b"\n"  # batch-breaking
+    data = (ndjson(good[:20]) + b"not json\n\n[1, 2]\n" + ndjson([{**good[0], "content_hash": "12"}]) + ndjson(good[20:])
+            + huge + deep)
     source = tmp_path / "in.ndjson"
     source.write_bytes(data)
     env = {"EVLEDGER_API_KEY": ledger.producer}
@@ -301,9 +303,10 @@ def test_push_reports_bad_lines_and_goes_on_then_a_rerun_records_nothing_twice(l
     assert "line 21: refused: malformed_json" in first.stderr and "line 23: refused: invalid_record record (type)" in first.stderr
     assert "line 24: refused: invalid_record content_hash (length)" in first.stderr
     assert "line 45: refused: limit_exceeded record (max_record_bytes)" in first.stderr
-    assert "45 lines answered: 40 recorded, 0 already recorded, 4 refused, 1 blank" in first.stderr
+    assert "line 46: refused: invalid_record record (type)" in first.stderr
+    assert "46 lines answered: 40 recorded, 0 already recorded, 5 refused, 1 blank" in first.stderr
     lines = [orjson.loads(x) for x in (tmp_path / "r.ndjson").read_bytes().splitlines()]
-    assert [x["line"] for x in lines] == list(range(1, 46))
+    assert [x["line"] for x in lines] == list(range(1, 47))
     assert lines[21]["blank"] is True and lines[23]["error"]["field"] == "content_hash"
     assert sorted(x["seq"] for x in lines if "seq" in x) == list(range(40))
     # Another run over the same input with no receipts to resume from: every record already there.
@@ -312,7 +315,7 @@ def test_push_reports_bad_lines_and_goes_on_then_a_rerun_records_nothing_twice(l
     # A run resuming from a complete receipts file sends nothing.
     resumed = push(ledger.name, str(source), "--receipts", str(tmp_path / "r.ndjson"),
                    env={**env, "EVLEDGER_URL": ledger.base})
-    assert resumed.returncode == 1 and "(45 from the receipts of an earlier run)" in resumed.stderr
+    assert resumed.returncode == 1 and "(46 from the receipts of an earlier run)" in resumed.stderr
     wait_until(lambda: ledger.count() == 40, what="a checkpoint of the 40 records")
 
 

@@ -117,8 +117,8 @@ class Receipt:
 
 
 def is_receipt(item) -> bool:
-    return (isinstance(item, dict) and isinstance(item.get("seq"), int) and isinstance(item.get("leaf_hash"), str)
-            and isinstance(item.get("received_at"), str))
+    return (type(item) is dict and type(item.get("seq")) is int and type(item.get("leaf_hash")) is str
+            and type(item.get("received_at")) is str)
 
 
 def answer_object(body: bytes) -> dict:

@@ -245,14 +245,19 @@ class _Stopped(Exception):
     pass
 
 
+# A line with fewer brackets than this cannot nest deeper than a batch can carry (core.prepare).
+SHALLOW = 200
+
+
 class TooLong(int):
     """A line longer than any record can be, in place of its bytes (its length), which were dropped."""
 
 
 def read_line(raw: bytes | TooLong) -> tuple[bytes | None, object, dict | None]:
     """(what to send, its evidence id, the error that stops it being sent) for one input line;
-    (None, None, None) for a blank one. The record is written again as core.prepare writes it
-    (an evidence id derived where it has none), so every check of the library applies."""
+    (None, None, None) for a blank one. A record with an evidence id and no deep nesting is sent
+    as its line; any other is written again as core.prepare writes it (an evidence id derived
+    where it has none), so every check of the library applies."""
     if isinstance(raw, TooLong):
         return None, None, core.too_large(raw).as_dict()
     text = raw.strip()
@@ -264,6 +269,9 @@ def read_line(raw: bytes | TooLong) -> tuple[bytes | None, object, dict | None]:
         record = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         return None, None, {"code": "malformed_json", "field": "record", "rule": "json", "message": f"not JSON: {exc}"}
+    if type(record) is dict and type(record.get("evidence_id")) is str and \
+            text.count(b"{") + text.count(b"[") < SHALLOW:  # sent as it is: nothing for prepare to add
+        return text, record["evidence_id"], None
     prepared = core.prepare(record)
     if isinstance(prepared, InvalidRecord):
         evidence_id = record.get("evidence_id") if isinstance(record, dict) else None
@@ -302,8 +310,8 @@ async def line_chunks(reader: LineReader, receipts: ReceiptsFile, summary: "Summ
                 resumed(summary, receipts)
                 resuming = number - 1
             body, evidence_id, error = read_line(raw)
-            if len(entries) == max_records or (body is not None and core.batch_full(
-                    len(parts), size, len(body), max_records, max_bytes)):
+            if len(entries) == max_records or (body is not None and parts and (
+                    len(parts) == max_records or size + len(body) + 1 > max_bytes)):  # core.batch_full, inlined
                 yield chunk(entries, parts)
                 entries, parts, size, since = [], [], 2, None
             entries.append((number, evidence_id, error if error else "blank" if body is None else None, raw))
@@ -442,19 +450,27 @@ async def push_lines(client: AsyncClient, source, receipts: ReceiptsFile, *, led
     def write(entries, results) -> None:
         out = []
         for number, evidence_id, local, raw in entries:
-            if local == "blank":
+            result = None if local else next(results)
+            if result is not None and "seq" in result:  # the common case, kept short: a receipt
+                if result.get("evidence_id") != evidence_id:
+                    core.matching(result, evidence_id)  # raises BadAnswer
+                if result.get("duplicate"):
+                    summary.duplicates += 1
+                else:
+                    summary.recorded += 1
+                if "line" in result:  # the service's fields never stand in for the receipt's own
+                    result = {k: v for k, v in result.items() if k != "line"}
+                out.append(b'{"line":%d,%s\n' % (number, orjson.dumps(result)[1:]))
+            elif local == "blank":
                 summary.blank += 1
                 out.append(b'{"line":%d,"blank":true,"input":"%s"}\n' % (number, fingerprint(raw).encode()))
-                continue
-            result = {"error": local} if local else next(results)
-            if "error" in result:
+            else:
+                result = {"error": local} if local else result
                 result = {**result, "input": fingerprint(raw)}  # after the service's fields: this one counts
-            if "seq" in result:
-                core.matching(result, evidence_id)
-            count_answer(summary, f"line {number}", result)
-            entry = {"line": number, **result}
-            entry["line"] = number  # the service's fields never stand in for the receipt's own
-            out.append(orjson.dumps(entry) + b"\n")
+                count_answer(summary, f"line {number}", result)
+                entry = {"line": number, **result}
+                entry["line"] = number
+                out.append(orjson.dumps(entry) + b"\n")
         receipts.write(out)
         summary.items += len(entries)
         progress.update(len(entries), summary)

@@ -1,15 +1,19 @@
 """`evledger push`: NDJSON records, or the files of a folder, to a remote service, with a
-receipts file that makes a run resumable.
+receipts file that makes a run resumable (docs/producers.md).
 
-The receipts file has one line per input line (or file), in order: `{"line": N, ...receipt}`,
-`{"line": N, "error": {...}}` for a record refused (by the service, or here when the line is not
-a JSON object) or `{"line": N, "blank": true}`; with --files, `"file": PATH` in place of `line`.
-A line is written only once the service has answered for it, so after a crash, a kill or a
-Ctrl-C the file ends with whole lines for a prefix of the input (a torn last line is cut off).
-Running the same command again reads that prefix back, checks that it belongs to this input
-(each evidence id, or path, must match) and sends the rest. Records sent before the stop whose
-receipts were not yet written are sent again with the same evidence ids, so the service answers
-with their first receipts: nothing is recorded twice and nothing is skipped.
+Lines: the receipts file has one line per input line, in order: `{"line": N, ...receipt}`,
+`{"line": N, "error": {...}, "input": H}` for a record refused (by the service, or here) or
+`{"line": N, "blank": true, "input": H}`, H a fingerprint of the line. A line is written only
+once the service has answered for it, so after a crash, a kill or a Ctrl-C the file ends with
+whole lines for a prefix of the input (a torn last line is cut off). Running the same command
+again reads that prefix back, checks that it belongs to this input (each recorded line's
+evidence id must match) and sends the rest, from the first refused or blank line that changed
+since if there is one. Records sent before the stop whose receipts were not yet written are sent
+again with the same evidence ids, so the service answers with their first receipts: nothing is
+recorded twice and nothing is skipped.
+
+Files: `{"file": PATH, ...}` a line per file in the order pushed; a later run pushes the files
+no receipt answers yet (and those refused as changed or unreadable).
 """
 from __future__ import annotations
 

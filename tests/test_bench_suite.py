@@ -1,6 +1,6 @@
-"""`make test` runs the quick benchmark suite once: it must complete and write a
-well-formed report. Only that is asserted, not the figures of a smoke run (about 130-160 s on 2
-cores; deselect with -m "not bench_smoke")."""
+"""The quick benchmark suite run once (`make bench-smoke`; `make test` leaves it out, about 210 s
+on 2 cores): it must complete and write a well-formed report. Only that is asserted, not the
+figures of a smoke run. The report's own tests below run in `make test`."""
 from __future__ import annotations
 
 import json

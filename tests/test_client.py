@@ -83,14 +83,19 @@ class Ledger:
         return lines
 
 
-def push(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "proof_api.cli", "push", *args], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=kw.pop("timeout", 240), **kw)
+# `evledger-push`, the client's own command (the same click command as `evledger push`, which one
+# test runs as such): it starts without importing the service.
+PUSH = [sys.executable, "-m", "evledger_client.cli"]
+
+
+def push(*args: str, env: dict | None = None, command=PUSH, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **(env or {})}, timeout=kw.pop("timeout", 240), **kw)
 
 
 def start_push(*args: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "proof_api.cli", "push", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, **env})
+    return subprocess.Popen([*PUSH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, **env})
 
 
 def lines_in(path: Path) -> int:
@@ -298,7 +303,7 @@ def test_push_reports_bad_lines_and_goes_on_then_a_rerun_records_nothing_twice(l
     source.write_bytes(data)
     env = {"EVLEDGER_API_KEY": ledger.producer}
     first = push(ledger.base, ledger.name, str(source), "--receipts", str(tmp_path / "r.ndjson"), "--batch-records",
-                 "7", env=env)
+                 "7", env=env, command=[sys.executable, "-m", "proof_api.cli", "push"])  # as `evledger push`
     assert first.returncode == 1, first.stderr
     assert "line 21: refused: malformed_json" in first.stderr and "line 23: refused: invalid_record record (type)" in first.stderr
     assert "line 24: refused: invalid_record content_hash (length)" in first.stderr

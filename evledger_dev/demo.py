@@ -362,26 +362,32 @@ def _stream(url: str, ledgers, keys, generated: list[dict], out: Path) -> dict[s
     # Alternating ledgers by batches of BATCH, no larger than each ledger's share: with few records
     # every ledger still gets some, which the wait for anchors and the figures below rely on.
     size = min(BATCH, -(-len(generated) // len(ledgers)))
-    receipts: dict[str, list[dict]] = {}
-    started = time.perf_counter()
+    files = {}
     for n, ledger in enumerate(ledgers):
-        records = out / f"records-{ledger}.ndjson"
-        receipts_file = out / f"receipts-{ledger}.ndjson"
+        records, receipts_file = out / f"records-{ledger}.ndjson", out / f"receipts-{ledger}.ndjson"
         mine = [r for start in range(n * size, len(generated), size * len(ledgers))
                 for r in generated[start:start + size]]
         records.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in mine))
         receipts_file.unlink(missing_ok=True)  # a new ledger each run: no earlier push to resume
+        files[ledger] = (records, receipts_file, len(mine))
         print(f"$ evledger push {url} {ledger} {records} --receipts {receipts_file}", flush=True)
 
-        async def push(records=records, receipts_file=receipts_file, ledger=ledger, total=len(mine)):
-            async with AsyncClient(url, ledger, keys[ledger]["producer"]) as client:
-                with open(records, "rb") as lines:
-                    return await push_lines(client, lines, ReceiptsFile(str(receipts_file)), total=total)
-        summary = asyncio.run(push())
-        print(summary.line("lines"), flush=True)
+    async def push(ledger: str, quiet: bool):
+        records, receipts_file, total = files[ledger]
+        async with AsyncClient(url, ledger, keys[ledger]["producer"]) as client:
+            with open(records, "rb") as lines:
+                return await push_lines(client, lines, ReceiptsFile(str(receipts_file)), total=total, quiet=quiet)
+
+    async def both():  # the ledgers side by side, as two producers would (one progress bar: the first's)
+        return await asyncio.gather(*(push(ledger, quiet=n > 0) for n, ledger in enumerate(ledgers)))
+
+    started = time.perf_counter()
+    receipts: dict[str, list[dict]] = {}
+    for ledger, summary in zip(ledgers, asyncio.run(both())):
+        print(f"{ledger}: {summary.line('lines')}", flush=True)
         if summary.exit_status != 0:
             raise RuntimeError(f"the push into {ledger} did not record every record: {summary.line('lines')}")
-        receipts[ledger] = [orjson.loads(line) for line in open(receipts_file, "rb")]
+        receipts[ledger] = [orjson.loads(line) for line in open(files[ledger][1], "rb")]
     elapsed = time.perf_counter() - started
     total = sum(len(v) for v in receipts.values())
     print(f"{total:,} receipts in {elapsed:.1f} s = {total / elapsed:,.0f} records/s "
@@ -424,7 +430,7 @@ def _figures(http, ledgers, keys, receipts) -> list[str]:
     return [
         "figures:",
         f"  ingest over HTTP: {rate:,.0f} records/s ({total:,} records pushed with the client, batches of at most "
-        f"{batch:,}, 4 in flight, one ledger after the other; client and server on the same 2 cores)",
+        f"{batch:,}, 4 in flight per ledger, both ledgers at once; client and server on the same 2 cores)",
         f"  record -> checkpoint: {_percentiles(to_checkpoint)} (batches of 65,536 records or 1 s)",
         f"  checkpoint -> anchor confirmed: {_percentiles(to_anchor)} (anchors every 10 s at most, or on demand)",
         f"  chain transactions: {len(transactions)} anchors for {total:,} records "

@@ -112,7 +112,7 @@ def startup_cpu(server: Server) -> dict:
 def client_cpu(n: int, batch: int) -> dict:
     """µs of this process's CPU per record for the client's own work, no server: lines read and
     batched, then a batch answer's receipts read and written as receipt lines."""
-    from evledger_client.core import batch_results
+    from evledger_client.core import array, batch_results
     from evledger_client.push import read_line
 
     template = orjson.loads(record_template(batch).replace(PLACEHOLDER, b"00000001"))
@@ -127,7 +127,7 @@ def client_cpu(n: int, batch: int) -> dict:
         rounds = max(1, n // batch)
         t0 = time.process_time()
         for _ in range(rounds):  # what push's line_chunks does to each line, and the batch's body
-            body = b"[" + b",".join(read_line(raw)[0] for raw in lines) + b"]"
+            body = array([read_line(raw)[0] for raw in lines])
             assert body.count(b'"evidence_id"') == batch
         read = time.process_time() - t0
         t0 = time.process_time()

@@ -215,13 +215,18 @@ def batches(prepared: list, max_records: int = BATCH_RECORDS, max_bytes: int = B
             continue
         item = item.body
         if batch_full(len(parts), size, len(item), max_records, max_bytes):
-            yield Batch(indexes, b"[" + b",".join(parts) + b"]")
+            yield Batch(indexes, array(parts))
             indexes, parts, size = [], [], 2
         indexes.append(i)
         parts.append(item)
         size += len(item) + 1
     if parts:
-        yield Batch(indexes, b"[" + b",".join(parts) + b"]")
+        yield Batch(indexes, array(parts))
+
+
+def array(parts: list[bytes]) -> bytes:
+    """A batch's body: the records' JSON as one array."""
+    return b"[" + b",".join(parts) + b"]"
 
 
 def batch_full(records: int, size: int, adding: int, max_records: int, max_bytes: int) -> bool:

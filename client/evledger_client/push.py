@@ -284,7 +284,7 @@ def read_line(raw: bytes | TooLong) -> tuple[bytes | None, object, dict | None]:
 
 
 def chunk(entries: list, parts: list[bytes]):
-    return entries, Batch(range(len(parts)), b"[" + b",".join(parts) + b"]") if parts else None
+    return entries, Batch(range(len(parts)), core.array(parts)) if parts else None
 
 
 async def line_chunks(reader: LineReader, receipts: ReceiptsFile, summary: "Summary", max_records: int,
@@ -314,8 +314,8 @@ async def line_chunks(reader: LineReader, receipts: ReceiptsFile, summary: "Summ
                 resumed(summary, receipts)
                 resuming = number - 1
             body, evidence_id, error = read_line(raw)
-            if len(entries) == max_records or (body is not None and parts and (
-                    len(parts) == max_records or size + len(body) + 1 > max_bytes)):  # core.batch_full, inlined
+            if len(entries) == max_records or (body is not None and core.batch_full(
+                    len(parts), size, len(body), max_records, max_bytes)):
                 yield chunk(entries, parts)
                 entries, parts, size, since = [], [], 2, None
             entries.append((number, evidence_id, error if error else "blank" if body is None else None, raw))
